@@ -1,0 +1,28 @@
+"""The one place that turns names into SQL identifiers.
+
+Everything that composes SQL from template or catalogue names goes through these helpers, so a
+column called ``"table"`` or a name with a quote in it is always quoted and never interpolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from psycopg import sql
+
+
+def ident(*parts: str) -> sql.Identifier:
+    """Return a quoted, dot-qualified identifier: ``ident("s", "t")`` -> ``"s"."t"``."""
+    return sql.Identifier(*parts)
+
+
+def ident_list(names: Iterable[str], *, prefix: str | None = None) -> sql.Composed:
+    """Return ``"a", "b"`` (or ``p."a", p."b"`` with a table alias prefix) for a column list."""
+    if prefix is None:
+        return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+    return sql.SQL(", ").join(sql.Identifier(prefix, name) for name in names)
+
+
+def render(statement: sql.Composable, conn) -> str:
+    """Render a composed statement to text for logs and tests (never for execution)."""
+    return statement.as_string(conn)

