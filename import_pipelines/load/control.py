@@ -1,0 +1,62 @@
+"""The ``import_control`` schema this project owns inside every target database.
+
+- ``import_records``: one audit row per source record per run (append-only).
+- ``record_state``: the last successful import of each source record (its hash and target
+  id); a source row whose hash equals the stored one is ``unchanged`` and causes no write.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import psycopg
+
+Action = Literal["created", "updated", "skipped", "unchanged", "failed", "rolled_back"]
+ACTIONS: tuple[Action, ...] = ("created", "updated", "skipped", "unchanged", "failed", "rolled_back")
+
+CONTROL_SCHEMA = "import_control"
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS import_control;
+
+CREATE TABLE IF NOT EXISTS import_control.import_records (
+    record_id     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id        text NOT NULL,
+    profile       text NOT NULL,
+    entity        text NOT NULL,
+    source_table  text,
+    source_id     text,
+    source_hash   text,
+    target_table  text,
+    target_id     text,
+    action        text NOT NULL CHECK (action IN ('created', 'updated', 'skipped', 'unchanged', 'failed', 'rolled_back')),
+    duplicate_of  text,
+    confidence    real,
+    match_fields  jsonb,
+    error         text,
+    before_image  jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS import_records_run ON import_control.import_records (run_id, entity);
+CREATE INDEX IF NOT EXISTS import_records_source ON import_control.import_records (profile, entity, source_id);
+
+CREATE TABLE IF NOT EXISTS import_control.record_state (
+    profile       text NOT NULL,
+    entity        text NOT NULL,
+    source_id     text NOT NULL,
+    target_table  text NOT NULL,
+    target_id     text,
+    source_hash   text NOT NULL,
+    run_id        text NOT NULL,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (profile, entity, source_id)
+);
+"""
+
+
+def ensure_control_schema(conn: psycopg.Connection) -> None:
+    """Create the ``import_control`` schema and its tables if they are missing (idempotent)."""
+    with conn.transaction():
+        # one migration at a time when several runs start together
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('import_control.ddl'))")
+        conn.execute(_DDL)
