@@ -1,0 +1,1 @@
+"""Extract: read source records into a staging table in the target database."""

@@ -1,0 +1,208 @@
+"""The set-based merge: one staged batch into one target table, with its audit rows, atomically.
+
+Per batch (a range of staging row numbers) in one transaction:
+1. classify every row into a temp table: source id, sha256 of the mapped values, the existing
+   target row (by natural key), the last imported hash, resolved references (by natural key),
+   errors, and the action the mode implies; new rows get their primary key allocated here so
+   audit rows can name them without a round trip;
+2. write the audit rows (before-images of rows about to be updated);
+3. UPDATE the changed rows, INSERT the new ones, remember the hashes in ``record_state``.
+
+A constraint the set-based checks did not foresee (a CHECK, a cast) fails the statement; the
+batch is then split in halves until the offending rows are isolated and recorded as ``failed``
+with the database's message, so one bad row never sinks its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+
+from import_pipelines.db.sql import ident
+from import_pipelines.load.plan import LoadPlan
+
+CONTROL = "import_control"
+
+
+def staging_table_name(plan: LoadPlan, run_id: str) -> str:
+    """The staging table of one entity in one run (inside ``import_control``)."""
+    return f"stg_{plan.profile}_{plan.entity_name}_{run_id.replace('-', '')[:12]}"[:63]
+
+
+class Merger:
+    """Compiles the merge statements of one plan once, then runs them per batch."""
+
+    def __init__(self, plan: LoadPlan, *, staging: str, run_id: str):
+        self.plan = plan
+        self.run_id = run_id
+        self.staging = ident(CONTROL, staging)
+        self._classify = self._classify_sql()
+        self._audit = self._audit_sql()
+        self._update = self._update_sql()
+        self._insert = self._insert_sql()
+        self._state = self._state_sql()
+
+    # -- SQL ----------------------------------------------------------------------------------
+    def _lit(self, value: object) -> sql.Literal:
+        return sql.Literal(value)
+
+    def _classify_sql(self) -> sql.Composed:
+        p = self.plan
+        nk = p.template.natural_key
+        table = ident(p.table.schema, p.table.name)
+        pk = ident(p.table.primary_key)
+        system = self._lit(p.source_system)
+        hashed = sql.SQL(", ").join(ident("s", f) for f in p.entity.fields)
+        sid = sql.SQL("(s.{})::text").format(ident(p.entity.source_id))
+        ref_cols, ref_joins, errors, warnings = [], [], [sql.SQL("s._error")], []
+        for i, ref in enumerate(p.references):
+            alias = f"r{i}"
+            carrier = sql.SQL("(s.{})::text").format(ident(ref.field))
+            ref_cols.append(sql.SQL("{}.{} AS {}").format(ident(alias), ident(ref.table.primary_key), ident(f"_ref{i}")))
+            ref_joins.append(sql.SQL(" LEFT JOIN {} AS {} ON {}.{} = {} AND {}.{} = {}").format(
+                ident(ref.table.schema, ref.table.name), ident(alias), ident(alias), ident(nk.system_column), system,
+                ident(alias), ident(nk.id_column), carrier))
+            if ref.required:
+                errors.append(sql.SQL("CASE WHEN {c} IS NULL THEN {m} END").format(
+                    c=carrier, m=self._lit(f"{ref.column}: required reference ({ref.field}) is empty")))
+            missing = sql.SQL("{c} IS NOT NULL AND {a}.{pk} IS NULL").format(
+                c=carrier, a=ident(alias), pk=ident(ref.table.primary_key))
+            message = sql.SQL("({} || {})").format(self._lit(f"{ref.column}: no {ref.entity} with {nk.id_column} "),
+                                                    carrier)
+            if ref.required or ref.on_missing == "fail":
+                errors.append(sql.SQL("CASE WHEN {} THEN {} END").format(missing, message))
+            else:
+                warnings.append(sql.SQL("CASE WHEN {} THEN {} || '; left empty' END").format(missing, message))
+        mode = self._lit(p.mode)
+        allocator = (sql.SQL("nextval({}::regclass)").format(self._lit(p.table.id_sequence)) if p.table.id_sequence
+                     else sql.SQL(p.table.id_default or "NULL"))
+        inner = sql.SQL(
+            "SELECT s.*, {sid} AS _sid,"
+            " encode(sha256(convert_to(row({hashed})::text, 'UTF8')), 'hex') AS _hash,"
+            " t.{pk} AS _tid, st.source_hash AS _old_hash, st.target_id AS _old_tid{ref_cols},"
+            " NULLIF(concat_ws('; ', {errors}), '') AS _err,"
+            " {warning} AS _warning"
+            " FROM {staging} AS s"
+            " LEFT JOIN {table} AS t ON t.{nk_sys} = {system} AND t.{nk_id} = {sid}"
+            " LEFT JOIN {control}.record_state AS st ON st.profile = {profile} AND st.entity = {entity}"
+            " AND st.source_id = {sid}{ref_joins}"
+            " WHERE s._rn > %(lo)s AND s._rn <= %(hi)s"
+        ).format(
+            sid=sid, hashed=hashed, pk=pk, ref_cols=sql.SQL("").join(sql.SQL(", ") + c for c in ref_cols),
+            errors=sql.SQL(", ").join(errors),
+            warning=(sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(warnings)) if warnings
+                     else sql.SQL("NULL::text")),
+            staging=self.staging, table=table, nk_sys=ident(nk.system_column), nk_id=ident(nk.id_column),
+            system=system, control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
+            ref_joins=sql.SQL("").join(ref_joins))
+        return sql.SQL(
+            "CREATE TEMP TABLE _batch ON COMMIT DROP AS"
+            " SELECT x.*, CASE WHEN x._action = 'created' THEN {allocator} END AS _new_id FROM ("
+            " SELECT y.*, CASE"
+            "  WHEN y._dup_of IS NOT NULL THEN 'skipped'"
+            "  WHEN y._err IS NOT NULL THEN 'failed'"
+            "  WHEN {mode} = 'create_new' THEN 'created'"
+            "  WHEN y._tid IS NULL THEN CASE WHEN {mode} = 'update_only' THEN 'skipped' ELSE 'created' END"
+            "  WHEN y._old_hash = y._hash AND y._old_tid = y._tid::text THEN 'unchanged'"
+            "  WHEN {mode} = 'create_only' THEN 'skipped'"
+            "  ELSE 'updated' END AS _action"
+            " FROM ({inner}) AS y) AS x"
+        ).format(allocator=allocator, mode=mode, inner=inner)
+
+    def _audit_sql(self) -> sql.Composed:
+        p = self.plan
+        return sql.SQL(
+            "INSERT INTO {control}.import_records (run_id, profile, entity, source_table, source_id, source_hash,"
+            " target_table, target_id, action, duplicate_of, error, before_image)"
+            " SELECT %(run_id)s, {profile}, {entity}, {source_table}, b._sid, b._hash, {target_name},"
+            " COALESCE(b._new_id, b._tid)::text, b._action, b._dup_of, COALESCE(b._err, b._warning),"
+            " CASE WHEN b._action = 'updated' THEN to_jsonb(t.*) END"
+            " FROM _batch AS b LEFT JOIN {table} AS t ON b._action = 'updated' AND t.{pk} = b._tid"
+        ).format(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
+                 source_table=self._lit(p.source_table), target_name=self._lit(p.table.qualified),
+                 table=ident(p.table.schema, p.table.name), pk=ident(p.table.primary_key))
+
+    def _value(self, field: str) -> sql.Composed:
+        return sql.SQL("(b.{})::{}").format(ident(field), sql.SQL(self.plan.table.columns[field].type))
+
+    def _update_sql(self) -> sql.Composed:
+        p = self.plan
+        sets = [sql.SQL("{} = {}").format(ident(f), self._value(f)) for f in p.write_fields]
+        sets += [sql.SQL("{} = b.{}").format(ident(r.column), ident(f"_ref{i}")) for i, r in enumerate(p.references)]
+        sets += [sql.SQL("{} = now()").format(ident(c)) for c in p.touch_columns]
+        return sql.SQL("UPDATE {table} AS t SET {sets} FROM _batch AS b"
+                       " WHERE b._action = 'updated' AND t.{pk} = b._tid").format(
+            table=ident(p.table.schema, p.table.name), sets=sql.SQL(", ").join(sets), pk=ident(p.table.primary_key))
+
+    def _insert_sql(self) -> sql.Composed:
+        p = self.plan
+        nk = p.template.natural_key
+        columns = [p.table.primary_key, nk.system_column, nk.id_column, *p.write_fields, *(r.column for r in p.references)]
+        external = sql.SQL("NULL") if p.mode == "create_new" else sql.SQL("b._sid")
+        values = [sql.SQL("b._new_id"), self._lit(p.source_system), external, *(self._value(f) for f in p.write_fields),
+                  *(sql.SQL("b.{}").format(ident(f"_ref{i}")) for i in range(len(p.references)))]
+        overriding = sql.SQL(" OVERRIDING SYSTEM VALUE") if p.table.columns[p.table.primary_key].identity else sql.SQL("")
+        return sql.SQL("INSERT INTO {table} ({columns}){overriding} SELECT {values} FROM _batch AS b"
+                       " WHERE b._action = 'created'").format(
+            table=ident(p.table.schema, p.table.name), columns=sql.SQL(", ").join(ident(c) for c in columns),
+            overriding=overriding, values=sql.SQL(", ").join(values))
+
+    def _state_sql(self) -> sql.Composed:
+        p = self.plan
+        return sql.SQL(
+            "INSERT INTO {control}.record_state (profile, entity, source_id, target_table, target_id, source_hash, run_id)"
+            " SELECT {profile}, {entity}, b._sid, {target_name}, COALESCE(b._new_id, b._tid)::text, b._hash, %(run_id)s"
+            " FROM _batch AS b WHERE b._action IN ('created', 'updated')"
+            " ON CONFLICT (profile, entity, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
+            " source_hash = EXCLUDED.source_hash, run_id = EXCLUDED.run_id, updated_at = now()"
+        ).format(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
+                 target_name=self._lit(p.table.qualified))
+
+    # -- execution ----------------------------------------------------------------------------
+    def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,
+              on_isolated: Callable[[int, str], None] | None = None) -> Counter[str]:
+        """Merge staging rows ``lo < _rn <= hi``; isolate rows the database refuses. Returns counts by action."""
+        try:
+            return self._run(conn, lo, hi)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as error:
+            if hi - lo == 1:
+                message = _describe(error)
+                if on_isolated:
+                    on_isolated(hi, message)
+                return self._run(conn, lo, hi, forced_error=message)
+            middle = (lo + hi) // 2
+            counts = self.merge(conn, lo, middle, on_isolated=on_isolated)
+            counts.update(self.merge(conn, middle, hi, on_isolated=on_isolated))
+            return counts
+
+    def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
+        params = {"lo": lo, "hi": hi, "run_id": self.run_id}
+        with conn.transaction():
+            conn.execute(self._classify, params)
+            if forced_error is not None:
+                conn.execute("UPDATE _batch SET _action = 'failed', _err = %s, _new_id = NULL"
+                             " WHERE _action IN ('created', 'updated')", (forced_error,))
+            counts = Counter(dict(conn.execute("SELECT _action, count(*) FROM _batch GROUP BY 1").fetchall()))
+            conn.execute(self._audit, params)
+            if counts.get("updated"):
+                conn.execute(self._update, params)
+            if counts.get("created"):
+                conn.execute(self._insert, params)
+            if counts.get("created") or counts.get("updated"):
+                conn.execute(self._state, params)
+        return counts
+
+
+def _describe(error: psycopg.Error) -> str:
+    diag = error.diag
+    parts = [diag.message_primary or str(error)]
+    if diag.constraint_name:
+        parts.append(f"constraint {diag.constraint_name}")
+    if diag.column_name:
+        parts.append(f"column {diag.column_name}")
+    if diag.message_detail:
+        parts.append(diag.message_detail)
+    return "; ".join(parts)

@@ -1,0 +1,196 @@
+"""The four steps of one entity's import. Dagster ops call these; so do the benchmarks.
+
+Data never travels between steps through Python: extract streams source rows into a staging
+table in the target database, and every later step is set-based SQL over that table. What
+passes from step to step is a small :class:`Staged` descriptor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from psycopg import sql
+
+from import_pipelines.db.connect import connect
+from import_pipelines.db.sql import ident
+from import_pipelines.extract.postgres import stream_to_staging
+from import_pipelines.load.control import ACTIONS, ensure_control_schema
+from import_pipelines.load.merge import CONTROL, Merger, staging_table_name
+from import_pipelines.load.plan import LoadPlan, build_plan
+from import_pipelines.query.compile import compile_query
+from import_pipelines.templates.model import Mode, Template
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EntityRun:
+    """One entity of one profile in one run: what to read, where to write, how."""
+
+    profile: str
+    template: Template
+    entity_name: str
+    run_id: str
+    source_url: str
+    target_url: str
+    source_system: str | None = None
+    mode: Mode | None = None
+    batch_rows: int | None = None
+
+    @property
+    def rows_per_batch(self) -> int:
+        """Rows per extract chunk and per merge transaction."""
+        return self.batch_rows or self.template.batch_rows
+
+    def plan(self, conn) -> LoadPlan:
+        """The entity's load plan, checked against the target schema."""
+        return build_plan(conn, template=self.template, entity_name=self.entity_name, profile=self.profile,
+                          source_system=self.source_system, mode=self.mode)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What one step hands to the next: the staging table and what has been learned so far."""
+
+    staging: str
+    rows: int
+    started: float
+    invalid: int = 0
+    duplicates: int = 0
+    extract_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The outcome of loading one entity."""
+
+    counts: dict[str, int]
+    rows: int
+    seconds: float
+    duplicates: int
+    preview: list[dict] = field(default_factory=list)
+    preview_columns: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        """Source rows per second, extract to load."""
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def percent(done: int, total: int | None) -> str:
+    """``45% (4,500 / 10,000)`` — the progress line the run view shows."""
+    if not total:
+        return f"{done:,} rows"
+    return f"{min(100, round(100 * done / total))}% ({done:,} / {total:,})"
+
+
+def extract(run: EntityRun, *, log: Log = print) -> Staged:
+    """Stream the entity's compiled source query into a fresh staging table in the target."""
+    started = time.perf_counter()
+    entity = run.template.entities[run.entity_name]
+    with connect(run.target_url, autocommit=True) as target:
+        ensure_control_schema(target)
+        plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
+        staging = staging_table_name(plan, run.run_id)
+        with connect(run.source_url, read_only=True) as probe:
+            version = probe.info.server_version
+        compiled = compile_query(entity.query, entity.fields, server_version=version)
+        target.autocommit = False
+        rows = stream_to_staging(
+            source_url=run.source_url, target=target, compiled=compiled, schema=CONTROL, table=staging,
+            chunk_rows=run.rows_per_batch,
+            progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+    seconds = time.perf_counter() - started
+    log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s")
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds)
+
+
+def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
+    """Check every staged row against the target columns (required values, lengths), set-based.
+
+    Rows that break a rule get an error naming the field and the rule; they are recorded as
+    ``failed`` by the load step and never reach the target table.
+    """
+    with connect(run.target_url, autocommit=True) as conn:
+        plan = run.plan(conn)
+        checks = []
+        for name in plan.write_fields:
+            column = plan.table.columns[name]
+            if column.not_null:
+                checks.append(sql.SQL("CASE WHEN s.{f} IS NULL THEN {m} END").format(
+                    f=ident(name), m=sql.Literal(f"{name}: required, but empty ({plan.table.qualified}.{name} is NOT NULL)")))
+            if column.max_length:
+                checks.append(sql.SQL("CASE WHEN length((s.{f})::text) > {n} THEN {m1} || length((s.{f})::text) || {m2} END"
+                                      ).format(f=ident(name), n=sql.Literal(column.max_length),
+                                               m1=sql.Literal(f"{name}: "),
+                                               m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
+                                                              f" holds {column.max_length}")))
+        checks.append(sql.SQL("CASE WHEN s.{f} IS NULL THEN {m} END").format(
+            f=ident(plan.entity.source_id), m=sql.Literal(f"{plan.entity.source_id}: the source identifier is empty")))
+        invalid = 0
+        if checks:
+            errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
+            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = e.msg FROM (SELECT _rn, {errors} AS msg FROM {t} AS s)"
+                                       " AS e WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(
+                t=ident(CONTROL, staged.staging), errors=errors))
+            invalid = cur.rowcount
+    log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
+    return replace(staged, invalid=invalid)
+
+
+def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
+    """Collapse rows with the same source identifier (exact, on the natural key); the first one survives."""
+    entity = run.template.entities[run.entity_name]
+    table = ident(CONTROL, staged.staging)
+    sid = ident(entity.source_id)
+    with connect(run.target_url, autocommit=True) as conn:
+        # hash aggregate first: on a clean source (the usual case) nothing is sorted or rewritten
+        repeated = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {sid} IS NOT NULL"
+                                        " GROUP BY {sid} HAVING count(*) > 1) AS d").format(t=table, sid=sid)).fetchone()[0]
+        duplicates = 0
+        if repeated:
+            cur = conn.execute(sql.SQL(
+                "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text FROM ("
+                " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY _rn) AS k"
+                " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(t=table, sid=sid))
+            duplicates = cur.rowcount
+    log(f"{run.entity_name} dedupe: {duplicates:,} duplicate rows by {entity.source_id}")
+    return replace(staged, duplicates=duplicates)
+
+
+def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
+    """Merge the staged rows batch by batch (each batch atomic with its audit rows), then drop staging."""
+    counts: Counter[str] = Counter()
+    with connect(run.target_url, autocommit=True) as conn:
+        plan = run.plan(conn)
+        merger = Merger(plan, staging=staged.staging, run_id=run.run_id)
+        staging = ident(CONTROL, staged.staging)
+        last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
+        conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(staging))
+        conn.execute(sql.SQL("ANALYZE {}").format(staging))
+        step = run.rows_per_batch
+        for lo in range(0, last, step):
+            counts.update(merger.merge(conn, lo, min(lo + step, last),
+                                       on_isolated=lambda rn, msg: log(f"{run.entity_name} load: row {rn} refused: {msg}")))
+            done = min(lo + step, last)
+            log(f"{run.entity_name} load: {percent(done, last)} — "
+                + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+        preview, columns = _preview(conn, plan, run.run_id, preview_rows)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+    seconds = time.perf_counter() - staged.started
+    return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
+                      seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns)
+
+
+def _preview(conn, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
+    columns = [plan.table.primary_key, plan.template.natural_key.id_column, *plan.write_fields,
+               *(r.column for r in plan.references)]
+    rows = conn.execute(sql.SQL(
+        "SELECT {cols} FROM {t} WHERE {pk}::text IN (SELECT target_id FROM {control}.import_records"
+        " WHERE run_id = %s AND entity = %s AND action IN ('created', 'updated') LIMIT %s) ORDER BY {pk}").format(
+        cols=sql.SQL(", ").join(ident(c) for c in columns), t=ident(plan.table.schema, plan.table.name),
+        pk=ident(plan.table.primary_key), control=ident(CONTROL)), (run_id, plan.entity_name, limit)).fetchall()
+    return [dict(zip(columns, r)) for r in rows], columns

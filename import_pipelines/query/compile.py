@@ -1,0 +1,175 @@
+"""Compile a template query (base table, joins, fields, filters) to one parameterised SELECT.
+
+Identifiers go through :mod:`import_pipelines.db.sql`; filter values become bound parameters;
+CASE-map keys and constants are quoted literals; raw expressions are the sqlglot-checked
+canonical text. The result names one output column per template field, in template order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from import_pipelines.db.sql import ident
+from import_pipelines.query.expressions import check_expression
+from import_pipelines.templates.model import DateFormat, FieldSpec, Filter, Join, Query
+
+_JOIN_SQL = {"inner": "JOIN", "left": "LEFT JOIN", "right": "RIGHT JOIN", "full": "FULL JOIN"}
+
+_COMPARISON = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "like": "LIKE", "ilike": "ILIKE",
+               "not_like": "NOT LIKE", "not_ilike": "NOT ILIKE", "regex": "~", "not_regex": "!~"}
+
+_TRANSFORMS = {
+    "trim": "btrim({})",
+    "upper": "upper({})",
+    "lower": "lower({})",
+    "nullif_empty": "NULLIF(btrim({}), '')",
+    # round, not integer division: 89 s is 1 minute, not 0
+    "seconds_to_minutes": "round(({})::numeric / 60)::integer",
+    "to_text": "({})::text",
+    "to_integer": "CASE WHEN btrim(({0})::text) ~ '^[-+]?[0-9]+$' THEN btrim(({0})::text)::bigint END",
+    "digits_only": "NULLIF(regexp_replace(({})::text, '[^0-9]', '', 'g'), '')",
+}
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """One SELECT statement, its bound parameters and its output column names."""
+
+    statement: sql.Composed
+    params: list[Any]
+    columns: list[str]
+
+
+def column(ref: str) -> sql.Identifier:
+    """``"c.first_name"`` -> ``"c"."first_name"``."""
+    alias, name = ref.split(".", 1)
+    return ident(alias, name)
+
+
+def compile_query(query: Query, fields: dict[str, FieldSpec], *, server_version: int = 150000) -> CompiledQuery:
+    """Compile ``query`` with ``fields`` (name -> spec) to one SELECT.
+
+    ``server_version`` (``conn.info.server_version``) decides whether JSON extraction can be
+    guarded with ``pg_input_is_valid`` (PostgreSQL 16+), so a malformed JSON cell yields NULL
+    instead of aborting the whole extract.
+    """
+    aliases = query.aliases
+    params: list[Any] = []
+    select_list = [sql.SQL("{} AS {}").format(compile_field(spec, aliases=aliases, server_version=server_version),
+                                               ident(name)) for name, spec in fields.items()]
+    parts = [sql.SQL("SELECT DISTINCT " if query.distinct else "SELECT "), sql.SQL(", ").join(select_list), sql.SQL(" FROM "),
+             _table(query.base.schema_, query.base.table), sql.SQL(" AS "), ident(query.base.alias)]
+    for join in query.joins:
+        parts.append(_compile_join(join, aliases=aliases))
+    if query.filters:
+        conditions = [_compile_filter(f, params) for f in query.filters]
+        parts += [sql.SQL(" WHERE "), sql.SQL(" AND ").join(conditions)]
+    if query.order_by:
+        parts += [sql.SQL(" ORDER BY "),
+                  sql.SQL(", ").join(sql.SQL(check_expression(e, aliases=aliases)) for e in query.order_by)]
+    return CompiledQuery(statement=sql.Composed(parts), params=params, columns=list(fields))
+
+
+def compile_field(spec: FieldSpec, *, aliases: set[str], server_version: int = 150000) -> sql.Composable:
+    """The SQL expression of one field spec, transforms applied in order."""
+    if spec.column is not None:
+        _known_alias(spec.column, aliases)
+        expr: sql.Composable = column(spec.column)
+    elif spec.concat is not None:
+        for ref in spec.concat:
+            _known_alias(ref, aliases)
+        # concat_ws skips NULLs; empty parts become NULL first so no doubled or trailing separators
+        pieces = sql.SQL(", ").join(sql.SQL("NULLIF(btrim(({})::text), '')").format(column(r)) for r in spec.concat)
+        expr = sql.SQL("NULLIF(btrim(concat_ws({}, {})), '')").format(sql.Literal(spec.separator), pieces)
+    elif spec.case is not None:
+        _known_alias(spec.case.column, aliases)
+        whens = sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.Literal(_case_key(k)), sql.Literal(v))
+                                  for k, v in spec.case.map.items())
+        expr = sql.SQL("CASE ({})::text {} ELSE {} END").format(column(spec.case.column), whens,
+                                                               sql.Literal(spec.case.default))
+    elif spec.json_ is not None:
+        _known_alias(spec.json_.column, aliases)
+        path = sql.Literal([str(p) for p in spec.json_.path])
+        source = column(spec.json_.column)
+        if server_version >= 160000:
+            expr = sql.SQL("CASE WHEN pg_input_is_valid(({0})::text, 'jsonb') THEN ({0})::jsonb #>> {1} END"
+                           ).format(source, path)
+        else:
+            expr = sql.SQL("(({})::jsonb #>> {})").format(source, path)
+    elif spec.expression is not None:
+        expr = sql.SQL("({})").format(sql.SQL(check_expression(spec.expression, aliases=aliases)))
+    elif spec.coalesce is not None:
+        expr = sql.SQL("COALESCE({})").format(sql.SQL(", ").join(
+            compile_field(s, aliases=aliases, server_version=server_version) for s in spec.coalesce))
+    else:
+        expr = sql.Literal(spec.value)
+    for transform in spec.transform:
+        if isinstance(transform, DateFormat):
+            expr = sql.SQL("to_char({}, {})").format(expr, sql.Literal(transform.date_format))
+        else:
+            expr = sql.SQL(_TRANSFORMS[transform]).format(expr)
+    return expr
+
+
+def _case_key(key: str | int) -> str:
+    # keys compare as text so YAML's 1 and '1' mean the same thing
+    return str(key)
+
+
+def _known_alias(ref: str, aliases: set[str]) -> None:
+    alias = ref.split(".", 1)[0]
+    if alias not in aliases:
+        raise ValueError(f"column {ref!r} uses unknown table alias {alias!r} (known: {', '.join(sorted(aliases))})")
+
+
+def _table(schema: str | None, table: str) -> sql.Identifier:
+    return ident(schema, table) if schema else ident(table)
+
+
+def _compile_join(join: Join, *, aliases: set[str]) -> sql.Composed:
+    for joined, parent in join.on.items():
+        _known_alias(parent, aliases)
+        if joined.split(".", 1)[0] != join.alias:
+            raise ValueError(f"join {join.alias!r}: the left side of 'on' ({joined!r}) must be a column of {join.alias!r}")
+    on = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(column(j), column(p)) for j, p in join.on.items())
+    condition = check_expression(join.condition, aliases=aliases) if join.condition else None
+    keyword = sql.SQL(_JOIN_SQL[join.type])
+    table = _table(join.schema_, join.table)
+    if join.first is None:
+        extra = sql.SQL(" AND ({})").format(sql.SQL(condition)) if condition else sql.SQL("")
+        return sql.SQL(" {} {} AS {} ON {}{}").format(keyword, table, ident(join.alias), on, extra)
+    # one row per parent: DISTINCT ON the join columns, ordered by the template's preference;
+    # set-based (one sort), where a LATERAL ... LIMIT 1 would be one index probe per parent row
+    keys = [column(j) for j in join.on]
+    order = [sql.SQL(check_expression(e, aliases=aliases)) for e in join.first.order_by]
+    where = sql.SQL(" WHERE {}").format(sql.SQL(condition)) if condition else sql.SQL("")
+    inner = sql.SQL("SELECT DISTINCT ON ({keys}) {alias}.* FROM {table} AS {alias}{where} ORDER BY {order}").format(
+        keys=sql.SQL(", ").join(keys), alias=ident(join.alias), table=table, where=where,
+        order=sql.SQL(", ").join([*keys, *order]))
+    return sql.SQL(" {} ({}) AS {} ON {}").format(keyword, inner, ident(join.alias), on)
+
+
+def _compile_filter(flt: Filter, params: list[Any]) -> sql.Composable:
+    col = column(flt.column)
+    if flt.op == "is_null":
+        return sql.SQL("{} IS NULL").format(col)
+    if flt.op == "is_not_null":
+        return sql.SQL("{} IS NOT NULL").format(col)
+    if flt.op == "!=":
+        params.append(flt.value)
+        return sql.SQL("{} IS DISTINCT FROM {}").format(col, sql.Placeholder())
+    if flt.op == "in":
+        params.append(flt.value)
+        return sql.SQL("{} = ANY({})").format(col, sql.Placeholder())
+    if flt.op == "not_in":
+        # a NULL is "not in" the list, as a data engineer reads it (plain SQL NOT IN drops it)
+        params.append(flt.value)
+        return sql.SQL("({} = ANY({})) IS NOT TRUE").format(col, sql.Placeholder())
+    if flt.op == "between":
+        params.extend(flt.value)
+        return sql.SQL("{} BETWEEN {} AND {}").format(col, sql.Placeholder(), sql.Placeholder())
+    params.append(flt.value)
+    return sql.SQL("{} {} {}").format(col, sql.SQL(_COMPARISON[flt.op]), sql.Placeholder())

@@ -1,0 +1,291 @@
+"""The template model: one pydantic model per YAML construct, validated before anything runs.
+
+A template describes an import once: its entities, each entity's source query (base table,
+joins, fields, filters), the target table, the mode, the dedupe rule and the references to
+other entities. Profiles (Dagster component instances) pick a template and add connections.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Mode = Literal["create_only", "update_only", "upsert", "create_new"]
+MODES: tuple[Mode, ...] = ("create_only", "update_only", "upsert", "create_new")
+JoinType = Literal["inner", "left", "right", "full"]
+FilterOp = Literal["=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not_like", "not_ilike", "regex", "not_regex",
+                   "in", "not_in", "is_null", "is_not_null", "between"]
+OnMissing = Literal["fail", "set_null"]
+DedupeStrategy = Literal["exact", "case_insensitive", "fuzzy"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_COLUMN_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_column_ref(value: str) -> str:
+    if not _COLUMN_REF.match(value):
+        raise ValueError(f"column reference {value!r} must be written alias.column")
+    return value
+
+
+ColumnRef = Annotated[str, Field(description="a source column as alias.column")]
+
+
+class TableRef(_Strict):
+    """The base table of a query: ``{table: customers, alias: c, schema: public}``."""
+
+    table: str
+    alias: str
+    schema_: str | None = Field(default=None, alias="schema")
+
+    @field_validator("alias")
+    @classmethod
+    def _alias_is_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"alias {value!r} must be a plain identifier")
+        return value
+
+
+class FirstRow(_Strict):
+    """Keep only the first joined row per parent, by ``order_by`` (SQL expressions, checked)."""
+
+    order_by: list[str] = Field(min_length=1)
+
+
+class Join(TableRef):
+    """A join: ``on`` maps joined columns to parent columns; ``condition`` is one extra SQL predicate.
+
+    With ``first`` only the first matching row per parent is kept (the preferred email, the first
+    customer thread), so a parent never fans out into several rows.
+    """
+
+    type: JoinType = "left"
+    on: dict[str, str] = Field(min_length=1)
+    condition: str | None = None
+    first: FirstRow | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
+    @field_validator("on")
+    @classmethod
+    def _on_refs(cls, value: dict[str, str]) -> dict[str, str]:
+        for left, right in value.items():
+            _check_column_ref(left)
+            _check_column_ref(right)
+        return value
+
+
+Transform = Literal["trim", "upper", "lower", "nullif_empty", "seconds_to_minutes", "to_text", "to_integer",
+                    "digits_only"]
+
+
+class DateFormat(_Strict):
+    """Format a date or timestamp with a PostgreSQL ``to_char`` pattern."""
+
+    date_format: str
+
+
+class JsonValue(_Strict):
+    """A value taken from JSON text: ``{column: c.phones, path: [0, value]}``."""
+
+    column: str
+    path: list[str | int] = Field(min_length=1)
+
+    _col = field_validator("column")(classmethod(lambda cls, v: _check_column_ref(v)))
+
+
+class CaseMap(_Strict):
+    """Map the values of one column: ``{column: cv.status, map: {1: open, 2: pending}, default: open}``."""
+
+    column: str
+    map: dict[str | int, str | int | None] = Field(min_length=1)
+    default: str | int | None = None
+
+    _col = field_validator("column")(classmethod(lambda cls, v: _check_column_ref(v)))
+
+
+class FieldSpec(_Strict):
+    """How one target field is produced. Exactly one of the sources is given; transforms apply in order.
+
+    - ``column``: a direct source column (``alias.column``)
+    - ``concat``: columns joined by ``separator``, missing parts skipped, result trimmed, empty -> NULL
+    - ``case``: a value map over one column
+    - ``json``: a value from JSON text
+    - ``expression``: one raw SQL scalar expression, parsed and checked
+    - ``value``: a constant
+    - ``coalesce``: the first non-empty of several field specs
+    """
+
+    column: str | None = None
+    concat: list[str] | None = None
+    separator: str = " "
+    case: CaseMap | None = None
+    json_: JsonValue | None = Field(default=None, alias="json")
+    expression: str | None = None
+    value: str | int | float | bool | None = None
+    coalesce: list[FieldSpec] | None = None
+    transform: list[Transform | DateFormat] = Field(default_factory=list)
+    note: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # "c.first_name" is shorthand for {column: c.first_name}
+        if isinstance(data, str):
+            return {"column": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldSpec:
+        given = [name for name in ("column", "concat", "case", "json_", "expression", "coalesce")
+                 if getattr(self, name) is not None]
+        if "value" in self.model_fields_set:
+            given.append("value")
+        if len(given) != 1:
+            raise ValueError("a field needs exactly one of column, concat, case, json, expression, value, coalesce"
+                             f" (got {', '.join(g.rstrip('_') for g in given) or 'none'})")
+        if self.column is not None:
+            _check_column_ref(self.column)
+        for ref in self.concat or []:
+            _check_column_ref(ref)
+        return self
+
+
+class Filter(_Strict):
+    """One WHERE predicate; values are always bound parameters, never spliced into SQL."""
+
+    column: str
+    op: FilterOp
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Filter:
+        _check_column_ref(self.column)
+        if self.op in ("is_null", "is_not_null"):
+            if self.value is not None:
+                raise ValueError(f"{self.op} takes no value")
+        elif self.op in ("in", "not_in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"{self.op} needs a non-empty list value")
+        elif self.op == "between":
+            if not isinstance(self.value, list) or len(self.value) != 2:
+                raise ValueError("between needs a list of two values [low, high]")
+        elif self.value is None or isinstance(self.value, (list, dict)):
+            raise ValueError(f"{self.op} needs one scalar value")
+        return self
+
+
+class Query(_Strict):
+    """A declarative source query that compiles to one SELECT."""
+
+    base: TableRef
+    distinct: bool = False
+    joins: list[Join] = Field(default_factory=list)
+    filters: list[Filter] = Field(default_factory=list)
+    order_by: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _aliases_unique(self) -> Query:
+        seen: set[str] = set()
+        for alias in [self.base.alias, *(j.alias for j in self.joins)]:
+            if alias in seen:
+                raise ValueError(f"alias {alias!r} is used twice")
+            seen.add(alias)
+        return self
+
+    @property
+    def aliases(self) -> set[str]:
+        """The table aliases this query defines."""
+        return {self.base.alias, *(j.alias for j in self.joins)}
+
+
+class Reference(_Strict):
+    """A target column that points at another entity's target row, found by natural key.
+
+    ``field`` is the mapped field that carries the referenced record's source identifier.
+    """
+
+    entity: str
+    field: str
+    on_missing: OnMissing = "fail"
+    required: bool = False
+
+
+class DedupeRule(_Strict):
+    """Which incoming records are the same thing (exact on the natural key until fuzzy lands)."""
+
+    strategy: DedupeStrategy = "exact"
+    primary: list[str] = Field(default_factory=list)
+    secondary: list[str] = Field(default_factory=list)
+    primary_weight: float = 0.8
+    secondary_weight: float = 0.2
+    threshold: float = Field(default=85, ge=0, le=100)
+    match_any: list[str] = Field(default_factory=list)
+
+
+class Entity(_Strict):
+    """One stream of a template: one Dagster asset, one target table."""
+
+    description: str | None = None
+    target: str
+    source_id: str = Field(description="the field that identifies the source record (the natural key's external id)")
+    mode: Mode | None = None
+    query: Query
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    references: dict[str, Reference] = Field(default_factory=dict)
+    dedupe: DedupeRule = Field(default_factory=DedupeRule)
+    notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Entity:
+        if self.source_id not in self.fields:
+            raise ValueError(f"source_id {self.source_id!r} is not one of the fields")
+        for column, ref in self.references.items():
+            if ref.field not in self.fields:
+                raise ValueError(f"reference {column!r} uses field {ref.field!r}, which is not one of the fields")
+            if column in self.fields:
+                raise ValueError(f"reference column {column!r} is also a field; a target column is written once")
+        return self
+
+
+class NaturalKey(_Strict):
+    """The target tables' natural key: a source-system column and an external-id column."""
+
+    system_column: str = "source_system"
+    id_column: str = "external_id"
+
+
+class Template(_Strict):
+    """A reusable import description (see ``templates/*.yaml``)."""
+
+    name: str
+    description: str = ""
+    version: int = 1
+    source_system: str
+    mode: Mode = "upsert"
+    batch_rows: int = Field(default=50_000, gt=0)
+    target_schema: str = "public"
+    natural_key: NaturalKey = Field(default_factory=NaturalKey)
+    entities: dict[str, Entity] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references_known(self) -> Template:
+        for name, entity in self.entities.items():
+            if not _NAME.match(name):
+                raise ValueError(f"entity name {name!r} must be a plain identifier")
+            for column, ref in entity.references.items():
+                if ref.entity not in self.entities:
+                    raise ValueError(f"entity {name!r} reference {column!r} points at unknown entity {ref.entity!r}")
+        return self
