@@ -36,6 +36,20 @@ def connection(url: str, *, read_only: bool = False, autocommit: bool = False) -
         conn.close()
 
 
+def configure_bulk_session(conn: psycopg.Connection) -> None:
+    """Session settings for set-based bulk work on a target.
+
+    Hash joins of a batch against large key relations spill to disk at the 4 MB ``work_mem``
+    default, and JIT-compiling each batch's statements costs more than it saves on tens of
+    thousands of rows. ``temp_buffers`` only counts before the session's first temp table.
+    """
+    conn.execute("SET work_mem = '64MB'")
+    conn.execute("SET temp_buffers = '128MB'")
+    conn.execute("SET jit = off")
+    if not conn.autocommit:
+        conn.commit()
+
+
 def _strip_driver(url: str) -> str:
     """Accept SQLAlchemy-style ``postgresql+psycopg2://`` URLs as well as plain libpq ones."""
     scheme, sep, rest = url.partition("://")

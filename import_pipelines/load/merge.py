@@ -1,7 +1,7 @@
 """The set-based merge: one staged batch into one target table, with its audit rows, atomically.
 
 Per batch (a range of staging row numbers) in one transaction:
-1. classify every row into a temp table: source id, sha256 of the mapped values, the existing
+1. classify every row (a materialised CTE): source id, sha256 of the mapped values, the existing
    target row (by natural key), the last imported hash, resolved references (by natural key),
    errors, and the action the mode implies; new rows get their primary key allocated here so
    audit rows can name them without a round trip;
@@ -15,6 +15,7 @@ with the database's message, so one bad row never sinks its neighbours.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -44,6 +45,7 @@ class Merger:
         self._update = self._update_sql()
         self._insert = self._insert_sql()
         self._state = self._state_sql()
+        self._merge = self._statement()
 
     # -- SQL ----------------------------------------------------------------------------------
     def _lit(self, value: object) -> sql.Literal:
@@ -83,7 +85,7 @@ class Merger:
             "SELECT s.*, {sid} AS _sid,"
             " encode(sha256(convert_to(row({hashed})::text, 'UTF8')), 'hex') AS _hash,"
             " t.{pk} AS _tid, st.source_hash AS _old_hash, st.target_id AS _old_tid{ref_cols},"
-            " NULLIF(concat_ws('; ', {errors}), '') AS _err,"
+            " COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
             " {warning} AS _warning"
             " FROM {staging} AS s"
             " LEFT JOIN {table} AS t ON t.{nk_sys} = {system} AND t.{nk_id} = {sid}"
@@ -99,11 +101,11 @@ class Merger:
             system=system, control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
             ref_joins=sql.SQL("").join(ref_joins))
         return sql.SQL(
-            "CREATE TEMP TABLE _batch ON COMMIT DROP AS"
-            " SELECT x.*, CASE WHEN x._action = 'created' THEN {allocator} END AS _new_id FROM ("
+            "SELECT x.*, CASE WHEN x._action = 'created' THEN {allocator} END AS _new_id FROM ("
             " SELECT y.*, CASE"
             "  WHEN y._dup_of IS NOT NULL THEN 'skipped'"
             "  WHEN y._err IS NOT NULL THEN 'failed'"
+            "  WHEN %(forced)s::text IS NOT NULL THEN 'failed'"
             "  WHEN {mode} = 'create_new' THEN 'created'"
             "  WHEN y._tid IS NULL THEN CASE WHEN {mode} = 'update_only' THEN 'skipped' ELSE 'created' END"
             "  WHEN y._old_hash = y._hash AND y._old_tid = y._tid::text THEN 'unchanged'"
@@ -114,13 +116,17 @@ class Merger:
 
     def _audit_sql(self) -> sql.Composed:
         p = self.plan
+        # the before-image is one primary-key probe per updated row, never a join over the table;
+        # record ids are a random per-batch prefix plus the row number: cheaper than a random
+        # UUID per row, and ascending, so the primary-key index grows at its right edge
         return sql.SQL(
-            "INSERT INTO {control}.import_records (run_id, profile, entity, source_table, source_id, source_hash,"
+            "INSERT INTO {control}.import_records (record_id, run_id, profile, entity, source_table, source_id, source_hash,"
             " target_table, target_id, action, duplicate_of, error, before_image)"
-            " SELECT %(run_id)s, {profile}, {entity}, {source_table}, b._sid, b._hash, {target_name},"
+            " SELECT (%(id_prefix)s || lpad(to_hex(row_number() OVER ()), 12, '0'))::uuid,"
+            " %(run_id)s, {profile}, {entity}, {source_table}, b._sid, b._hash, {target_name},"
             " COALESCE(b._new_id, b._tid)::text, b._action, b._dup_of, COALESCE(b._err, b._warning),"
-            " CASE WHEN b._action = 'updated' THEN to_jsonb(t.*) END"
-            " FROM _batch AS b LEFT JOIN {table} AS t ON b._action = 'updated' AND t.{pk} = b._tid"
+            " CASE WHEN b._action = 'updated' THEN (SELECT to_jsonb(t.*) FROM {table} AS t WHERE t.{pk} = b._tid) END"
+            " FROM b"
         ).format(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
                  source_table=self._lit(p.source_table), target_name=self._lit(p.table.qualified),
                  table=ident(p.table.schema, p.table.name), pk=ident(p.table.primary_key))
@@ -133,7 +139,7 @@ class Merger:
         sets = [sql.SQL("{} = {}").format(ident(f), self._value(f)) for f in p.write_fields]
         sets += [sql.SQL("{} = b.{}").format(ident(r.column), ident(f"_ref{i}")) for i, r in enumerate(p.references)]
         sets += [sql.SQL("{} = now()").format(ident(c)) for c in p.touch_columns]
-        return sql.SQL("UPDATE {table} AS t SET {sets} FROM _batch AS b"
+        return sql.SQL("UPDATE {table} AS t SET {sets} FROM b"
                        " WHERE b._action = 'updated' AND t.{pk} = b._tid").format(
             table=ident(p.table.schema, p.table.name), sets=sql.SQL(", ").join(sets), pk=ident(p.table.primary_key))
 
@@ -145,21 +151,25 @@ class Merger:
         values = [sql.SQL("b._new_id"), self._lit(p.source_system), external, *(self._value(f) for f in p.write_fields),
                   *(sql.SQL("b.{}").format(ident(f"_ref{i}")) for i in range(len(p.references)))]
         overriding = sql.SQL(" OVERRIDING SYSTEM VALUE") if p.table.columns[p.table.primary_key].identity else sql.SQL("")
-        return sql.SQL("INSERT INTO {table} ({columns}){overriding} SELECT {values} FROM _batch AS b"
+        return sql.SQL("INSERT INTO {table} ({columns}){overriding} SELECT {values} FROM b"
                        " WHERE b._action = 'created'").format(
             table=ident(p.table.schema, p.table.name), columns=sql.SQL(", ").join(ident(c) for c in columns),
             overriding=overriding, values=sql.SQL(", ").join(values))
 
-    def _state_sql(self) -> sql.Composed:
+    def _state_sql(self) -> tuple[sql.Composed, sql.Composed]:
         p = self.plan
-        return sql.SQL(
-            "INSERT INTO {control}.record_state (profile, entity, source_id, target_table, target_id, source_hash, run_id)"
-            " SELECT {profile}, {entity}, b._sid, {target_name}, COALESCE(b._new_id, b._tid)::text, b._hash, %(run_id)s"
-            " FROM _batch AS b WHERE b._action IN ('created', 'updated')"
-            " ON CONFLICT (profile, entity, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
-            " source_hash = EXCLUDED.source_hash, run_id = EXCLUDED.run_id, updated_at = now()"
-        ).format(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
-                 target_name=self._lit(p.table.qualified))
+        names = dict(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
+                     target_name=self._lit(p.table.qualified))
+        select = ("SELECT {profile}, {entity}, b._sid, {target_name}, COALESCE(b._new_id, b._tid)::text, b._hash,"
+                  " %(run_id)s FROM b WHERE b._action IN ('created', 'updated') AND b._old_hash IS {state}")
+        into = "INSERT INTO {control}.record_state (profile, entity, source_id, target_table, target_id, source_hash, run_id) "
+        # new source ids: a plain INSERT. Known ones (changed rows, the few): ON CONFLICT, which
+        # probes the primary key per row; an UPDATE ... FROM the CTE is at the planner's mercy
+        insert = sql.SQL(into + select).format(state=sql.SQL("NULL"), **names)
+        restate = sql.SQL(into + select + " ON CONFLICT (profile, entity, source_id) DO UPDATE SET"
+                          " target_id = EXCLUDED.target_id, source_hash = EXCLUDED.source_hash,"
+                          " run_id = EXCLUDED.run_id, updated_at = now()").format(state=sql.SQL("NOT NULL"), **names)
+        return insert, restate
 
     # -- execution ----------------------------------------------------------------------------
     def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,
@@ -178,22 +188,24 @@ class Merger:
             counts.update(self.merge(conn, middle, hi, on_isolated=on_isolated))
             return counts
 
+    def _statement(self) -> sql.Composed:
+        # one statement: every part reads the same snapshot, so the audit's before-images are the
+        # rows as they were before this batch's UPDATE, and the classification is computed once
+        insert_state, update_state = self._state
+        return sql.SQL(
+            "WITH b AS MATERIALIZED ({classify}),"
+            " audit AS ({audit}), upd AS ({update}), ins AS ({insert}),"
+            " state_new AS ({insert_state}), state_old AS ({update_state})"
+            " SELECT b._action, count(*) FROM b GROUP BY b._action"
+        ).format(classify=self._classify, audit=self._audit, update=self._update, insert=self._insert,
+                 insert_state=insert_state, update_state=update_state)
+
     def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
-        params = {"lo": lo, "hi": hi, "run_id": self.run_id}
+        params = {"lo": lo, "hi": hi, "run_id": self.run_id, "forced": forced_error,
+                  "id_prefix": uuid.uuid4().hex[:20]}
         with conn.transaction():
-            conn.execute(self._classify, params)
-            if forced_error is not None:
-                conn.execute("UPDATE _batch SET _action = 'failed', _err = %s, _new_id = NULL"
-                             " WHERE _action IN ('created', 'updated')", (forced_error,))
-            counts = Counter(dict(conn.execute("SELECT _action, count(*) FROM _batch GROUP BY 1").fetchall()))
-            conn.execute(self._audit, params)
-            if counts.get("updated"):
-                conn.execute(self._update, params)
-            if counts.get("created"):
-                conn.execute(self._insert, params)
-            if counts.get("created") or counts.get("updated"):
-                conn.execute(self._state, params)
-        return counts
+            rows = conn.execute(self._merge, params).fetchall()
+        return Counter(dict(rows))
 
 
 def _describe(error: psycopg.Error) -> str:

@@ -7,14 +7,16 @@ passes from step to step is a small :class:`Staged` descriptor.
 
 from __future__ import annotations
 
+import queue
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from psycopg import sql
 
-from import_pipelines.db.connect import connect
+from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
 from import_pipelines.extract.postgres import stream_to_staging
 from import_pipelines.load.control import ACTIONS, ensure_control_schema
@@ -39,6 +41,7 @@ class EntityRun:
     source_system: str | None = None
     mode: Mode | None = None
     batch_rows: int | None = None
+    workers: int = 2
 
     @property
     def rows_per_batch(self) -> int:
@@ -162,24 +165,52 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
 
 
 def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
-    """Merge the staged rows batch by batch (each batch atomic with its audit rows), then drop staging."""
+    """Merge the staged rows batch by batch (each batch atomic with its audit rows), then drop staging.
+
+    Batches are disjoint ranges of staging rows with distinct natural keys, so ``run.workers``
+    sessions merge them side by side without contending for the same rows.
+    """
     counts: Counter[str] = Counter()
     with connect(run.target_url, autocommit=True) as conn:
+        configure_bulk_session(conn)
         plan = run.plan(conn)
         merger = Merger(plan, staging=staged.staging, run_id=run.run_id)
         staging = ident(CONTROL, staged.staging)
         last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
         conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(staging))
         conn.execute(sql.SQL("ANALYZE {}").format(staging))
-        step = run.rows_per_batch
-        for lo in range(0, last, step):
-            counts.update(merger.merge(conn, lo, min(lo + step, last),
-                                       on_isolated=lambda rn, msg: log(f"{run.entity_name} load: row {rn} refused: {msg}")))
-            done = min(lo + step, last)
-            log(f"{run.entity_name} load: {percent(done, last)} — "
-                + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+        ranges = [(lo, min(lo + run.rows_per_batch, last)) for lo in range(0, last, run.rows_per_batch)]
+        refused = lambda rn, msg: log(f"{run.entity_name} load: staging row {rn} refused: {msg}")  # noqa: E731
+        sessions = [conn] + [connect(run.target_url, autocommit=True) for _ in range(min(run.workers, len(ranges)) - 1)]
+        for extra in sessions[1:]:
+            configure_bulk_session(extra)
+        idle: queue.SimpleQueue = queue.SimpleQueue()
+        for session in sessions:
+            idle.put(session)
+
+        def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]]:
+            session = idle.get()
+            try:
+                return bounds[1] - bounds[0], merger.merge(session, *bounds, on_isolated=refused)
+            finally:
+                idle.put(session)
+
+        done = 0
+        try:
+            with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+                for size, batch_counts in pool.map(merge_range, ranges):
+                    counts.update(batch_counts)
+                    done += size
+                    log(f"{run.entity_name} load: {percent(done, last)} — "
+                        + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+        finally:
+            for extra in sessions[1:]:
+                extra.close()
         preview, columns = _preview(conn, plan, run.run_id, preview_rows)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+        # fresh statistics before the next entity joins against this table by natural key
+        conn.execute(sql.SQL("ANALYZE {}").format(ident(plan.table.schema, plan.table.name)))
+        conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
     seconds = time.perf_counter() - staged.started
     return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns)

@@ -275,7 +275,7 @@ class Template(_Strict):
     version: int = 1
     source_system: str
     mode: Mode = "upsert"
-    batch_rows: int = Field(default=50_000, gt=0)
+    batch_rows: int = Field(default=100_000, gt=0)
     target_schema: str = "public"
     natural_key: NaturalKey = Field(default_factory=NaturalKey)
     entities: dict[str, Entity] = Field(default_factory=dict)
