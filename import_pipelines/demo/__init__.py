@@ -1,0 +1,1 @@
+"""Demo data: deterministic generators of source databases for trying imports without a real system."""
