@@ -1,0 +1,205 @@
+"""Load order from the target's foreign keys (plus optional extra references).
+
+Tables form a graph whose edges point from a referencing table to the table it references; the
+referenced table must be loaded first. Acyclic parts are ordered topologically. A self
+reference (``projects.regio -> projects``) or a cycle (``users <-> instructors``) cannot be
+ordered, so one edge of every cycle is *deferred*: its column is loaded without the reference
+and the late-seed phase fills it in by natural key once every table is loaded.
+
+Which edge of a cycle is deferred matters: an edge whose columns are all nullable can simply be
+loaded as NULL, while a NOT NULL edge needs a placeholder row, and an edge that is part of the
+table's natural key cannot be deferred at all (rows could not be matched without it). So the
+breaker prefers nullable edges outside natural keys, and defers a NOT NULL edge only when every
+edge of the cycle is NOT NULL.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from import_pipelines.db.introspect import SchemaInfo
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference the catalogue does not declare (no FOREIGN KEY constraint), e.g. a soft link.
+
+    ``table.columns`` holds values of ``ref_table.ref_columns``; the loaders translate it through
+    natural keys exactly like a foreign key.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """A stable name for messages: the given name or ``table(columns)->ref_table``."""
+        return self.name or f"{self.table}({','.join(self.columns)})->{self.ref_table}"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``table.columns`` references ``ref_table.ref_columns`` (a foreign key or extra reference)."""
+
+    table: str
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    name: str
+    nullable: bool
+    in_natural_key: bool = False
+    declared: bool = True
+
+    @property
+    def is_self_reference(self) -> bool:
+        """True for ``projects.regio -> projects``."""
+        return self.table == self.ref_table
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity of the edge: owning table and constraint (or reference) name."""
+        return (self.table, self.name)
+
+
+@dataclass(frozen=True)
+class LoadOrder:
+    """Tables in load order, and the edges deferred to the late-seed phase."""
+
+    tables: tuple[str, ...]
+    deferred: tuple[Edge, ...]
+    edges: tuple[Edge, ...]
+
+    def is_deferred(self, table: str, name: str) -> bool:
+        """Whether the reference ``name`` of ``table`` is loaded late."""
+        return any(edge.key == (table, name) for edge in self.deferred)
+
+
+def dependency_edges(schema: SchemaInfo, *, tables: Iterable[str], extra_references: Iterable[Reference] = (),
+                     natural_keys: dict[str, tuple[str, ...]] | None = None) -> list[Edge]:
+    """Edges between ``tables`` from the schema's foreign keys plus ``extra_references``.
+
+    References to tables outside ``tables`` impose no order (those rows are resolved against what
+    the target already holds), so they are not edges here.
+    """
+    selected = set(tables)
+    natural_keys = natural_keys or {}
+    edges: list[Edge] = []
+
+    def add(table: str, *, columns: tuple[str, ...], ref_table: str, ref_columns: tuple[str, ...], name: str,
+            declared: bool) -> None:
+        if table not in selected or ref_table not in selected:
+            return
+        info = schema.table(table)
+        nullable = all(info.column(column).nullable for column in columns)
+        in_key = bool(set(columns) & set(natural_keys.get(table, ())))
+        edges.append(Edge(table, columns, ref_table, ref_columns, name, nullable, in_key, declared))
+
+    for name in sorted(selected):
+        for fk in schema.table(name).foreign_keys:
+            if fk.ref_schema == schema.schema:
+                add(name, columns=fk.columns, ref_table=fk.ref_table, ref_columns=fk.ref_columns, name=fk.name,
+                    declared=True)
+    for ref in extra_references:
+        add(ref.table, columns=tuple(ref.columns), ref_table=ref.ref_table, ref_columns=tuple(ref.ref_columns),
+            name=ref.label, declared=False)
+    return edges
+
+
+def load_order(tables: Iterable[str], edges: Iterable[Edge]) -> LoadOrder:
+    """Order ``tables`` so referenced tables come first, deferring one edge of every cycle."""
+    nodes = sorted(set(tables))
+    all_edges = tuple(edges)
+    deferred = [edge for edge in all_edges if edge.is_self_reference]
+    remaining = [edge for edge in all_edges if not edge.is_self_reference]
+
+    while True:
+        cyclic = [component for component in _strongly_connected(nodes, remaining) if len(component) > 1]
+        if not cyclic:
+            break
+        for component in cyclic:
+            inside = [edge for edge in remaining if edge.table in component and edge.ref_table in component]
+            # nullable first (loads as NULL, no placeholder), never a natural-key edge if avoidable,
+            # then a deterministic tie-break so two runs choose the same edge
+            victim = min(inside, key=lambda e: (e.in_natural_key, not e.nullable, e.table, e.name))
+            remaining.remove(victim)
+            deferred.append(victim)
+
+    return LoadOrder(tables=_topological(nodes, remaining), deferred=tuple(deferred), edges=all_edges)
+
+
+def _strongly_connected(nodes: list[str], edges: list[Edge]) -> list[set[str]]:
+    """Tarjan's algorithm, iterative so deep schemas cannot hit the recursion limit."""
+    successors: dict[str, list[str]] = {node: [] for node in nodes}
+    for edge in edges:
+        successors[edge.table].append(edge.ref_table)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[set[str]] = []
+    counter = 0
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(successors[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(successors[child])))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                components.append(component)
+    return components
+
+
+def _topological(nodes: list[str], edges: list[Edge]) -> tuple[str, ...]:
+    """Kahn's algorithm with a name-ordered queue, so the order is stable between runs."""
+    waiting = {node: 0 for node in nodes}
+    dependents: dict[str, list[str]] = {node: [] for node in nodes}
+    for edge in edges:
+        waiting[edge.table] += 1
+        dependents[edge.ref_table].append(edge.table)
+    ready = [node for node, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for dependent in dependents[node]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                heapq.heappush(ready, dependent)
+    if len(order) != len(nodes):  # cannot happen after cycle breaking; guard against a logic error
+        raise RuntimeError(f"dependency cycle left among {sorted(set(nodes) - set(order))}")
+    return tuple(order)
