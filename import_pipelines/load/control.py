@@ -48,6 +48,33 @@ CREATE TABLE IF NOT EXISTS import_control.import_records (
 CREATE INDEX IF NOT EXISTS import_records_run ON import_control.import_records (run_id, entity);
 CREATE INDEX IF NOT EXISTS import_records_source ON import_control.import_records (profile, entity, source_id);
 
+-- references deferred during load (self references, cycles), resolved by late_seed
+CREATE TABLE IF NOT EXISTS import_control.pending_references (
+    run_id        text NOT NULL,
+    profile       text NOT NULL,
+    entity        text NOT NULL,
+    source_id     text NOT NULL,
+    target_id     text NOT NULL,
+    column_name   text NOT NULL,
+    ref_entity    text NOT NULL,
+    ref_key       text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_references_run ON import_control.pending_references (run_id, profile, entity);
+
+-- problems found after a record was loaded (an unresolvable late reference)
+CREATE TABLE IF NOT EXISTS import_control.import_errors (
+    error_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id        text NOT NULL,
+    profile       text NOT NULL,
+    entity        text NOT NULL,
+    source_id     text,
+    stage         text NOT NULL,
+    field         text,
+    message       text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS import_errors_run ON import_control.import_errors (run_id, entity);
+
 CREATE TABLE IF NOT EXISTS import_control.record_state (
     profile       text NOT NULL,
     entity        text NOT NULL,

@@ -61,6 +61,11 @@ class Merger:
         sid = sql.SQL("(s.{})::text").format(ident(p.entity.source_id))
         ref_cols, ref_joins, errors, warnings = [], [], [sql.SQL("s._error")], []
         for i, ref in enumerate(p.references):
+            if ref.late:
+                # resolved by late_seed once every entity is loaded; recorded in the pending CTE
+                ref_cols.append(sql.SQL("NULL::{} AS {}").format(sql.SQL(ref.table.columns[ref.table.primary_key].type),
+                                                                 ident(f"_ref{i}")))
+                continue
             alias = f"r{i}"
             carrier = sql.SQL("(s.{})::text").format(ident(ref.field))
             ref_cols.append(sql.SQL("{}.{} AS {}").format(ident(alias), ident(ref.table.primary_key), ident(f"_ref{i}")))
@@ -137,7 +142,8 @@ class Merger:
     def _update_sql(self) -> sql.Composed:
         p = self.plan
         sets = [sql.SQL("{} = {}").format(ident(f), self._value(f)) for f in p.write_fields]
-        sets += [sql.SQL("{} = b.{}").format(ident(r.column), ident(f"_ref{i}")) for i, r in enumerate(p.references)]
+        sets += [sql.SQL("{} = b.{}").format(ident(r.column), ident(f"_ref{i}"))
+                 for i, r in enumerate(p.references) if not r.late]
         sets += [sql.SQL("{} = now()").format(ident(c)) for c in p.touch_columns]
         return sql.SQL("UPDATE {table} AS t SET {sets} FROM b"
                        " WHERE b._action = 'updated' AND t.{pk} = b._tid").format(
@@ -188,6 +194,18 @@ class Merger:
             counts.update(self.merge(conn, middle, hi, on_isolated=on_isolated))
             return counts
 
+    def _pending_sql(self) -> sql.Composed:
+        p = self.plan
+        parts = [sql.SQL("SELECT %(run_id)s, {profile}, {entity}, b._sid, COALESCE(b._new_id, b._tid)::text, {column},"
+                         " {ref_entity}, (b.{carrier})::text FROM b WHERE b._action IN ('created', 'updated')"
+                         " AND b.{carrier} IS NOT NULL").format(
+            profile=self._lit(p.profile), entity=self._lit(p.entity_name), column=self._lit(r.column),
+            ref_entity=self._lit(r.entity), carrier=ident(r.field)) for r in p.references if r.late]
+        if not parts:
+            return sql.SQL("SELECT 1")
+        return sql.SQL("INSERT INTO {}.pending_references (run_id, profile, entity, source_id, target_id, column_name,"
+                       " ref_entity, ref_key) {}").format(ident(CONTROL), sql.SQL(" UNION ALL ").join(parts))
+
     def _statement(self) -> sql.Composed:
         # one statement: every part reads the same snapshot, so the audit's before-images are the
         # rows as they were before this batch's UPDATE, and the classification is computed once
@@ -195,10 +213,10 @@ class Merger:
         return sql.SQL(
             "WITH b AS MATERIALIZED ({classify}),"
             " audit AS ({audit}), upd AS ({update}), ins AS ({insert}),"
-            " state_new AS ({insert_state}), state_old AS ({update_state})"
+            " state_new AS ({insert_state}), state_old AS ({update_state}), pending AS ({pending})"
             " SELECT b._action, count(*) FROM b GROUP BY b._action"
         ).format(classify=self._classify, audit=self._audit, update=self._update, insert=self._insert,
-                 insert_state=insert_state, update_state=update_state)
+                 insert_state=insert_state, update_state=update_state, pending=self._pending_sql())
 
     def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
         params = {"lo": lo, "hi": hi, "run_id": self.run_id, "forced": forced_error,

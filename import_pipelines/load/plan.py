@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from import_pipelines.load.target import TargetTable, read_target_table
+from import_pipelines.templates.graph import is_late
 from import_pipelines.templates.model import Entity, Mode, Template
 
 
@@ -28,6 +29,7 @@ class ResolvedReference:
     table: TargetTable
     on_missing: str
     required: bool
+    late: bool  # a self reference or part of a cycle: loaded empty, resolved by late_seed
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,14 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
             problems.append(f"reference {column!r} is not a column of {table.qualified}")
             continue
         ref_table = read_target_table(conn, schema=schema, table=template.entities[ref.entity].target)
+        late = is_late(template, entity_name, column)
+        if late and table.columns[column].not_null:
+            problems.append(f"reference {column!r} points back at {ref.entity!r} (a cycle or self reference), so it"
+                            f" is loaded empty and resolved by late_seed; {table.qualified}.{column} is NOT NULL,"
+                            " which leaves no way to load the row first")
         references.append(ResolvedReference(column=column, entity=ref.entity, field=ref.field, table=ref_table,
                                             on_missing=ref.on_missing,
-                                            required=ref.required or table.columns[column].not_null))
+                                            required=ref.required or table.columns[column].not_null, late=late))
     if problems:
         raise MappingError(f"{where}: " + "; ".join(problems))
     touch = [c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable]

@@ -1,0 +1,193 @@
+"""Build a profile's Dagster definitions from its validated template."""
+
+# no ``from __future__ import annotations``: Dagster inspects the ops' context annotations at
+# definition time, so they must be real classes
+
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from import_pipelines.templates.model import Template
+
+if TYPE_CHECKING:
+    from import_pipelines.components.profile import ImportProfile
+    from import_pipelines.pipeline.steps import EntityRun, LoadResult
+
+KINDS = {"postgres", "python"}
+
+
+def entity_order(template: Template) -> list[str]:
+    """Entities in dependency order (referenced entities first); cycles are left to late_seed."""
+    from import_pipelines.templates.graph import dependency_order
+
+    return dependency_order(template)
+
+
+def build_profile_defs(profile: "ImportProfile", template: Template, *, resources: dict[str, Any]) -> dg.Definitions:
+    """Assets per entity (graph-backed: extract -> map -> dedupe -> load), late_seed, checks, job, schedule."""
+    from import_pipelines.templates.graph import upstream_entities
+
+    group = profile.name
+    assets = [_entity_asset(profile, template, name, upstream_entities(template, name)) for name in entity_order(template)]
+    assets.append(_late_seed_asset(profile, template))
+    checks = [check for name in template.entities for check in _entity_checks(profile, template, name)]
+    job = dg.define_asset_job(
+        f"{profile.name}_import", selection=dg.AssetSelection.groups(group),
+        description=f"Import {template.name} ({template.description or 'template'}) for profile {profile.name}",
+        tags={"import_pipelines/profile": profile.name, "import_pipelines/source": profile.source_url_env})
+    schedules = [dg.ScheduleDefinition(name=f"{profile.name}_schedule", job=job, cron_schedule=profile.schedule,
+                                       default_status=dg.DefaultScheduleStatus.STOPPED)] if profile.schedule else []
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules, resources=resources)
+
+
+def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", template: Template, entity: str) -> "EntityRun":
+    from import_pipelines.pipeline.steps import EntityRun
+
+    resources = context.resources
+    return EntityRun(
+        profile=profile.name, template=template, entity_name=entity, run_id=context.run_id,
+        source_url=getattr(resources, f"{profile.name}_source").connection_url(),
+        target_url=getattr(resources, f"{profile.name}_target").connection_url(),
+        source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
+        batch_rows=profile.batch_rows, workers=profile.workers)
+
+
+def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str]) -> dg.AssetsDefinition:
+    prefix = f"{profile.name}__{entity}"
+    keys = {f"{profile.name}_source", f"{profile.name}_target"}
+    spec = template.entities[entity]
+
+    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, ins={"after": dg.In(dg.Nothing)},
+           tags={"step": "extract"})
+    def extract_op(context: dg.OpExecutionContext):
+        """Stream the entity's source query into a staging table (read-only source session)."""
+        from import_pipelines.pipeline.steps import extract
+
+        return extract(_entity_run(context, profile, template, entity), log=context.log.info)
+
+    @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags={"step": "map"})
+    def map_op(context: dg.OpExecutionContext, staged):
+        """Check mapped values against the target columns; bad rows get an error naming field and rule."""
+        from import_pipelines.pipeline.steps import map_and_validate
+
+        return map_and_validate(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+
+    @dg.op(name=f"{prefix}__dedupe", required_resource_keys=keys, tags={"step": "dedupe"})
+    def dedupe_op(context: dg.OpExecutionContext, staged):
+        """Collapse duplicate source records before anything is written."""
+        from import_pipelines.pipeline.steps import dedupe
+
+        return dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+
+    @dg.op(name=f"{prefix}__load", required_resource_keys=keys, tags={"step": "load"})
+    def load_op(context: dg.OpExecutionContext, staged):
+        """Merge the staged rows into the target by mode, batch by batch, with audit rows."""
+        from import_pipelines.pipeline.steps import load
+
+        result = load(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+        return dg.Output(result.counts, metadata=materialization_metadata(result, target=spec.target))
+
+    ins = {name: dg.AssetIn(key=[profile.name, name], dagster_type=dg.Nothing) for name in upstream}
+
+    def compose(**after):
+        staged = extract_op(after=list(after.values())) if after else extract_op()
+        return load_op(dedupe_op(map_op(staged)))
+
+    return dg.graph_asset(
+        compose, name=entity, key_prefix=[profile.name], ins=ins, group_name=profile.name, kinds=KINDS,
+        description=spec.description or f"{entity} from {template.name}",
+        metadata={"template": template.name, "target_table": f"{template.target_schema}.{spec.target}",
+                  "source_table": spec.query.base.table},
+        tags={"import_pipelines/profile": profile.name})
+
+
+def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, Any]:
+    """What the UI shows for one entity: counts, throughput, duration and a preview."""
+    meta: dict[str, Any] = {"dagster/row_count": dg.MetadataValue.int(result.rows)}
+    for action, count in result.counts.items():
+        meta[action] = dg.MetadataValue.int(count)
+    meta["duplicates"] = dg.MetadataValue.int(result.duplicates)
+    meta["rows_per_s"] = dg.MetadataValue.float(round(result.rows_per_s, 1))
+    meta["duration_s"] = dg.MetadataValue.float(round(result.seconds, 3))
+    meta["target_table"] = dg.MetadataValue.text(target)
+    meta["preview"] = dg.MetadataValue.md(_markdown(result.preview, result.preview_columns))
+    return meta
+
+
+def _markdown(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "_no rows created or updated in this run_"
+
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _late_seed_asset(profile: "ImportProfile", template: Template) -> dg.AssetsDefinition:
+    keys = {f"{profile.name}_target"}
+
+    @dg.asset(name="late_seed", key_prefix=[profile.name], group_name=profile.name, kinds=KINDS,
+              deps=[dg.AssetKey([profile.name, e]) for e in template.entities], required_resource_keys=keys,
+              description="Resolve references deferred during load (self references and cycles) by natural key, "
+                          "in one transaction; unresolved ones are recorded as errors.")
+    def late_seed(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from import_pipelines.load.late_seed import resolve_pending
+
+        target = getattr(context.resources, f"{profile.name}_target").connection_url()
+        outcome = resolve_pending(target, template=template, profile=profile.name, run_id=context.run_id,
+                                  source_system=profile.source_system or template.source_system)
+        context.log.info(f"late_seed: {outcome.resolved:,} references resolved, {outcome.unresolved:,} unresolved")
+        return dg.MaterializeResult(metadata={"dagster/row_count": outcome.resolved + outcome.unresolved,
+                                              "resolved": outcome.resolved, "unresolved": outcome.unresolved})
+
+    return late_seed
+
+
+def _entity_checks(profile: "ImportProfile", template: Template, entity: str) -> list[dg.AssetChecksDefinition]:
+    key = dg.AssetKey([profile.name, entity])
+    target_key = f"{profile.name}_target"
+    system = profile.source_system or template.source_system
+
+    @dg.asset_check(asset=key, name="natural_key_unique", required_resource_keys={target_key},
+                    description="No two target rows share (source_system, external_id).")
+    def natural_key_unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from import_pipelines.load.checks import duplicate_natural_keys
+
+        count = duplicate_natural_keys(getattr(context.resources, target_key).connection_url(),
+                                       template=template, entity=entity, source_system=system)
+        return dg.AssetCheckResult(passed=count == 0, metadata={"duplicate_keys": count})
+
+    @dg.asset_check(asset=key, name="reconciliation", required_resource_keys={target_key},
+                    description="Every source row of the latest run has exactly one import record: "
+                                "source = created + updated + skipped + unchanged + failed.")
+    def reconciliation(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from import_pipelines.load.checks import reconcile
+
+        event = context.instance.get_latest_materialization_event(key)
+        if event is None or event.asset_materialization is None:
+            return dg.AssetCheckResult(passed=False, metadata={"reason": "not materialised yet"})
+        rows = event.asset_materialization.metadata["dagster/row_count"].value
+        counts = reconcile(getattr(context.resources, target_key).connection_url(), profile=profile.name,
+                           entity=entity, run_id=event.run_id)
+        total = sum(counts.values())
+        return dg.AssetCheckResult(passed=total == rows, metadata={"source_rows": rows, "import_records": total,
+                                                                   **{k: v for k, v in counts.items()}})
+
+    @dg.asset_check(asset=key, name="references_resolved", required_resource_keys={target_key},
+                    description="Optional references left empty because the referenced record is missing.")
+    def references_resolved(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from import_pipelines.load.checks import unresolved_references
+
+        event = context.instance.get_latest_materialization_event(key)
+        run_id = event.run_id if event else ""
+        count = unresolved_references(getattr(context.resources, target_key).connection_url(), profile=profile.name,
+                                      entity=entity, run_id=run_id)
+        return dg.AssetCheckResult(passed=count == 0, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"left_empty": count})
+
+    return [natural_key_unique, reconciliation, references_resolved]

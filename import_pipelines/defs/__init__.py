@@ -1,0 +1,1 @@
+"""Definitions folder: one sub-folder per concern, loaded by ``dg.load_defs``."""

@@ -1,0 +1,19 @@
+"""Dagster resources: the source and target database connections of a profile."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+
+class PostgresDatabase(dg.ConfigurableResource):
+    """A PostgreSQL database reached by URL (a libpq URL or conninfo string).
+
+    Bind the URL with ``dg.EnvVar`` so it never appears in run config, logs or metadata. Source
+    databases are only ever opened read-only by the extract step.
+    """
+
+    url: str
+
+    def connection_url(self) -> str:
+        """The URL to open with :func:`import_pipelines.db.connect`."""
+        return self.url
