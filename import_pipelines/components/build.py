@@ -107,11 +107,29 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
     for action, count in result.counts.items():
         meta[action] = dg.MetadataValue.int(count)
     meta["duplicates"] = dg.MetadataValue.int(result.duplicates)
+    meta["matched_target_rows"] = dg.MetadataValue.int(result.matched_target)
+    if result.confidences:
+        meta["mean_confidence"] = dg.MetadataValue.float(round(sum(result.confidences) / len(result.confidences), 2))
+        meta["confidence_histogram"] = dg.MetadataValue.md(confidence_histogram(result.confidences))
     meta["rows_per_s"] = dg.MetadataValue.float(round(result.rows_per_s, 1))
     meta["duration_s"] = dg.MetadataValue.float(round(result.seconds, 3))
     meta["target_table"] = dg.MetadataValue.text(target)
     meta["preview"] = dg.MetadataValue.md(_markdown(result.preview, result.preview_columns))
     return meta
+
+
+def confidence_histogram(confidences: "tuple[float, ...] | list[float]") -> str:
+    """A markdown histogram of duplicate confidences in 5-point buckets from the lowest seen."""
+    buckets: dict[int, int] = {}
+    for value in confidences:
+        low = min(95, int(value // 5) * 5)
+        buckets[low] = buckets.get(low, 0) + 1
+    peak = max(buckets.values())
+    lines = ["| confidence | duplicates | |", "|---|---:|---|"]
+    for low in sorted(buckets):
+        bar = "█" * max(1, round(20 * buckets[low] / peak))
+        lines.append(f"| {low}-{low + 5} | {buckets[low]:,} | {bar} |")
+    return "\n".join(lines)
 
 
 def _markdown(rows: list[dict], columns: list[str]) -> str:

@@ -46,7 +46,8 @@ def create_staging_table(target: psycopg.Connection, *, schema: str, table: str,
     body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(_safe_type(t))) for c, t in zip(columns, types))
     target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     target.execute(sql.SQL(
-        "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _dup_of text, _error text)"
+        "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _dup_of text, _error text,"
+        " _match_tid text, _confidence real, _match jsonb)"
     ).format(ident(schema, table), body))
 
 

@@ -68,15 +68,25 @@ class Merger:
                 continue
             alias = f"r{i}"
             carrier = sql.SQL("(s.{})::text").format(ident(ref.field))
-            ref_cols.append(sql.SQL("{}.{} AS {}").format(ident(alias), ident(ref.table.primary_key), ident(f"_ref{i}")))
+            resolved = sql.SQL("{}.{}").format(ident(alias), ident(ref.table.primary_key))
             ref_joins.append(sql.SQL(" LEFT JOIN {} AS {} ON {}.{} = {} AND {}.{} = {}").format(
                 ident(ref.table.schema, ref.table.name), ident(alias), ident(alias), ident(nk.system_column), system,
                 ident(alias), ident(nk.id_column), carrier))
+            if ref.via_state:
+                # a record deduplicated into another (or matched to an existing row) has no natural
+                # key of its own in the target; record_state maps its source id to the row it became
+                state = ident(f"rs{i}")
+                ref_joins.append(sql.SQL(" LEFT JOIN {control}.record_state AS {a} ON {a}.profile = {profile}"
+                                         " AND {a}.entity = {entity} AND {a}.source_id = {carrier}").format(
+                    control=ident(CONTROL), a=state, profile=self._lit(p.profile), entity=self._lit(ref.entity),
+                    carrier=carrier))
+                resolved = sql.SQL("COALESCE({}, ({}.target_id)::{})").format(
+                    resolved, state, sql.SQL(ref.table.columns[ref.table.primary_key].type))
+            ref_cols.append(sql.SQL("{} AS {}").format(resolved, ident(f"_ref{i}")))
             if ref.required:
                 errors.append(sql.SQL("CASE WHEN {c} IS NULL THEN {m} END").format(
                     c=carrier, m=self._lit(f"{ref.column}: required reference ({ref.field}) is empty")))
-            missing = sql.SQL("{c} IS NOT NULL AND {a}.{pk} IS NULL").format(
-                c=carrier, a=ident(alias), pk=ident(ref.table.primary_key))
+            missing = sql.SQL("{c} IS NOT NULL AND {r} IS NULL").format(c=carrier, r=resolved)
             message = sql.SQL("({} || {})").format(self._lit(f"{ref.column}: no {ref.entity} with {nk.id_column} "),
                                                     carrier)
             if ref.required or ref.on_missing == "fail":
@@ -89,7 +99,7 @@ class Merger:
         inner = sql.SQL(
             "SELECT s.*, {sid} AS _sid,"
             " encode(sha256(convert_to(row({hashed})::text, 'UTF8')), 'hex') AS _hash,"
-            " t.{pk} AS _tid, st.source_hash AS _old_hash, st.target_id AS _old_tid{ref_cols},"
+            " COALESCE(t.{pk}, (s._match_tid)::{pk_type}) AS _tid, st.source_hash AS _old_hash, st.target_id AS _old_tid{ref_cols},"
             " COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
             " {warning} AS _warning"
             " FROM {staging} AS s"
@@ -98,7 +108,7 @@ class Merger:
             " AND st.source_id = {sid}{ref_joins}"
             " WHERE s._rn > %(lo)s AND s._rn <= %(hi)s"
         ).format(
-            sid=sid, hashed=hashed, pk=pk, ref_cols=sql.SQL("").join(sql.SQL(", ") + c for c in ref_cols),
+            sid=sid, hashed=hashed, pk=pk, pk_type=sql.SQL(p.table.columns[p.table.primary_key].type), ref_cols=sql.SQL("").join(sql.SQL(", ") + c for c in ref_cols),
             errors=sql.SQL(", ").join(errors),
             warning=(sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(warnings)) if warnings
                      else sql.SQL("NULL::text")),
@@ -126,10 +136,11 @@ class Merger:
         # UUID per row, and ascending, so the primary-key index grows at its right edge
         return sql.SQL(
             "INSERT INTO {control}.import_records (record_id, run_id, profile, entity, source_table, source_id, source_hash,"
-            " target_table, target_id, action, duplicate_of, error, before_image)"
+            " target_table, target_id, action, duplicate_of, confidence, match_fields, error, before_image)"
             " SELECT (%(id_prefix)s || lpad(to_hex(row_number() OVER ()), 12, '0'))::uuid,"
             " %(run_id)s, {profile}, {entity}, {source_table}, b._sid, b._hash, {target_name},"
-            " COALESCE(b._new_id, b._tid)::text, b._action, b._dup_of, COALESCE(b._err, b._warning),"
+            " COALESCE(b._new_id, b._tid)::text, b._action, COALESCE(b._dup_of, b._match_tid), b._confidence,"
+            " b._match, COALESCE(b._err, b._warning),"
             " CASE WHEN b._action = 'updated' THEN (SELECT to_jsonb(t.*) FROM {table} AS t WHERE t.{pk} = b._tid) END"
             " FROM b"
         ).format(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(p.entity_name),
@@ -224,6 +235,24 @@ class Merger:
         with conn.transaction():
             rows = conn.execute(self._merge, params).fetchall()
         return Counter(dict(rows))
+
+
+def record_duplicate_states(conn: psycopg.Connection, plan: LoadPlan, *, staging: str, run_id: str) -> int:
+    """Point each duplicate's source id at the target row its survivor became (for references)."""
+    cur = conn.execute(sql.SQL(
+        "INSERT INTO {control}.record_state (profile, entity, source_id, target_table, target_id, source_hash, run_id)"
+        " SELECT {profile}, {entity}, (s.{sid})::text, {target_name}, COALESCE(sv.target_id, s._match_tid),"
+        " 'duplicate', %s FROM {staging} AS s"
+        " LEFT JOIN {control}.record_state AS sv ON sv.profile = {profile} AND sv.entity = {entity}"
+        " AND sv.source_id = s._dup_of"
+        " WHERE s._dup_of IS DISTINCT FROM (s.{sid})::text AND s._error IS NULL"
+        " AND COALESCE(sv.target_id, s._match_tid) IS NOT NULL AND (s._dup_of IS NOT NULL)"
+        " ON CONFLICT (profile, entity, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
+        " run_id = EXCLUDED.run_id, updated_at = now()").format(
+        control=ident(CONTROL), profile=sql.Literal(plan.profile), entity=sql.Literal(plan.entity_name),
+        sid=ident(plan.entity.source_id), target_name=sql.Literal(plan.table.qualified),
+        staging=ident(CONTROL, staging)), (run_id,))
+    return cur.rowcount
 
 
 def _describe(error: psycopg.Error) -> str:

@@ -30,6 +30,7 @@ class ResolvedReference:
     on_missing: str
     required: bool
     late: bool  # a self reference or part of a cycle: loaded empty, resolved by late_seed
+    via_state: bool  # the referenced entity dedupes: a duplicate's id resolves to its survivor's row
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,13 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
                             " which leaves no way to load the row first")
         references.append(ResolvedReference(column=column, entity=ref.entity, field=ref.field, table=ref_table,
                                             on_missing=ref.on_missing,
-                                            required=ref.required or table.columns[column].not_null, late=late))
+                                            required=ref.required or table.columns[column].not_null, late=late,
+                                            via_state=template.entities[ref.entity].dedupe is not None))
+    if entity.dedupe is not None:
+        for name in entity.dedupe.columns:
+            if name not in table.columns:
+                problems.append(f"dedupe field {name!r} is not a column of {table.qualified}, so target rows"
+                                " cannot be compared on it")
     if problems:
         raise MappingError(f"{where}: " + "; ".join(problems))
     touch = [c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable]

@@ -20,7 +20,7 @@ from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
 from import_pipelines.extract.postgres import stream_to_staging
 from import_pipelines.load.control import ACTIONS, ensure_control_schema
-from import_pipelines.load.merge import CONTROL, Merger, staging_table_name
+from import_pipelines.load.merge import CONTROL, Merger, record_duplicate_states, staging_table_name
 from import_pipelines.load.plan import LoadPlan, build_plan
 from import_pipelines.query.compile import compile_query
 from import_pipelines.templates.model import Mode, Template
@@ -64,6 +64,8 @@ class Staged:
     invalid: int = 0
     duplicates: int = 0
     extract_seconds: float = 0.0
+    matched_target: int = 0
+    confidences: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class LoadResult:
     duplicates: int
     preview: list[dict] = field(default_factory=list)
     preview_columns: list[str] = field(default_factory=list)
+    matched_target: int = 0
+    confidences: tuple[float, ...] = ()
 
     @property
     def rows_per_s(self) -> float:
@@ -145,7 +149,15 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
 
 
 def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
-    """Collapse rows with the same source identifier (exact, on the natural key); the first one survives."""
+    """Mark duplicates before anything is written.
+
+    Always: rows with the same source identifier collapse (exact, on the natural key; the first
+    survives). With a template ``dedupe`` rule also: records that are the same thing by the rule
+    (exact, case-insensitive or fuzzy, weighted confidence, threshold) within the batch, with the
+    survivor rule applied, and records matching a row the target already holds.
+    """
+    from import_pipelines.dedupe.staging import apply_rule
+
     entity = run.template.entities[run.entity_name]
     table = ident(CONTROL, staged.staging)
     sid = ident(entity.source_id)
@@ -156,12 +168,25 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
         duplicates = 0
         if repeated:
             cur = conn.execute(sql.SQL(
-                "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text FROM ("
+                "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text, _confidence = 100 FROM ("
                 " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY _rn) AS k"
                 " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(t=table, sid=sid))
             duplicates = cur.rowcount
-    log(f"{run.entity_name} dedupe: {duplicates:,} duplicate rows by {entity.source_id}")
-    return replace(staged, duplicates=duplicates)
+        log(f"{run.entity_name} dedupe: {duplicates:,} repeated source ids ({entity.source_id})")
+        if entity.dedupe is None:
+            return replace(staged, duplicates=duplicates, confidences=(100.0,) * duplicates)
+        plan = run.plan(conn)
+        nk = run.template.natural_key
+        with conn.transaction():
+            outcome = apply_rule(conn, staging=table, target=ident(plan.table.schema, plan.table.name),
+                                 primary_key=plan.table.primary_key, natural_key=(nk.system_column, nk.id_column),
+                                 source_system=plan.source_system, source_id=entity.source_id, rule=entity.dedupe,
+                                 survivor_updated=entity.survivor_updated)
+    mean = f", mean confidence {outcome.mean_confidence:.1f}" if outcome.mean_confidence is not None else ""
+    log(f"{run.entity_name} dedupe ({entity.dedupe.strategy}): {outcome.within:,} duplicates within the batch,"
+        f" {outcome.against_target:,} matching target rows, {outcome.pairs_compared:,} pairs compared{mean}")
+    return replace(staged, duplicates=duplicates + outcome.within, matched_target=outcome.against_target,
+                   confidences=(100.0,) * duplicates + tuple(outcome.confidences))
 
 
 def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
@@ -206,6 +231,8 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
         finally:
             for extra in sessions[1:]:
                 extra.close()
+        if plan.entity.dedupe is not None:
+            record_duplicate_states(conn, plan, staging=staged.staging, run_id=run.run_id)
         preview, columns = _preview(conn, plan, run.run_id, preview_rows)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
         # fresh statistics before the next entity joins against this table by natural key
@@ -213,7 +240,8 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
         conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
     seconds = time.perf_counter() - staged.started
     return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
-                      seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns)
+                      seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
+                      matched_target=staged.matched_target, confidences=staged.confidences)
 
 
 def _preview(conn, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:

@@ -12,13 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from import_pipelines.dedupe.matching import DedupeRule
+
 Mode = Literal["create_only", "update_only", "upsert", "create_new"]
 MODES: tuple[Mode, ...] = ("create_only", "update_only", "upsert", "create_new")
 JoinType = Literal["inner", "left", "right", "full"]
 FilterOp = Literal["=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not_like", "not_ilike", "regex", "not_regex",
                    "in", "not_in", "is_null", "is_not_null", "between"]
 OnMissing = Literal["fail", "set_null"]
-DedupeStrategy = Literal["exact", "case_insensitive", "fuzzy"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COLUMN_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_$]*$")
@@ -223,18 +224,6 @@ class Reference(_Strict):
     required: bool = False
 
 
-class DedupeRule(_Strict):
-    """Which incoming records are the same thing (exact on the natural key until fuzzy lands)."""
-
-    strategy: DedupeStrategy = "exact"
-    primary: list[str] = Field(default_factory=list)
-    secondary: list[str] = Field(default_factory=list)
-    primary_weight: float = 0.8
-    secondary_weight: float = 0.2
-    threshold: float = Field(default=85, ge=0, le=100)
-    match_any: list[str] = Field(default_factory=list)
-
-
 class Entity(_Strict):
     """One stream of a template: one Dagster asset, one target table."""
 
@@ -245,13 +234,21 @@ class Entity(_Strict):
     query: Query
     fields: dict[str, FieldSpec] = Field(min_length=1)
     references: dict[str, Reference] = Field(default_factory=dict)
-    dedupe: DedupeRule = Field(default_factory=DedupeRule)
+    dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
+    survivor_updated: str | None = Field(default=None, description="field whose latest value wins a duplicate cluster")
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Entity:
         if self.source_id not in self.fields:
             raise ValueError(f"source_id {self.source_id!r} is not one of the fields")
+        if self.dedupe is not None:
+            unknown = [f for f in self.dedupe.columns if f not in self.fields]
+            if unknown:
+                raise ValueError(f"dedupe uses {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not"
+                                 " among the fields")
+        if self.survivor_updated is not None and self.survivor_updated not in self.fields:
+            raise ValueError(f"survivor_updated {self.survivor_updated!r} is not one of the fields")
         for column, ref in self.references.items():
             if ref.field not in self.fields:
                 raise ValueError(f"reference {column!r} uses field {ref.field!r}, which is not one of the fields")
