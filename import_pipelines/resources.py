@@ -17,3 +17,14 @@ class PostgresDatabase(dg.ConfigurableResource):
     def connection_url(self) -> str:
         """The URL to open with :func:`import_pipelines.db.connect`."""
         return self.url
+
+
+class ImportRunSettings(dg.ConfigurableResource):
+    """Per-run switches of a profile's import job, set in the launchpad's run config.
+
+    ``dry_run``: extract, map and dedupe as usual, then predict what load would do for every
+    record (would create / update / skip / fail, with duplicates) without writing to the target
+    tables; the prediction is the materialisation metadata and a CSV report.
+    """
+
+    dry_run: bool = False

@@ -44,17 +44,18 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
     from import_pipelines.pipeline.steps import EntityRun
 
     resources = context.resources
+    settings = getattr(resources, f"{profile.name}_settings")
     return EntityRun(
-        profile=profile.name, template=template, entity_name=entity, run_id=context.run_id,
+        profile=profile.name, template=template, entity_name=entity, run_id=context.run.run_id,
         source_url=getattr(resources, f"{profile.name}_source").connection_url(),
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
         source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
-        batch_rows=profile.batch_rows, workers=profile.workers)
+        batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run)
 
 
 def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str]) -> dg.AssetsDefinition:
     prefix = f"{profile.name}__{entity}"
-    keys = {f"{profile.name}_source", f"{profile.name}_target"}
+    keys = {f"{profile.name}_source", f"{profile.name}_target", f"{profile.name}_settings"}
     spec = template.entities[entity]
 
     @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, ins={"after": dg.In(dg.Nothing)},
@@ -103,9 +104,12 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
 
 def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, Any]:
     """What the UI shows for one entity: counts, throughput, duration and a preview."""
-    meta: dict[str, Any] = {"dagster/row_count": dg.MetadataValue.int(result.rows)}
+    meta: dict[str, Any] = {"dagster/row_count": dg.MetadataValue.int(result.rows),
+                            "dry_run": dg.MetadataValue.bool(result.dry_run)}
     for action, count in result.counts.items():
-        meta[action] = dg.MetadataValue.int(count)
+        meta[f"would_{_verb(action)}" if result.dry_run else action] = dg.MetadataValue.int(count)
+    if result.report:
+        meta["report"] = dg.MetadataValue.path(result.report)
     meta["duplicates"] = dg.MetadataValue.int(result.duplicates)
     meta["matched_target_rows"] = dg.MetadataValue.int(result.matched_target)
     if result.confidences:
@@ -116,6 +120,10 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
     meta["target_table"] = dg.MetadataValue.text(target)
     meta["preview"] = dg.MetadataValue.md(_markdown(result.preview, result.preview_columns))
     return meta
+
+
+def _verb(action: str) -> str:
+    return {"created": "create", "updated": "update", "skipped": "skip", "failed": "fail"}.get(action, action)
 
 
 def confidence_histogram(confidences: "tuple[float, ...] | list[float]") -> str:
@@ -147,7 +155,7 @@ def _markdown(rows: list[dict], columns: list[str]) -> str:
 
 
 def _late_seed_asset(profile: "ImportProfile", template: Template) -> dg.AssetsDefinition:
-    keys = {f"{profile.name}_target"}
+    keys = {f"{profile.name}_target", f"{profile.name}_settings"}
 
     @dg.asset(name="late_seed", key_prefix=[profile.name], group_name=profile.name, kinds=KINDS,
               deps=[dg.AssetKey([profile.name, e]) for e in template.entities], required_resource_keys=keys,
@@ -156,8 +164,11 @@ def _late_seed_asset(profile: "ImportProfile", template: Template) -> dg.AssetsD
     def late_seed(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         from import_pipelines.load.late_seed import resolve_pending
 
+        if getattr(context.resources, f"{profile.name}_settings").dry_run:
+            context.log.info("late_seed: dry run, nothing was deferred")
+            return dg.MaterializeResult(metadata={"dagster/row_count": 0, "dry_run": True})
         target = getattr(context.resources, f"{profile.name}_target").connection_url()
-        outcome = resolve_pending(target, template=template, profile=profile.name, run_id=context.run_id,
+        outcome = resolve_pending(target, template=template, profile=profile.name, run_id=context.run.run_id,
                                   source_system=profile.source_system or template.source_system)
         context.log.info(f"late_seed: {outcome.resolved:,} references resolved, {outcome.unresolved:,} unresolved")
         return dg.MaterializeResult(metadata={"dagster/row_count": outcome.resolved + outcome.unresolved,
@@ -189,9 +200,11 @@ def _entity_checks(profile: "ImportProfile", template: Template, entity: str) ->
         event = context.instance.get_latest_materialization_event(key)
         if event is None or event.asset_materialization is None:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "not materialised yet"})
-        rows = event.asset_materialization.metadata["dagster/row_count"].value
+        metadata = event.asset_materialization.metadata
+        rows = metadata["dagster/row_count"].value
+        dry_run = bool(metadata["dry_run"].value) if "dry_run" in metadata else False
         counts = reconcile(getattr(context.resources, target_key).connection_url(), profile=profile.name,
-                           entity=entity, run_id=event.run_id)
+                           entity=entity, run_id=event.run_id, dry_run=dry_run)
         total = sum(counts.values())
         return dg.AssetCheckResult(passed=total == rows, metadata={"source_rows": rows, "import_records": total,
                                                                    **{k: v for k, v in counts.items()}})

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from import_pipelines.resources import PostgresDatabase
+from import_pipelines.resources import ImportRunSettings, PostgresDatabase
 from import_pipelines.settings import SOURCE_URL_ENV, TARGET_URL_ENV
 from import_pipelines.templates.model import Mode
 
@@ -53,4 +53,5 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
         return build_profile_defs(
             self, template,
             resources={f"{self.name}_source": PostgresDatabase(url=dg.EnvVar(self.source_url_env)),
-                       f"{self.name}_target": PostgresDatabase(url=dg.EnvVar(self.target_url_env))})
+                       f"{self.name}_target": PostgresDatabase(url=dg.EnvVar(self.target_url_env)),
+                       f"{self.name}_settings": ImportRunSettings()})

@@ -20,12 +20,13 @@ def duplicate_natural_keys(url: str, *, template: Template, entity: str, source_
             (source_system,)).fetchone()[0]
 
 
-def reconcile(url: str, *, profile: str, entity: str, run_id: str) -> dict[str, int]:
-    """Import records of one run by action."""
+def reconcile(url: str, *, profile: str, entity: str, run_id: str, dry_run: bool = False) -> dict[str, int]:
+    """Import records (or, for a dry run, predictions) of one run by action."""
+    table = "dry_run_records" if dry_run else "import_records"
     with connection(url) as conn:
-        rows = conn.execute("SELECT action, count(*) FROM import_control.import_records"
-                            " WHERE run_id = %s AND profile = %s AND entity = %s GROUP BY action",
-                            (run_id, profile, entity)).fetchall()
+        rows = conn.execute(sql.SQL("SELECT action, count(*) FROM import_control.{}"
+                                    " WHERE run_id = %s AND profile = %s AND entity = %s GROUP BY action").format(
+            sql.Identifier(table)), (run_id, profile, entity)).fetchall()
     return {action: count for action, count in rows}
 
 

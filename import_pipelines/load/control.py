@@ -75,6 +75,22 @@ CREATE TABLE IF NOT EXISTS import_control.import_errors (
 );
 CREATE INDEX IF NOT EXISTS import_errors_run ON import_control.import_errors (run_id, entity);
 
+-- what a dry run predicts for each source record (the target tables stay untouched)
+CREATE TABLE IF NOT EXISTS import_control.dry_run_records (
+    run_id        text NOT NULL,
+    profile       text NOT NULL,
+    entity        text NOT NULL,
+    source_id     text NOT NULL,
+    action        text NOT NULL,
+    target_id     text,
+    duplicate_of  text,
+    confidence    real,
+    error         text,
+    resolves      boolean NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dry_run_records_key ON import_control.dry_run_records (run_id, profile, entity, source_id);
+
 CREATE TABLE IF NOT EXISTS import_control.record_state (
     profile       text NOT NULL,
     entity        text NOT NULL,

@@ -36,8 +36,9 @@ def staging_table_name(plan: LoadPlan, run_id: str) -> str:
 class Merger:
     """Compiles the merge statements of one plan once, then runs them per batch."""
 
-    def __init__(self, plan: LoadPlan, *, staging: str, run_id: str):
+    def __init__(self, plan: LoadPlan, *, staging: str, run_id: str, dry_run: bool = False):
         self.plan = plan
+        self.dry_run = dry_run
         self.run_id = run_id
         self.staging = ident(CONTROL, staging)
         self._classify = self._classify_sql()
@@ -45,7 +46,7 @@ class Merger:
         self._update = self._update_sql()
         self._insert = self._insert_sql()
         self._state = self._state_sql()
-        self._merge = self._statement()
+        self._merge = self._dry_run_statement() if dry_run else self._statement()
 
     # -- SQL ----------------------------------------------------------------------------------
     def _lit(self, value: object) -> sql.Literal:
@@ -82,6 +83,15 @@ class Merger:
                     carrier=carrier))
                 resolved = sql.SQL("COALESCE({}, ({}.target_id)::{})").format(
                     resolved, state, sql.SQL(ref.table.columns[ref.table.primary_key].type))
+            if self.dry_run:
+                # nothing upstream was written in a dry run: a record the upstream dry run predicts
+                # will exist resolves as it would in the real run (a stand-in id, never written)
+                predicted = sql.SQL(
+                    "EXISTS (SELECT 1 FROM {control}.dry_run_records AS dk WHERE dk.run_id = %(run_id)s"
+                    " AND dk.profile = {profile} AND dk.entity = {entity} AND dk.source_id = {carrier} AND dk.resolves)"
+                ).format(control=ident(CONTROL), profile=self._lit(p.profile), entity=self._lit(ref.entity),
+                         carrier=carrier)
+                resolved = sql.SQL("COALESCE({}, CASE WHEN {} THEN -1 END)").format(resolved, predicted)
             ref_cols.append(sql.SQL("{} AS {}").format(resolved, ident(f"_ref{i}")))
             if ref.required:
                 errors.append(sql.SQL("CASE WHEN {c} IS NULL THEN {m} END").format(
@@ -94,7 +104,8 @@ class Merger:
             else:
                 warnings.append(sql.SQL("CASE WHEN {} THEN {} || '; left empty' END").format(missing, message))
         mode = self._lit(p.mode)
-        allocator = (sql.SQL("nextval({}::regclass)").format(self._lit(p.table.id_sequence)) if p.table.id_sequence
+        allocator = (sql.SQL("NULL") if self.dry_run
+                     else sql.SQL("nextval({}::regclass)").format(self._lit(p.table.id_sequence)) if p.table.id_sequence
                      else sql.SQL(p.table.id_default or "NULL"))
         inner = sql.SQL(
             "SELECT s.*, {sid} AS _sid,"
@@ -228,6 +239,20 @@ class Merger:
             " SELECT b._action, count(*) FROM b GROUP BY b._action"
         ).format(classify=self._classify, audit=self._audit, update=self._update, insert=self._insert,
                  insert_state=insert_state, update_state=update_state, pending=self._pending_sql())
+
+    def _dry_run_statement(self) -> sql.Composed:
+        # classify only: the predicted action of every record goes to dry_run_records, the target
+        # tables and the audit are not touched
+        p = self.plan
+        return sql.SQL(
+            "WITH b AS MATERIALIZED ({classify}),"
+            " predicted AS (INSERT INTO {control}.dry_run_records (run_id, profile, entity, source_id, action,"
+            " target_id, duplicate_of, confidence, error, resolves)"
+            " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, b._tid::text, COALESCE(b._dup_of, b._match_tid),"
+            " b._confidence, COALESCE(b._err, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
+            " SELECT b._action, count(*) FROM b GROUP BY b._action"
+        ).format(classify=self._classify, control=ident(CONTROL), profile=self._lit(p.profile),
+                 entity=self._lit(p.entity_name))
 
     def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
         params = {"lo": lo, "hi": hi, "run_id": self.run_id, "forced": forced_error,

@@ -20,6 +20,7 @@ from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
 from import_pipelines.extract.postgres import stream_to_staging
 from import_pipelines.load.control import ACTIONS, ensure_control_schema
+from import_pipelines.load.dry_run import _dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.load.merge import CONTROL, Merger, record_duplicate_states, staging_table_name
 from import_pipelines.load.plan import LoadPlan, build_plan
 from import_pipelines.query.compile import compile_query
@@ -42,6 +43,7 @@ class EntityRun:
     mode: Mode | None = None
     batch_rows: int | None = None
     workers: int = 2
+    dry_run: bool = False
 
     @property
     def rows_per_batch(self) -> int:
@@ -80,6 +82,8 @@ class LoadResult:
     preview_columns: list[str] = field(default_factory=list)
     matched_target: int = 0
     confidences: tuple[float, ...] = ()
+    dry_run: bool = False
+    report: str | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -199,7 +203,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
     with connect(run.target_url, autocommit=True) as conn:
         configure_bulk_session(conn)
         plan = run.plan(conn)
-        merger = Merger(plan, staging=staged.staging, run_id=run.run_id)
+        merger = Merger(plan, staging=staged.staging, run_id=run.run_id, dry_run=run.dry_run)
         staging = ident(CONTROL, staged.staging)
         last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
         conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(staging))
@@ -231,17 +235,26 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
         finally:
             for extra in sessions[1:]:
                 extra.close()
-        if plan.entity.dedupe is not None:
-            record_duplicate_states(conn, plan, staging=staged.staging, run_id=run.run_id)
-        preview, columns = _preview(conn, plan, run.run_id, preview_rows)
+        report = None
+        if run.dry_run:
+            predict_duplicates(conn, plan, staging=staged.staging, run_id=run.run_id)
+            preview, columns = _dry_run_preview(conn, plan, run.run_id, preview_rows)
+            report = write_dry_run_report(conn, plan, run_id=run.run_id)
+            log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
+        else:
+            if plan.entity.dedupe is not None:
+                record_duplicate_states(conn, plan, staging=staged.staging, run_id=run.run_id)
+            preview, columns = _preview(conn, plan, run.run_id, preview_rows)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
-        # fresh statistics before the next entity joins against this table by natural key
-        conn.execute(sql.SQL("ANALYZE {}").format(ident(plan.table.schema, plan.table.name)))
-        conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
+        if not run.dry_run:
+            # fresh statistics before the next entity joins against this table by natural key
+            conn.execute(sql.SQL("ANALYZE {}").format(ident(plan.table.schema, plan.table.name)))
+            conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
     seconds = time.perf_counter() - staged.started
     return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
-                      matched_target=staged.matched_target, confidences=staged.confidences)
+                      matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
+                      report=report)
 
 
 def _preview(conn, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
