@@ -75,14 +75,13 @@ class Merger:
                 ident(alias), ident(nk.id_column), carrier))
             if ref.via_state:
                 # a record deduplicated into another (or matched to an existing row) has no natural
-                # key of its own in the target; record_state maps its source id to the row it became
-                state = ident(f"rs{i}")
-                ref_joins.append(sql.SQL(" LEFT JOIN {control}.record_state AS {a} ON {a}.profile = {profile}"
-                                         " AND {a}.entity = {entity} AND {a}.source_id = {carrier}").format(
-                    control=ident(CONTROL), a=state, profile=self._lit(p.profile), entity=self._lit(ref.entity),
-                    carrier=carrier))
-                resolved = sql.SQL("COALESCE({}, ({}.target_id)::{})").format(
-                    resolved, state, sql.SQL(ref.table.columns[ref.table.primary_key].type))
+                # key of its own in the target; record_state maps its source id to the row it
+                # became. A scalar sub-query: COALESCE evaluates it only when the key lookup missed
+                resolved = sql.SQL(
+                    "COALESCE({}, (SELECT (rs.target_id)::{} FROM {}.record_state AS rs WHERE rs.profile = {}"
+                    " AND rs.entity = {} AND rs.source_id = {}))").format(
+                    resolved, sql.SQL(ref.table.columns[ref.table.primary_key].type), ident(CONTROL),
+                    self._lit(p.profile), self._lit(ref.entity), carrier)
             if self.dry_run:
                 # nothing upstream was written in a dry run: a record the upstream dry run predicts
                 # will exist resolves as it would in the real run (a stand-in id, never written)

@@ -242,14 +242,14 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             report = write_dry_run_report(conn, plan, run_id=run.run_id)
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
+            # fresh statistics before the next statements (and entities) join against these tables
+            conn.execute(sql.SQL("ANALYZE {}").format(ident(plan.table.schema, plan.table.name)))
+            conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
             if plan.entity.dedupe is not None:
+                conn.execute(sql.SQL("ANALYZE {}").format(staging))
                 record_duplicate_states(conn, plan, staging=staged.staging, run_id=run.run_id)
             preview, columns = _preview(conn, plan, run.run_id, preview_rows)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
-        if not run.dry_run:
-            # fresh statistics before the next entity joins against this table by natural key
-            conn.execute(sql.SQL("ANALYZE {}").format(ident(plan.table.schema, plan.table.name)))
-            conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
     seconds = time.perf_counter() - staged.started
     return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
