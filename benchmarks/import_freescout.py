@@ -1,0 +1,170 @@
+"""Benchmark the FreeScout import: ``python benchmarks/import_freescout.py --rows 1000000``.
+
+Creates fresh source and target databases (dropped at the end) on ``IMPORT_PIPELINES_PG_URL`` or
+the embedded server under ``.data/bench-postgres``, generates the FreeScout demo sized so the
+import reads about ``--rows`` rows (``customers_for_rows``), migrates the target, and runs every
+entity of the ``freescout`` template in process through the pipeline steps (extract -> map ->
+dedupe -> load), as the Dagster job does.
+
+The reference on the same rows is a raw copy: per entity, ``COPY (<compiled SELECT>) TO STDOUT``
+on the source streamed into ``COPY <plain table with the same columns> FROM STDIN`` on the
+target (binary both ways, no validation, no merge, no audit). ``ratio_to_raw_copy`` is the
+import's rows/s divided by the raw copy's rows/s.
+
+Progress goes to stderr; the result is one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from psycopg import sql  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict  # noqa: E402
+
+from import_pipelines.db import connect, drop_database, ensure_database, ident  # noqa: E402
+from import_pipelines.demo.freescout import customers_for_rows, generate_freescout  # noqa: E402
+from import_pipelines.extract.postgres import source_column_types  # noqa: E402
+from import_pipelines.pipeline.steps import EntityRun, LoadResult, dedupe, extract, load, map_and_validate  # noqa: E402
+from import_pipelines.query.compile import compile_query  # noqa: E402
+from import_pipelines.service_vault.migrate import migrate  # noqa: E402
+from import_pipelines.templates.loader import load_template  # noqa: E402
+from import_pipelines.templates.model import Template  # noqa: E402
+
+RAW_SCHEMA = "raw_copy"
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def server_url() -> tuple[str, str]:
+    """The server to use and how to name it in the result (never with credentials)."""
+    configured = os.environ.get("IMPORT_PIPELINES_PG_URL")
+    if configured:
+        params = conninfo_to_dict(configured)
+        host = params.get("host") or "localhost"
+        return configured, f"{host}:{params['port']}" if params.get("port") else host
+    from import_pipelines.db.embedded import start_embedded_server
+
+    return start_embedded_server(ROOT / ".data" / "bench-postgres"), "embedded"
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set so far (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_import(template: Template, *, source: str, target: str, batch_rows: int | None,
+               workers: int) -> tuple[dict[str, LoadResult], dict[str, float]]:
+    """Every entity in template order through the pipeline steps (what the Dagster job runs).
+
+    Returns the load results and the peak RSS after each entity (where memory grew).
+    """
+    run_id = str(uuid.uuid4())
+    results, rss = {}, {}
+    for name in template.entities:
+        run = EntityRun(profile="bench", template=template, entity_name=name, run_id=run_id, source_url=source,
+                        target_url=target, batch_rows=batch_rows, workers=workers)
+        # the steps log each chunk; the benchmark keeps the step summaries only
+        log = lambda message: progress(message) if "%" not in message else None  # noqa: E731
+        results[name] = load(run, dedupe(run, map_and_validate(run, extract(run, log=log), log=log), log=log),
+                             log=log)
+        rss[name] = peak_rss_mb()
+        progress(f"{name}: {results[name].rows:,} rows in {results[name].seconds:.2f} s {results[name].counts},"
+                 f" peak RSS {rss[name]} MB")
+    return results, rss
+
+
+def raw_copy(template: Template, *, source: str, target: str) -> dict[str, tuple[int, float]]:
+    """Per entity: stream the compiled SELECT's COPY output into a plain table; (rows, seconds)."""
+    measured = {}
+    with connect(source, read_only=True) as src, connect(target, autocommit=True) as tgt:
+        tgt.execute(sql.SQL("DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}").format(s=ident(RAW_SCHEMA)))
+        version = src.info.server_version
+        for name, entity in template.entities.items():
+            compiled = compile_query(entity.query, entity.fields, server_version=version)
+            _, types = source_column_types(src, compiled)
+            src.rollback()
+            table = ident(RAW_SCHEMA, name)
+            tgt.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(
+                sql.SQL("{} {}").format(ident(c), sql.SQL(t if t not in ("unknown", "-") else "text"))
+                for c, t in zip(compiled.columns, types))))
+            started = time.perf_counter()
+            out_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(compiled.statement)
+            in_sql = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(table)
+            with tgt.transaction():
+                with src.cursor().copy(out_sql, compiled.params) as copy_out, tgt.cursor().copy(in_sql) as copy_in:
+                    for block in copy_out:
+                        copy_in.write(block)
+            src.rollback()
+            seconds = time.perf_counter() - started
+            rows = tgt.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
+            measured[name] = (rows, seconds)
+            progress(f"raw copy {name}: {rows:,} rows in {seconds:.2f} s")
+        tgt.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(RAW_SCHEMA)))
+    return measured
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="approximate rows the import reads (default 100000)")
+    parser.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default: the template's)")
+    parser.add_argument("--workers", type=int, default=2, help="merge sessions per entity (default 2)")
+    args = parser.parse_args(argv)
+
+    server, server_name = server_url()
+    tag = uuid.uuid4().hex[:8]
+    source_db, target_db = f"bench_fs_src_{tag}", f"bench_fs_tgt_{tag}"
+    try:
+        source, target = ensure_database(server, source_db), ensure_database(server, target_db)
+        customers = customers_for_rows(args.rows)
+        progress(f"generating FreeScout demo: {customers:,} customers for about {args.rows:,} rows")
+        started = time.perf_counter()
+        tables = generate_freescout(source, customers=customers)
+        generate_seconds = time.perf_counter() - started
+        progress(f"generated in {generate_seconds:.1f} s: {tables}")
+        migrate(target)
+        template = load_template("freescout")
+
+        started = time.perf_counter()
+        results, rss = run_import(template, source=source, target=target, batch_rows=args.batch_rows,
+                                  workers=args.workers)
+        seconds = time.perf_counter() - started
+        rows = sum(r.rows for r in results.values())
+        progress(f"import: {rows:,} rows in {seconds:.1f} s")
+
+        raw = raw_copy(template, source=source, target=target)
+        raw_rows, raw_seconds = sum(r for r, _ in raw.values()), sum(s for _, s in raw.values())
+        if raw_rows != rows:
+            progress(f"warning: the raw copy read {raw_rows:,} rows, the import {rows:,}")
+        rows_per_s = rows / seconds
+        raw_per_s = raw_rows / raw_seconds
+        per_entity = {name: {"rows": r.rows, "seconds": round(r.seconds, 2), "rows_per_s": round(r.rows_per_s),
+                             **r.counts, "duplicates": r.duplicates, "raw_copy_seconds": round(raw[name][1], 2),
+                             "peak_rss_mb_after": rss[name]}
+                      for name, r in results.items()}
+        print(json.dumps({
+            "rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows_per_s),
+            "peak_rss_mb": peak_rss_mb(),
+            "raw_copy_rows_per_s": round(raw_per_s), "ratio_to_raw_copy": round(rows_per_s / raw_per_s, 3),
+            "per_entity": per_entity, "generate_seconds": round(generate_seconds, 2), "customers": customers,
+            "batch_rows": args.batch_rows or template.batch_rows, "workers": args.workers, "server": server_name}))
+    finally:
+        drop_database(server, source_db)
+        drop_database(server, target_db)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
