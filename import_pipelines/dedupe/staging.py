@@ -74,16 +74,25 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
     duplicates = {int(d.record_id) for d in groups.duplicates}
     survivors = incoming[~incoming["_rn"].isin(duplicates) & ~incoming["_known"].astype(bool)].drop(columns="_known")
 
-    candidates = _candidates(conn, target=target, primary_key=primary_key, rule=rule, incoming=survivors)
+    candidates = _candidates(conn, target=target, primary_key=primary_key, rule=rule, incoming=survivors,
+                             staging=staging, natural_key=natural_key, source_system=source_system,
+                             source_id=source_id)
     against = 0
     pairs = groups.pairs_compared
     if len(candidates):
         matches = match_against(survivors, candidates, rule, incoming_id="_rn", existing_id=primary_key)
         pairs += matches.pairs_compared
-        for match in matches.matches:
-            findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
-                             json.dumps(match.matched_fields)))
-        against = len(matches.matches)
+        # one target row takes one incoming record: the best match; the others are its duplicates
+        best: dict[str, object] = {}
+        for match in sorted(matches.matches, key=lambda m: (-m.confidence, m.record_id)):
+            owner = best.setdefault(str(match.duplicate_of), match)
+            if owner is match:
+                findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
+                                 json.dumps(match.matched_fields)))
+                against += 1
+            else:
+                findings.append((int(match.record_id), source_ids[owner.record_id], None, float(match.confidence),
+                                 json.dumps(match.matched_fields)))
     if findings:
         _write_back(conn, staging=staging, findings=findings)
     return DedupeOutcome(within=len(groups.duplicates), against_target=against, pairs_compared=pairs,
@@ -91,8 +100,13 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
 
 
 def _candidates(conn: psycopg.Connection, *, target: sql.Identifier, primary_key: str, rule: DedupeRule,
-                incoming: pd.DataFrame) -> pd.DataFrame:
-    """Target rows that share at least one blocking key with an incoming record (streamed)."""
+                incoming: pd.DataFrame, staging: sql.Identifier, natural_key: tuple[str, str], source_system: str,
+                source_id: str) -> pd.DataFrame:
+    """Target rows that share at least one blocking key with an incoming record (streamed).
+
+    A row that belongs to a record of this same batch (by natural key) is not a candidate: that
+    record updates it, and a second record must not claim it too.
+    """
     keys = set(blocking_keys(incoming, rule, id_column="_rn")["key"])
     if not keys:
         return pd.DataFrame(columns=[primary_key, *rule.columns])
@@ -100,7 +114,11 @@ def _candidates(conn: psycopg.Connection, *, target: sql.Identifier, primary_key
     kept: list[pd.DataFrame] = []
     with conn.cursor(name="import_pipelines_dedupe_candidates") as cursor:
         cursor.itersize = TARGET_CHUNK_ROWS
-        cursor.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(ident(c) for c in wanted), target))
+        cursor.execute(sql.SQL(
+            "SELECT {cols} FROM {t} AS t WHERE NOT (t.{sys} = %s AND t.{idc} IS NOT NULL AND EXISTS ("
+            "SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = t.{idc}))").format(
+            cols=sql.SQL(", ").join(ident("t", c) for c in wanted), t=target, sys=ident(natural_key[0]),
+            idc=ident(natural_key[1]), stg=staging, sid=ident(source_id)), (source_system,))
         while chunk := cursor.fetchmany(TARGET_CHUNK_ROWS):
             frame = pd.DataFrame(chunk, columns=wanted)
             for column in rule.columns:

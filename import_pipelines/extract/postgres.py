@@ -63,8 +63,9 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     The staging table is created here with the source's own column types, and the copy commits
     on the target as one transaction (the staging table is this run's private scratch space).
     """
+    # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
+    # opens with the first statement is a read-only one
     with connect(source_url, read_only=True) as source:
-        source.execute("BEGIN READ ONLY")
         oids, types = source_column_types(source, compiled)
         # binary both ways when psycopg knows every type; text otherwise (e.g. a source enum)
         binary = all(oid in psycopg.adapters.types for oid in oids)

@@ -38,9 +38,9 @@ CREATE TABLE IF NOT EXISTS import_control.import_records (
     target_table  text,
     target_id     text,
     action        text NOT NULL CHECK (action IN ('created', 'updated', 'skipped', 'unchanged', 'failed', 'rolled_back')),
-    duplicate_of  text,
-    confidence    real,
-    match_fields  jsonb,
+    duplicate_of  text,     -- source id of the record this one was deduplicated into (same batch)
+    confidence    real,     -- 0-100: of that duplicate, or of the match to an existing target row (target_id)
+    match_fields  jsonb,    -- per-field similarity scores of the match
     error         text,
     before_image  jsonb,
     created_at    timestamptz NOT NULL DEFAULT now()

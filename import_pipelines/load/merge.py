@@ -149,7 +149,7 @@ class Merger:
             " target_table, target_id, action, duplicate_of, confidence, match_fields, error, before_image)"
             " SELECT (%(id_prefix)s || lpad(to_hex(row_number() OVER ()), 12, '0'))::uuid,"
             " %(run_id)s, {profile}, {entity}, {source_table}, b._sid, b._hash, {target_name},"
-            " COALESCE(b._new_id, b._tid)::text, b._action, COALESCE(b._dup_of, b._match_tid), b._confidence,"
+            " COALESCE(b._new_id, b._tid)::text, b._action, b._dup_of, b._confidence,"
             " b._match, COALESCE(b._err, b._warning),"
             " CASE WHEN b._action = 'updated' THEN (SELECT to_jsonb(t.*) FROM {table} AS t WHERE t.{pk} = b._tid) END"
             " FROM b"
@@ -247,7 +247,7 @@ class Merger:
             "WITH b AS MATERIALIZED ({classify}),"
             " predicted AS (INSERT INTO {control}.dry_run_records (run_id, profile, entity, source_id, action,"
             " target_id, duplicate_of, confidence, error, resolves)"
-            " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, b._tid::text, COALESCE(b._dup_of, b._match_tid),"
+            " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, b._tid::text, b._dup_of,"
             " b._confidence, COALESCE(b._err, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
             " SELECT b._action, count(*) FROM b GROUP BY b._action"
         ).format(classify=self._classify, control=ident(CONTROL), profile=self._lit(p.profile),
@@ -272,7 +272,10 @@ def record_duplicate_states(conn: psycopg.Connection, plan: LoadPlan, *, staging
         " WHERE s._dup_of IS DISTINCT FROM (s.{sid})::text AND s._error IS NULL"
         " AND COALESCE(sv.target_id, s._match_tid) IS NOT NULL AND (s._dup_of IS NOT NULL)"
         " ON CONFLICT (profile, entity, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
-        " run_id = EXCLUDED.run_id, updated_at = now()").format(
+        " source_hash = EXCLUDED.source_hash, run_id = EXCLUDED.run_id, updated_at = now()"
+        # an unchanged duplicate keeps its state row as it is: a re-run rewrites nothing
+        " WHERE (record_state.target_id, record_state.source_hash)"
+        " IS DISTINCT FROM (EXCLUDED.target_id, EXCLUDED.source_hash)").format(
         control=ident(CONTROL), profile=sql.Literal(plan.profile), entity=sql.Literal(plan.entity_name),
         sid=ident(plan.entity.source_id), target_name=sql.Literal(plan.table.qualified),
         staging=ident(CONTROL, staging)), (run_id,))

@@ -135,7 +135,10 @@ def _compile_join(join: Join, *, aliases: set[str]) -> sql.Composed:
         if joined.split(".", 1)[0] != join.alias:
             raise ValueError(f"join {join.alias!r}: the left side of 'on' ({joined!r}) must be a column of {join.alias!r}")
     on = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(column(j), column(p)) for j, p in join.on.items())
-    condition = check_expression(join.condition, aliases=aliases) if join.condition else None
+    # a first-row join filters the joined table before picking the first row, so its condition
+    # may only use the joined table's own columns (the parent is not in scope there)
+    condition = (check_expression(join.condition, aliases={join.alias} if join.first else aliases)
+                 if join.condition else None)
     keyword = sql.SQL(_JOIN_SQL[join.type])
     table = _table(join.schema_, join.table)
     if join.first is None:
@@ -144,7 +147,7 @@ def _compile_join(join: Join, *, aliases: set[str]) -> sql.Composed:
     # one row per parent: DISTINCT ON the join columns, ordered by the template's preference;
     # set-based (one sort), where a LATERAL ... LIMIT 1 would be one index probe per parent row
     keys = [column(j) for j in join.on]
-    order = [sql.SQL(check_expression(e, aliases=aliases)) for e in join.first.order_by]
+    order = [sql.SQL(check_expression(e, aliases={join.alias})) for e in join.first.order_by]
     where = sql.SQL(" WHERE {}").format(sql.SQL(condition)) if condition else sql.SQL("")
     inner = sql.SQL("SELECT DISTINCT ON ({keys}) {alias}.* FROM {table} AS {alias}{where} ORDER BY {order}").format(
         keys=sql.SQL(", ").join(keys), alias=ident(join.alias), table=table, where=where,

@@ -10,7 +10,10 @@ from pydantic import ValidationError
 
 from import_pipelines.query.compile import compile_field, compile_query
 from import_pipelines.query.expressions import ExpressionError
+from import_pipelines.templates import model as template_model
 from import_pipelines.templates.model import Template
+
+_MODEL_NAMES = {name for name, value in vars(template_model).items() if isinstance(value, type)}
 
 TEMPLATE_DIR = Path(__file__).parent
 
@@ -73,6 +76,13 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
     """Compile every field, join and filter so SQL problems are found before a run starts."""
     problems: list[tuple[str, str]] = []
     for name, entity in template.entities.items():
+        for column, ref in entity.references.items():
+            if ref.entity not in template.entities:
+                problems.append((f"entities.{name}.references.{column}.entity",
+                                 f"unknown entity {ref.entity!r} (entities: {', '.join(template.entities)})"))
+    if problems:
+        return problems
+    for name, entity in template.entities.items():
         aliases = entity.query.aliases
         for field_name, spec in entity.fields.items():
             try:
@@ -86,15 +96,20 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
     return problems
 
 
+# pydantic adds the tag of each union member or validator it tried to a location; they are not YAML keys
+_LOC_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
 def _yaml_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part) in ("function-after[_one_source(), FieldSpec]",) or str(part).startswith(("function-", "str")):
             continue
-        else:
-            out += ("." if out else "") + str(part).rstrip("_")
+        text = str(part)
+        if text in _LOC_TAGS or "[" in text or text in _MODEL_NAMES:
+            continue
+        out += ("." if out else "") + text
     return out
 
 

@@ -282,7 +282,4 @@ class Template(_Strict):
         for name, entity in self.entities.items():
             if not _NAME.match(name):
                 raise ValueError(f"entity name {name!r} must be a plain identifier")
-            for column, ref in entity.references.items():
-                if ref.entity not in self.entities:
-                    raise ValueError(f"entity {name!r} reference {column!r} points at unknown entity {ref.entity!r}")
         return self

@@ -409,12 +409,6 @@ def test_changed_customers_are_the_only_rows_updated(imported: Imported, templat
     assert after.keys() == before.keys()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dedupe/staging.py apply_rule + load/merge.py classify: when a survivor changes, its (unchanged) duplicate no"
-    " longer clusters with it and is matched against the target instead - to the survivor's own target row"
-    " (_match_tid). In upsert both records are 'updated' on that one row in the same UPDATE ... FROM (PostgreSQL"
-    " applies an arbitrary one), so the survivor's change can be overwritten by the duplicate's old values, and"
-    " record_state then holds the new hash, so later runs report it 'unchanged' and never repair the row"))
 def test_a_changed_survivor_is_updated_once_and_keeps_its_change(imported: Imported, template: Template) -> None:
     found = duplicates(imported.target, imported.run_id)
     survivors = sorted({int(s) for s in found.values()})
