@@ -58,8 +58,7 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
     keys = {f"{profile.name}_source", f"{profile.name}_target", f"{profile.name}_settings"}
     spec = template.entities[entity]
 
-    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, ins={"after": dg.In(dg.Nothing)},
-           tags={"step": "extract"})
+    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags={"step": "extract"})
     def extract_op(context: dg.OpExecutionContext):
         """Stream the entity's source query into a staging table (read-only source session)."""
         from import_pipelines.pipeline.steps import extract
@@ -80,7 +79,8 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
 
         return dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
 
-    @dg.op(name=f"{prefix}__load", required_resource_keys=keys, tags={"step": "load"})
+    @dg.op(name=f"{prefix}__load", required_resource_keys=keys, ins={"staged": dg.In(), "after": dg.In(dg.Nothing)},
+           tags={"step": "load"})
     def load_op(context: dg.OpExecutionContext, staged):
         """Merge the staged rows into the target by mode, batch by batch, with audit rows."""
         from import_pipelines.pipeline.steps import load
@@ -91,8 +91,10 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
     ins = {name: dg.AssetIn(key=[profile.name, name], dagster_type=dg.Nothing) for name in upstream}
 
     def compose(**after):
-        staged = extract_op(after=list(after.values())) if after else extract_op()
-        return load_op(dedupe_op(map_op(staged)))
+        # only the load waits for the referenced entities: extract, map and dedupe read the source
+        # and staging, so they run while the upstream entities are still loading
+        staged = dedupe_op(map_op(extract_op()))
+        return load_op(staged, after=list(after.values())) if after else load_op(staged)
 
     return dg.graph_asset(
         compose, name=entity, key_prefix=[profile.name], ins=ins, group_name=profile.name, kinds=KINDS,
