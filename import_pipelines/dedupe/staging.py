@@ -107,10 +107,10 @@ def _candidates(conn: psycopg.Connection, *, target: sql.Identifier, primary_key
     A row that belongs to a record of this same batch (by natural key) is not a candidate: that
     record updates it, and a second record must not claim it too.
     """
-    keys = set(blocking_keys(incoming, rule, id_column="_rn")["key"])
-    if not keys:
-        return pd.DataFrame(columns=[primary_key, *rule.columns])
     wanted = [primary_key, *rule.columns]
+    if incoming.empty:
+        return pd.DataFrame(columns=wanted)
+    keys: set[str] | None = None  # computed on the first target chunk: a first import streams nothing
     kept: list[pd.DataFrame] = []
     with conn.cursor(name="import_pipelines_dedupe_candidates") as cursor:
         cursor.itersize = TARGET_CHUNK_ROWS
@@ -123,6 +123,8 @@ def _candidates(conn: psycopg.Connection, *, target: sql.Identifier, primary_key
             frame = pd.DataFrame(chunk, columns=wanted)
             for column in rule.columns:
                 frame[column] = frame[column].astype("string")
+            if keys is None:
+                keys = set(blocking_keys(incoming, rule, id_column="_rn")["key"])
             chunk_keys = target_blocking_keys(frame, rule, id_column=primary_key)
             hit = chunk_keys.loc[chunk_keys["key"].isin(keys), "record_id"].unique()
             if len(hit):

@@ -208,7 +208,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
         last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
         conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(staging))
         conn.execute(sql.SQL("ANALYZE {}").format(staging))
-        ranges = [(lo, min(lo + run.rows_per_batch, last)) for lo in range(0, last, run.rows_per_batch)]
+        ranges = batch_ranges(last, batch_rows=run.rows_per_batch, workers=run.workers)
         refused = lambda rn, msg: log(f"{run.entity_name} load: staging row {rn} refused: {msg}")  # noqa: E731
         sessions = [conn] + [connect(run.target_url, autocommit=True) for _ in range(min(run.workers, len(ranges)) - 1)]
         for extra in sessions[1:]:
@@ -255,6 +255,20 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
                       matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
                       report=report)
+
+
+def batch_ranges(rows: int, *, batch_rows: int, workers: int) -> list[tuple[int, int]]:
+    """Split staging rows ``1..rows`` into ranges ``(lo, hi]`` of at most ``batch_rows``.
+
+    The number of batches is a multiple of ``workers`` and the batches are equal, so no session
+    is left merging the last batch alone while the others idle.
+    """
+    if rows <= 0:
+        return []
+    per_round = batch_rows * workers
+    count = min(rows, workers * -(-rows // per_round))
+    bounds = [rows * i // count for i in range(count + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(count) if bounds[i + 1] > bounds[i]]
 
 
 def _preview(conn, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
