@@ -71,8 +71,9 @@ def run_import(template: Template, *, source: str, target: str, batch_rows: int 
     """Every entity through the pipeline steps, scheduled as the Dagster job schedules them.
 
     Extract, map and dedupe of an entity do not wait for the entities it references (they only
-    read the source and staging); its load does. So one thread stages entities in dependency
-    order while the loads follow, each after the entities it references.
+    read the source and staging); its load does. So two threads stage entities in dependency
+    order (Dagster's multiprocess executor runs two steps at once on this machine) while the
+    loads follow, each after the entities it references.
     Returns the load results and the peak RSS after each entity (where memory grew).
     """
     run_id = str(uuid.uuid4())
@@ -82,7 +83,7 @@ def run_import(template: Template, *, source: str, target: str, batch_rows: int 
     runs = {name: EntityRun(profile="bench", template=template, entity_name=name, run_id=run_id, source_url=source,
                             target_url=target, batch_rows=batch_rows, workers=workers)
             for name in dependency_order(template)}
-    with ThreadPoolExecutor(max_workers=1) as stager:
+    with ThreadPoolExecutor(max_workers=2) as stager:
         staged = {name: stager.submit(lambda r: dedupe(r, map_and_validate(r, extract(r, log=log), log=log), log=log),
                                       run) for name, run in runs.items()}
         for name, run in runs.items():
