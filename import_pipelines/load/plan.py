@@ -45,7 +45,6 @@ class LoadPlan:
     mode: Mode
     table: TargetTable
     write_fields: list[str]  # fields written to target columns of the same name
-    carrier_fields: list[str]  # fields that only carry a referenced record's source id
     references: list[ResolvedReference]
     touch_columns: list[str]  # set to now() when a row is updated
 
@@ -107,5 +106,5 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     touch = [c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable]
     return LoadPlan(profile=profile, entity_name=entity_name, entity=entity, template=template,
                     source_system=source_system or template.source_system, mode=mode or entity.mode or template.mode,
-                    table=table, write_fields=write_fields, carrier_fields=sorted(carriers), references=references,
+                    table=table, write_fields=write_fields, references=references,
                     touch_columns=touch)

@@ -155,8 +155,8 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
 def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     """Mark duplicates before anything is written.
 
-    Always: rows with the same source identifier collapse (exact, on the natural key; the first
-    survives). With a template ``dedupe`` rule also: records that are the same thing by the rule
+    Always: rows with the same source identifier collapse (exact, on the natural key; the smallest
+    by value survives, so the choice does not depend on the order the source returned them in). With a template ``dedupe`` rule also: records that are the same thing by the rule
     (exact, case-insensitive or fuzzy, weighted confidence, threshold) within the batch, with the
     survivor rule applied, and records matching a row the target already holds.
     """
@@ -171,10 +171,15 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
                                         " GROUP BY {sid} HAVING count(*) > 1) AS d").format(t=table, sid=sid)).fetchone()[0]
         duplicates = 0
         if repeated:
+            # the survivor is the smallest record by value, not the first to arrive: a source read
+            # without an order (a DISTINCT, a hash join) must pick the same survivor every run, or
+            # a re-run would "update" a row to another spelling of the same record
+            values = sql.SQL("row({})::text").format(sql.SQL(", ").join(ident(f) for f in entity.fields))
             cur = conn.execute(sql.SQL(
                 "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text, _confidence = 100 FROM ("
-                " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY _rn) AS k"
-                " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(t=table, sid=sid))
+                " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY {values}, _rn) AS k"
+                " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(
+                t=table, sid=sid, values=values))
             duplicates = cur.rowcount
         log(f"{run.entity_name} dedupe: {duplicates:,} repeated source ids ({entity.source_id})")
         if entity.dedupe is None:

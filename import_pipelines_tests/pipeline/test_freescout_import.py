@@ -357,7 +357,9 @@ def test_second_run_on_an_unchanged_source_writes_nothing(imported: Imported, te
         assert result.counts == {"created": 0, "updated": 0, "skipped": first["skipped"],
                                  "unchanged": first["created"], "failed": first["failed"]}, entity
         imported_ids = {sid for sid, _, _, _ in audit(imported.target, imported.run_id, entity, "created")}
-        second = {sid: action for sid, action, _, _ in audit(imported.target, "second", entity)}
+        # a repeated source id (accounts: spellings of one company) has a survivor and skipped
+        # duplicates under the same id; the survivor is the record that owns the target row
+        second = {sid: action for sid, action, _, _ in audit(imported.target, "second", entity) if action != "skipped"}
         assert {second[sid] for sid in imported_ids} == {"unchanged"}, entity
         assert duplicates(imported.target, "second", entity) == duplicates(imported.target, imported.run_id, entity)
     assert xmins(imported.target) == before_xmin
