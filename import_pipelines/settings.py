@@ -7,7 +7,6 @@
 | ``IMPORT_PIPELINES_DAGSTER_PG_URL`` | Dagster's run, event and schedule storage |
 | ``IMPORT_PIPELINES_PG_URL`` | a server on which the three databases above are created when their own URLs are unset |
 | ``IMPORT_PIPELINES_DATA_DIR`` | the local data folder (embedded server, error reports); default ``.data`` in the project root |
-| ``IMPORT_PIPELINES_DAGSTER_STORAGE`` | Dagster's local artifact folder; default ``<data dir>/dagster`` |
 
 With none of them set, :func:`ensure_environment` starts the embedded PostgreSQL.
 """
@@ -25,7 +24,6 @@ TARGET_URL_ENV = "IMPORT_PIPELINES_TARGET_URL"
 DAGSTER_URL_ENV = "IMPORT_PIPELINES_DAGSTER_PG_URL"
 SERVER_URL_ENV = "IMPORT_PIPELINES_PG_URL"
 DATA_DIR_ENV = "IMPORT_PIPELINES_DATA_DIR"
-DAGSTER_STORAGE_ENV = "IMPORT_PIPELINES_DAGSTER_STORAGE"
 
 DEMO_SOURCE_DB = "freescout_demo"
 TARGET_DB = "service_vault"
@@ -73,6 +71,5 @@ def ensure_environment() -> DatabaseUrls:
         for env, db in missing.items():
             url = ensure_database(server, db)
             os.environ[env] = sqlalchemy_url(url) if env == DAGSTER_URL_ENV else url
-    os.environ.setdefault(DAGSTER_STORAGE_ENV, str(data_dir() / "dagster"))
     return DatabaseUrls(source=os.environ[SOURCE_URL_ENV], target=os.environ[TARGET_URL_ENV],
                         dagster=os.environ[DAGSTER_URL_ENV])
