@@ -9,7 +9,7 @@ from psycopg import sql
 from import_pipelines.db.connect import connection
 from import_pipelines.db.sql import ident
 from import_pipelines.load.control import ensure_control_schema
-from import_pipelines.load.target import read_target_table
+from import_pipelines.load.target import read_target_tables
 from import_pipelines.templates.model import Template
 
 
@@ -35,8 +35,10 @@ def resolve_pending(url: str, *, template: Template, profile: str, run_id: str, 
             groups = conn.execute("SELECT DISTINCT entity, column_name, ref_entity FROM import_control.pending_references"
                                   " WHERE run_id = %s AND profile = %s", (run_id, profile)).fetchall()
             for entity, column, ref_entity in groups:
-                table = read_target_table(conn, schema=template.target_schema, table=template.entities[entity].target)
-                ref = read_target_table(conn, schema=template.target_schema, table=template.entities[ref_entity].target)
+                tables = read_target_tables(conn, schema=template.target_schema, tables=[
+                    template.entities[entity].target, template.entities[ref_entity].target])
+                table = tables[template.entities[entity].target]
+                ref = tables[template.entities[ref_entity].target]
                 names = dict(t=ident(table.schema, table.name), pk=ident(table.primary_key), col=ident(column),
                              pk_type=sql.SQL(table.columns[table.primary_key].type), r=ident(ref.schema, ref.name),
                              rpk=ident(ref.primary_key), sys=ident(nk.system_column), idc=ident(nk.id_column))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from import_pipelines.load.target import TargetTable, read_target_table
+from import_pipelines.load.target import TargetTable, read_target_tables
 from import_pipelines.templates.graph import is_late
 from import_pipelines.templates.model import Entity, Mode, Template
 
@@ -60,10 +60,13 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     entity = template.entities[entity_name]
     schema = template.target_schema
     where = f"entity {entity_name!r}"
+    # one catalogue description for the entity's table and every table it references
+    wanted = [entity.target, *(template.entities[ref.entity].target for ref in entity.references.values())]
     try:
-        table = read_target_table(conn, schema=schema, table=entity.target)
+        tables = read_target_tables(conn, schema=schema, tables=wanted)
     except LookupError as error:
         raise MappingError(f"{where}: {error}") from None
+    table = tables[entity.target]
     nk = template.natural_key
     for column in (nk.system_column, nk.id_column):
         if column not in table.columns:
@@ -86,7 +89,7 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
         if column not in table.columns:
             problems.append(f"reference {column!r} is not a column of {table.qualified}")
             continue
-        ref_table = read_target_table(conn, schema=schema, table=template.entities[ref.entity].target)
+        ref_table = tables[template.entities[ref.entity].target]
         late = is_late(template, entity_name, column)
         if late and table.columns[column].not_null:
             problems.append(f"reference {column!r} points back at {ref.entity!r} (a cycle or self reference), so it"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from import_pipelines.db.introspect import describe_schema
+from import_pipelines.db.introspect import TableInfo, describe_schema
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,14 @@ class TargetTable:
         return f"{self.schema}.{self.name}"
 
 
-def read_target_table(conn: psycopg.Connection, *, schema: str, table: str) -> TargetTable:
-    """Read ``schema.table``'s columns and primary key. Raises ``LookupError`` if it is missing."""
-    info = describe_schema(conn, schema).tables.get(table)
+def read_target_tables(conn: psycopg.Connection, *, schema: str, tables: list[str]) -> dict[str, TargetTable]:
+    """Read several tables of ``schema`` with one catalogue description. Raises ``LookupError``."""
+    described = describe_schema(conn, schema)
+    return {table: _target_table(conn, described.tables.get(table), schema=schema, table=table)
+            for table in dict.fromkeys(tables)}
+
+
+def _target_table(conn: psycopg.Connection, info: TableInfo | None, *, schema: str, table: str) -> TargetTable:
     if info is None:
         raise LookupError(f"target table {schema}.{table} does not exist")
     if len(info.primary_key) != 1:
