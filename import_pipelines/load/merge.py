@@ -23,9 +23,9 @@ import psycopg
 from psycopg import sql
 
 from import_pipelines.db.sql import ident
+from import_pipelines.load.control import CONTROL_SCHEMA as CONTROL
 from import_pipelines.load.plan import LoadPlan
 
-CONTROL = "import_control"
 
 
 def staging_table_name(plan: LoadPlan, run_id: str) -> str:
