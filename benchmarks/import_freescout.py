@@ -34,11 +34,13 @@ from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from import_pipelines.db import connect, drop_database, ensure_database, ident  # noqa: E402
 from import_pipelines.demo.freescout import customers_for_rows, generate_freescout  # noqa: E402
-from import_pipelines.extract.postgres import source_column_types  # noqa: E402
+from import_pipelines.extract.postgres import source_column_types, staging_type  # noqa: E402
 from import_pipelines.pipeline.steps import EntityRun, LoadResult, dedupe, extract, load, map_and_validate  # noqa: E402
 from import_pipelines.query.compile import compile_query  # noqa: E402
 from import_pipelines.templates.graph import dependency_order  # noqa: E402
 from import_pipelines.service_vault.migrate import migrate  # noqa: E402
+from import_pipelines.settings import SERVER_URL_ENV  # noqa: E402
+from import_pipelines.settings import server_url as settings_server_url  # noqa: E402
 from import_pipelines.templates.loader import load_template  # noqa: E402
 from import_pipelines.templates.model import Template  # noqa: E402
 
@@ -51,14 +53,12 @@ def progress(message: str) -> None:
 
 def server_url() -> tuple[str, str]:
     """The server to use and how to name it in the result (never with credentials)."""
-    configured = os.environ.get("IMPORT_PIPELINES_PG_URL")
+    configured = os.environ.get(SERVER_URL_ENV)
     if configured:
         params = conninfo_to_dict(configured)
         host = params.get("host") or "localhost"
         return configured, f"{host}:{params['port']}" if params.get("port") else host
-    from import_pipelines.db.embedded import start_embedded_server
-
-    return start_embedded_server(ROOT / ".data" / "bench-postgres"), "embedded"
+    return settings_server_url("bench-postgres"), "embedded"
 
 
 def peak_rss_mb() -> float:
@@ -106,7 +106,7 @@ def raw_copy(template: Template, *, source: str, target: str) -> dict[str, tuple
             src.rollback()
             table = ident(RAW_SCHEMA, name)
             tgt.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(
-                sql.SQL("{} {}").format(ident(c), sql.SQL(t if t not in ("unknown", "-") else "text"))
+                sql.SQL("{} {}").format(ident(c), sql.SQL(staging_type(t)))
                 for c, t in zip(compiled.columns, types))))
             started = time.perf_counter()
             out_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(compiled.statement)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import uuid
@@ -140,12 +139,9 @@ def create_target(url: str) -> None:
 
 def server_url() -> str:
     """``IMPORT_PIPELINES_PG_URL`` or the embedded server under ``.data/bench-postgres``."""
-    configured = os.environ.get("IMPORT_PIPELINES_PG_URL")
-    if configured:
-        return configured
-    from import_pipelines.db.embedded import start_embedded_server
+    from import_pipelines.settings import server_url as settings_server_url
 
-    return start_embedded_server(ROOT / ".data" / "bench-postgres")
+    return settings_server_url("bench-postgres")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,14 +48,15 @@ def data_dir() -> Path:
     return path
 
 
-def server_url() -> str:
-    """The server on which missing databases are created: ``IMPORT_PIPELINES_PG_URL`` or the embedded one."""
+def server_url(embedded_folder: str = "postgres") -> str:
+    """The server on which missing databases are created: ``IMPORT_PIPELINES_PG_URL``, else the
+    embedded server whose data lives in ``<data dir>/<embedded_folder>`` (benchmarks use their own)."""
     configured = os.environ.get(SERVER_URL_ENV)
     if configured:
         return configured
     from import_pipelines.db.embedded import start_embedded_server
 
-    return start_embedded_server(data_dir() / "postgres")
+    return start_embedded_server(data_dir() / embedded_folder)
 
 
 def ensure_environment() -> DatabaseUrls:

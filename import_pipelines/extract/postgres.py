@@ -43,7 +43,7 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> tu
 def create_staging_table(target: psycopg.Connection, *, schema: str, table: str, columns: list[str],
                          types: list[str]) -> None:
     """Create an UNLOGGED staging table: the source columns plus a row number and dedupe/validation slots."""
-    body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(_safe_type(t))) for c, t in zip(columns, types))
+    body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(staging_type(t))) for c, t in zip(columns, types))
     target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     target.execute(sql.SQL(
         "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _dup_of text, _error text,"
@@ -51,7 +51,8 @@ def create_staging_table(target: psycopg.Connection, *, schema: str, table: str,
     ).format(ident(schema, table), body))
 
 
-def _safe_type(type_name: str) -> str:
+def staging_type(type_name: str) -> str:
+    """The column type a staging table uses for a source output column of ``type_name``."""
     # 'unknown' comes from untyped literals ('x' AS f); text holds them
     return "text" if type_name in ("unknown", "-") else type_name
 
