@@ -16,19 +16,12 @@ if TYPE_CHECKING:
 KINDS = {"postgres", "python"}
 
 
-def entity_order(template: Template) -> list[str]:
-    """Entities in dependency order (referenced entities first); cycles are left to late_seed."""
-    from import_pipelines.templates.graph import dependency_order
-
-    return dependency_order(template)
-
-
 def build_profile_defs(profile: "ImportProfile", template: Template, *, resources: dict[str, Any]) -> dg.Definitions:
     """Assets per entity (graph-backed: extract -> map -> dedupe -> load), late_seed, checks, job, schedule."""
-    from import_pipelines.templates.graph import upstream_entities
+    from import_pipelines.templates.graph import dependency_order, upstream_entities
 
     group = profile.name
-    assets = [_entity_asset(profile, template, name, upstream_entities(template, name)) for name in entity_order(template)]
+    assets = [_entity_asset(profile, template, name, upstream_entities(template, name)) for name in dependency_order(template)]
     assets.append(_late_seed_asset(profile, template))
     checks = [check for name in template.entities for check in _entity_checks(profile, template, name)]
     job = dg.define_asset_job(
