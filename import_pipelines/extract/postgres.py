@@ -1,8 +1,9 @@
 """Stream a compiled SELECT from a PostgreSQL source into a staging table of the target.
 
-The source is read in a READ ONLY transaction through a server-side (named) cursor, a chunk
-at a time, in binary; each chunk goes to the target with COPY. Memory holds one chunk, whatever
-the table's size.
+The source is read in a READ ONLY transaction by ``COPY (SELECT ...) TO STDOUT``: the server
+runs the query as a portal and streams its rows as it produces them, and each block goes straight
+into ``COPY ... FROM STDIN`` on the target. Memory holds one block (about 1 MB), whatever the
+table's size.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from import_pipelines.query.compile import CompiledQuery
 
 Progress = Callable[[int, int | None], None]
 
+_WRITE_BYTES = 1 << 20
+_FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are the server's built-in types
+_PORTABLE_TEXT = "SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8'"
+
 
 def estimate_rows(conn: psycopg.Connection, compiled: CompiledQuery) -> int | None:
     """The planner's row estimate for ``compiled`` (cheap; used for progress percentages)."""
@@ -31,12 +36,18 @@ def estimate_rows(conn: psycopg.Connection, compiled: CompiledQuery) -> int | No
 
 
 def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> tuple[list[int], list[str]]:
-    """The type OIDs and SQL type names (``format_type``) of the compiled SELECT's output columns."""
+    """The type OIDs and SQL type names (``format_type``) of the compiled SELECT's output columns.
+
+    A type the source database defines itself (an enum, a domain, a composite) does not exist in
+    the target: its name is ``text``, which holds its values' text form; the merge casts them to
+    the target column's type.
+    """
     cur = conn.cursor()
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(compiled.statement), compiled.params)
     oids = [d.type_code for d in cur.description]
-    names = conn.execute("SELECT format_type(oid, NULL) FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n",
-                         (oids,)).fetchall()
+    names = conn.execute("SELECT CASE WHEN oid >= %s THEN 'text' ELSE format_type(oid, NULL) END"
+                         " FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n",
+                         (_FIRST_USER_OID, oids)).fetchall()
     return oids, [n[0] for n in names]
 
 
@@ -61,33 +72,41 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
                       table: str, chunk_rows: int, progress: Progress | None = None) -> int:
     """Copy the result of ``compiled`` on the source into ``schema.table``; return the row count.
 
-    The staging table is created here with the source's own column types, and the copy commits
-    on the target as one transaction (the staging table is this run's private scratch space).
+    ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
+    FROM STDIN`` on the target: rows never become Python objects, so the extract runs at the speed
+    of a raw copy. The staging table is created here with the source's own column types, and the
+    copy commits on the target as one transaction (the staging table is this run's private
+    scratch space).
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
     with connect(source_url, read_only=True) as source:
-        oids, types = source_column_types(source, compiled)
-        # binary both ways when psycopg knows every type; text otherwise (e.g. a source enum)
-        binary = all(oid in psycopg.adapters.types for oid in oids)
+        for session in (source, target):
+            # text COPY carries values as their text form: both sides must write and read the
+            # same one, whatever the servers' own DateStyle, IntervalStyle or encoding
+            session.execute(_PORTABLE_TEXT)
+        _, types = source_column_types(source, compiled)
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
-            ident(schema, table), sql.SQL(", ").join(ident(c) for c in compiled.columns),
-            sql.SQL(" (FORMAT BINARY)" if binary else ""))
+        copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
+        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            ident(schema, table), sql.SQL(", ").join(ident(c) for c in compiled.columns))
         rows = 0
-        with source.cursor(name="import_pipelines_extract", binary=binary) as cursor:
-            cursor.itersize = chunk_rows
-            cursor.execute(compiled.statement, compiled.params)
-            with target.cursor().copy(copy_sql) as copy:
-                if binary:
-                    copy.set_types(oids)
-                while chunk := cursor.fetchmany(chunk_rows):
-                    for row in chunk:
-                        copy.write_row(row)
-                    rows += len(chunk)
-                    if progress:
-                        progress(rows, total)
+        pending = bytearray()
+        with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
+            # the server sends one row per message and libpq hands out one message per block;
+            # rows go on to the target in blocks of about 1 MB
+            for block in reader:
+                pending += block
+                rows += 1
+                if len(pending) >= _WRITE_BYTES:
+                    writer.write(pending)
+                    pending.clear()
+                if progress and rows % chunk_rows == 0:
+                    progress(rows, total)
+            writer.write(pending)
+        if progress and rows % chunk_rows:
+            progress(rows, total)
         source.rollback()
     target.commit()
     return rows

@@ -1,0 +1,84 @@
+"""Extract: a compiled SELECT streamed from a real source into a staging table of a real target."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+from psycopg import sql
+
+from import_pipelines.db import connect, ident
+from import_pipelines.extract.postgres import stream_to_staging
+from import_pipelines.query.compile import compile_query
+from import_pipelines.templates.model import FieldSpec, Query
+
+NASTY = "line one\nline two\ttabbed \\ backslash \\N not null\r\n\u00e9\u4e2d\U0001F600"
+
+
+@pytest.fixture
+def source(source_url: str) -> str:
+    """A source whose server settings differ from the target's: DMY dates, a foreign time zone, an enum."""
+    with connect(source_url, autocommit=True) as conn:
+        database = ident(conn.info.dbname)
+        for setting in ("datestyle = 'SQL, DMY'", "timezone = 'Pacific/Chatham'", "intervalstyle = 'sql_standard'"):
+            conn.execute(sql.SQL("ALTER DATABASE {} SET " + setting).format(database))
+    with connect(source_url) as conn:
+        conn.execute("CREATE TYPE mood AS ENUM ('sad', 'happy')")
+        conn.execute("CREATE TABLE things (id int PRIMARY KEY, note text, at timestamptz, day date, took interval,"
+                     " feeling mood, payload bytea, ratio double precision, tags text[], doc jsonb)")
+        conn.execute("INSERT INTO things SELECT i, CASE WHEN i = 1 THEN %s WHEN i = 2 THEN NULL ELSE 'n' || i END,"
+                     " timestamptz '2024-02-03 04:05:06.789+00' + i * interval '1 day', date '2024-12-01' + i,"
+                     " i * interval '1 day 2 hours 3.5 seconds', CASE WHEN i %% 2 = 0 THEN 'happy' ELSE 'sad' END::mood,"
+                     " '\\x00ff0a'::bytea, 1.0 / 3 + i, ARRAY['a\"b', NULL, 'c,d'], jsonb_build_object('k', i)"
+                     " FROM generate_series(1, 2500) AS i", (NASTY,))
+        conn.commit()
+    return source_url
+
+
+QUERY = Query.model_validate({"base": {"table": "things", "alias": "t"}})
+FIELDS = {name: FieldSpec.model_validate(f"t.{name}")
+          for name in ("id", "note", "at", "day", "took", "feeling", "payload", "ratio", "tags", "doc")}
+
+
+def test_every_value_arrives_as_the_source_holds_it(source: str, target_url: str) -> None:
+    seen: list[int] = []
+    with connect(target_url) as target:
+        target.execute("CREATE SCHEMA stage")
+        target.commit()
+        with connect(source, read_only=True) as probe:
+            compiled = compile_query(QUERY, FIELDS, server_version=probe.info.server_version)
+        rows = stream_to_staging(source_url=source, target=target, compiled=compiled, schema="stage", table="things",
+                                 chunk_rows=1000, progress=lambda done, total: seen.append(done))
+    assert rows == 2500
+    assert seen[-1] == 2500 and seen == sorted(seen) and len(seen) >= 2  # progress as it goes, ending at the total
+    columns = "id, note, at, day, took, feeling::text, payload, ratio, tags, doc"
+    with connect(source, read_only=True) as conn:
+        conn.execute("SET datestyle = 'ISO'; SET intervalstyle = 'postgres'")  # what psycopg parses
+        expected = conn.execute(f"SELECT {columns} FROM things ORDER BY id").fetchall()
+    with connect(target_url) as conn:
+        staged = conn.execute(f"SELECT {columns} FROM stage.things ORDER BY id").fetchall()
+        kinds = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                                  " WHERE attrelid = 'stage.things'::regclass AND attnum > 0").fetchall())
+    assert staged == expected
+    assert staged[0][1] == NASTY and staged[1][1] is None
+    assert staged[0][2] == dt.datetime(2024, 2, 4, 4, 5, 6, 789000, tzinfo=dt.timezone.utc)
+    assert staged[0][3] == dt.date(2024, 12, 2)
+    assert kinds["feeling"] == "text"  # the source's own enum type does not exist in the target
+
+
+def test_a_failing_source_query_leaves_no_staging_rows(source: str, target_url: str,
+                                                       new_database: Callable[[str], str]) -> None:
+    query = Query.model_validate({"base": {"table": "things", "alias": "t"}})
+    fields = {"id": FieldSpec.model_validate("t.id"),
+              "q": FieldSpec.model_validate({"expression": "1 / (t.id - 2000)"})}
+    with connect(target_url) as target:
+        target.execute("CREATE SCHEMA stage")
+        target.commit()
+        with connect(source, read_only=True) as probe:
+            compiled = compile_query(query, fields, server_version=probe.info.server_version)
+        with pytest.raises(Exception, match="division by zero"):
+            stream_to_staging(source_url=source, target=target, compiled=compiled, schema="stage", table="things",
+                              chunk_rows=100)
+        target.rollback()
+        assert target.execute("SELECT to_regclass('stage.things')").fetchone() == (None,)
