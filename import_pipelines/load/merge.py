@@ -36,9 +36,11 @@ def staging_table_name(plan: LoadPlan, run_id: str) -> str:
 class Merger:
     """Compiles the merge statements of one plan once, then runs them per batch."""
 
-    def __init__(self, plan: LoadPlan, *, staging: str, run_id: str, dry_run: bool = False):
+    def __init__(self, plan: LoadPlan, *, staging: str, run_id: str, dry_run: bool = False,
+                 first_import: bool = False):
         self.plan = plan
         self.dry_run = dry_run
+        self.first_import = first_import
         self.run_id = run_id
         self.staging = ident(CONTROL, staging)
         self._classify = self._classify_sql()
@@ -106,16 +108,25 @@ class Merger:
         allocator = (sql.SQL("NULL") if self.dry_run
                      else sql.SQL("nextval({}::regclass)").format(self._lit(p.table.id_sequence)) if p.table.id_sequence
                      else sql.SQL(p.table.id_default or "NULL"))
+        if self.first_import:
+            # nothing of this source is in the table or the state yet, and the batches of one run
+            # hold distinct source ids: looking each record up would only find nothing, at the
+            # price of a join against a table that grows with every batch
+            known = "(s._match_tid)::{pk_type} AS _tid, NULL::text AS _old_hash, NULL::text AS _old_tid"
+            lookups = ""
+        else:
+            known = ("COALESCE(t.{pk}, (s._match_tid)::{pk_type}) AS _tid, st.source_hash AS _old_hash,"
+                     " st.target_id AS _old_tid")
+            lookups = (" LEFT JOIN {table} AS t ON t.{nk_sys} = {system} AND t.{nk_id} = {sid}"
+                       " LEFT JOIN {control}.record_state AS st ON st.profile = {profile} AND st.entity = {entity}"
+                       " AND st.source_id = {sid}")
         inner = sql.SQL(
             "SELECT s.*, {sid} AS _sid,"
             " encode(sha256(convert_to(row({hashed})::text, 'UTF8')), 'hex') AS _hash,"
-            " COALESCE(t.{pk}, (s._match_tid)::{pk_type}) AS _tid, st.source_hash AS _old_hash, st.target_id AS _old_tid{ref_cols},"
+            " " + known + "{ref_cols},"
             " COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
             " {warning} AS _warning"
-            " FROM {staging} AS s"
-            " LEFT JOIN {table} AS t ON t.{nk_sys} = {system} AND t.{nk_id} = {sid}"
-            " LEFT JOIN {control}.record_state AS st ON st.profile = {profile} AND st.entity = {entity}"
-            " AND st.source_id = {sid}{ref_joins}"
+            " FROM {staging} AS s" + lookups + "{ref_joins}"
             " WHERE s._rn > %(lo)s AND s._rn <= %(hi)s"
         ).format(
             sid=sid, hashed=hashed, pk=pk, pk_type=sql.SQL(p.table.columns[p.table.primary_key].type), ref_cols=sql.SQL("").join(sql.SQL(", ") + c for c in ref_cols),
@@ -259,6 +270,19 @@ class Merger:
         with conn.transaction():
             rows = conn.execute(self._merge, params).fetchall()
         return Counter(dict(rows))
+
+
+def is_first_import(conn: psycopg.Connection, plan: LoadPlan) -> bool:
+    """Whether neither the target table nor ``record_state`` holds anything of this entity's source yet.
+
+    Two index probes (the natural key and the state's primary key), taken before the first batch.
+    """
+    nk = plan.template.natural_key
+    return not conn.execute(sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE {nk_sys} = %s AND {nk_id} IS NOT NULL)"
+        " OR EXISTS (SELECT 1 FROM {control}.record_state WHERE profile = %s AND entity = %s)").format(
+        table=ident(plan.table.schema, plan.table.name), nk_sys=ident(nk.system_column), nk_id=ident(nk.id_column),
+        control=ident(CONTROL)), (plan.source_system, plan.profile, plan.entity_name)).fetchone()[0]
 
 
 def record_duplicate_states(conn: psycopg.Connection, plan: LoadPlan, *, staging: str, run_id: str) -> int:

@@ -21,7 +21,7 @@ from import_pipelines.db.sql import ident
 from import_pipelines.extract.postgres import stream_to_staging
 from import_pipelines.load.control import ACTIONS, ensure_control_schema
 from import_pipelines.load.dry_run import _dry_run_preview, predict_duplicates, write_dry_run_report
-from import_pipelines.load.merge import CONTROL, Merger, record_duplicate_states, staging_table_name
+from import_pipelines.load.merge import CONTROL, Merger, is_first_import, record_duplicate_states, staging_table_name
 from import_pipelines.load.plan import LoadPlan, build_plan
 from import_pipelines.query.compile import compile_query
 from import_pipelines.templates.model import Mode, Template
@@ -208,7 +208,8 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
     with connect(run.target_url, autocommit=True) as conn:
         configure_bulk_session(conn)
         plan = run.plan(conn)
-        merger = Merger(plan, staging=staged.staging, run_id=run.run_id, dry_run=run.dry_run)
+        merger = Merger(plan, staging=staged.staging, run_id=run.run_id, dry_run=run.dry_run,
+                        first_import=is_first_import(conn, plan))
         staging = ident(CONTROL, staged.staging)
         last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
         conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(staging))

@@ -371,6 +371,31 @@ def test_second_run_on_an_unchanged_source_writes_nothing(imported: Imported, te
             } == set()
 
 
+def test_a_profile_without_state_finds_the_rows_another_profile_created(imported: Imported,
+                                                                        template: Template) -> None:
+    # a second profile of the same source system: its own state is empty, but the natural keys
+    # are in the target, so its first run updates those rows instead of inserting them again
+    agents = fetch(imported.target, "SELECT count(*) FROM agents")
+    results = run_import(template=template, source_url=imported.source, target_url=imported.target,
+                         profile="second_profile", entities=["agents"], batch_rows=7, run_id="second")
+    assert results["agents"].counts == {"created": 0, "updated": imported.results["agents"].counts["created"],
+                                        "skipped": 0, "unchanged": 0, "failed": 0}
+    assert fetch(imported.target, "SELECT count(*) FROM agents") == agents
+
+
+def test_a_first_import_in_many_batches_creates_each_record_once(new_database: Callable[[str], str],
+                                                                template: Template) -> None:
+    source, target = new_database("fs_source"), new_database("fs_target")
+    generate_freescout(source, customers=200)
+    migrate(target)
+    results = run_import(template=template, source_url=source, target_url=target, batch_rows=13,
+                         entities=["accounts", "customer_users"])
+    created = results["customer_users"].counts["created"]
+    assert created + results["customer_users"].duplicates == fetch(source, "SELECT count(*) FROM customers")[0][0]
+    assert fetch(target, "SELECT count(*), count(DISTINCT external_id) FROM customer_users") == [(created, created)]
+    assert results["accounts"].counts["failed"] == results["customer_users"].counts["failed"] == 0
+
+
 def unclustered_customers(imported: Imported) -> list[int]:
     """Customers the first run created that are neither a duplicate nor a duplicate's survivor."""
     found = duplicates(imported.target, imported.run_id)
