@@ -234,6 +234,36 @@ def record_keys(prepared: PreparedFrame, rule: DedupeRule) -> list[KeyColumn]:
     return keys
 
 
+def fallback_cap(max_block_size: int) -> int:
+    """The block cap of fallback keys: a tenth of ``max_block_size``, never below a pair."""
+    return max(2, max_block_size // FALLBACK_CAP_DIVISOR)
+
+
+def key_hashes(key: KeyColumn) -> np.ndarray:
+    """The block identity of each key in ``key``: the value's 64-bit hash salted by the key type.
+
+    Python's string hash is salted per process, so hashes only compare within one process; that
+    is all blocking needs, in memory or in a temporary table of the same session.
+    """
+    hashes = key.hashes if key.hashes is not None else np.fromiter(
+        map(hash, key.values.tolist()), dtype=np.int64, count=len(key.values))
+    return hashes ^ np.int64(hash(key.key_type))
+
+
+def hashed_keys(prepared: PreparedFrame, rule: DedupeRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every blocking key of ``prepared`` in long form: record positions, key hashes, fallback flags.
+
+    The same keys and hashes as the in-memory pair generation, for callers that count blocks
+    elsewhere (the staging path counts them in SQL, a chunk of records at a time).
+    """
+    keys = record_keys(prepared, rule)
+    empty = np.empty(0, np.int64)
+    return (np.concatenate([key.positions for key in keys] + [empty]),
+            np.concatenate([key_hashes(key) for key in keys] + [empty]),
+            np.concatenate([np.full(len(key.positions), key.fallback, dtype=bool) for key in keys]
+                           + [np.empty(0, dtype=bool)]))
+
+
 def _keys_frame(prepared: PreparedFrame, rule: DedupeRule) -> pd.DataFrame:
     parts = [pd.DataFrame({"record_id": prepared.ids[key.positions],
                            "key": [f"{key.key_type}={value}" for value in key.values.tolist()]})
@@ -300,10 +330,7 @@ def _coded(sides: list[PreparedFrame], rule: DedupeRule, *, max_block_size: int)
     empty_int, empty_obj = np.empty(0, np.int64), np.empty(0, dtype=object)
     for keys in per_side:
         positions.append(np.concatenate([key.positions for key in keys] + [empty_int]))
-        hashes.append(np.concatenate(
-            [(key.hashes if key.hashes is not None
-              else np.fromiter(map(hash, key.values.tolist()), dtype=np.int64, count=len(key.values)))
-             ^ np.int64(hash(key.key_type)) for key in keys] + [empty_int]))
+        hashes.append(np.concatenate([key_hashes(key) for key in keys] + [empty_int]))
         types.append(np.concatenate([np.full(len(key.values), t, dtype=np.int64) for t, key in enumerate(keys)]
                                     + [empty_int]))
         values.append(np.concatenate([key.values for key in keys] + [empty_obj]))
@@ -313,8 +340,7 @@ def _coded(sides: list[PreparedFrame], rule: DedupeRule, *, max_block_size: int)
     # Where each code first occurs: its key type (for the cap) and a value to report.
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    fallback_cap = max(2, max_block_size // FALLBACK_CAP_DIVISOR)
-    caps = np.where(fallback[all_types[first]], fallback_cap, max_block_size)
+    caps = np.where(fallback[all_types[first]], fallback_cap(max_block_size), max_block_size)
     bounds = np.cumsum([len(h) for h in hashes])[:-1]
     return _CodedKeys(positions=positions, codes=np.split(codes, bounds), caps=caps, type_names=type_names,
                       types=all_types, values=np.concatenate(values), first=first)

@@ -207,6 +207,15 @@ class PairScores:
         return PairScores(self.left[mask], self.right[mask], self.confidence[mask], self.field_scores[mask],
                           self.fields, self.match_any_hit[mask])
 
+    @classmethod
+    def concat(cls, parts: list[PairScores], *, fields: tuple[str, ...]) -> PairScores:
+        """The pairs of several parts, in order (positions are kept as they are)."""
+        empty = np.empty(0, dtype=np.int64)
+        return cls(np.concatenate([p.left for p in parts] + [empty]), np.concatenate([p.right for p in parts] + [empty]),
+                   np.concatenate([p.confidence for p in parts] + [np.empty(0)]),
+                   np.concatenate([p.field_scores for p in parts] + [np.empty((0, len(fields)), dtype=np.float32)]),
+                   fields, np.concatenate([p.match_any_hit for p in parts] + [np.empty(0, dtype=bool)]))
+
     def is_match(self, threshold: float) -> np.ndarray:
         """Per pair: a match_any hit or a confidence at or above ``threshold``."""
         return self.match_any_hit | (self.confidence >= threshold - _EPSILON)
@@ -351,6 +360,16 @@ def id_order(ids: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def best_per_left(matched: PairScores, *, right_rank: np.ndarray) -> PairScores:
+    """Per left record, its best pair: the highest confidence, ties to the lowest right id.
+
+    ``right_rank`` is, per pair, the rank of its right record's id (see :func:`id_order`).
+    """
+    order = np.lexsort((right_rank, -matched.confidence, matched.left))
+    _, first = np.unique(matched.left[order], return_index=True)
+    return matched.select(order[first])
+
+
 def build_matches(scores: PairScores, *, left_ids: np.ndarray, right_ids: np.ndarray,
                   threshold: float) -> list[Match]:
     """Turn scored pairs into :class:`Match` objects (left id duplicates right id)."""
@@ -379,9 +398,7 @@ def match_against(incoming_df: pd.DataFrame, existing_df: pd.DataFrame, rule: De
     scores = score_pairs(left, right, i=candidates.left, j=candidates.right, rule=rule)
     matched = scores.select(scores.is_match(rule.threshold))
 
-    order = np.lexsort((id_order(right.ids)[matched.right], -matched.confidence, matched.left))
-    _, first = np.unique(matched.left[order], return_index=True)
-    best = matched.select(order[first])
+    best = best_per_left(matched, right_rank=id_order(right.ids)[matched.right])
     matches = build_matches(best, left_ids=left.ids, right_ids=right.ids, threshold=rule.threshold)
     has_match = np.zeros(left.size, dtype=bool)
     has_match[best.left] = True

@@ -28,7 +28,7 @@ from import_pipelines.dedupe.matching import (
     matches_frame,
     score_pairs,
 )
-from import_pipelines.dedupe.normalize import prepare_frame
+from import_pipelines.dedupe.normalize import PreparedFrame, prepare_frame
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,26 @@ def find_duplicates_within(df: pd.DataFrame, rule: DedupeRule, *, id_column: str
     candidates = blocking.candidate_pairs_within(prepared, rule, max_block_size=max_block_size)
     scores = score_pairs(prepared, prepared, i=candidates.left, j=candidates.right, rule=rule)
     edges = scores.select(scores.is_match(rule.threshold))
+    clusters, duplicates = cluster_matches(df, prepared, left=edges.left, right=edges.right, rule=rule,
+                                           id_column=id_column, updated_column=updated_column)
+    return DuplicateGroups(clusters=clusters, duplicates=duplicates, pairs_compared=candidates.pairs_compared,
+                           capped_blocks=candidates.capped_blocks)
 
-    labels = connected_components(prepared.size, a=edges.left, b=edges.right)
+
+def cluster_matches(df: pd.DataFrame, prepared: PreparedFrame, *, left: np.ndarray, right: np.ndarray,
+                    rule: DedupeRule, id_column: str | None,
+                    updated_column: str | None) -> tuple[list[DuplicateCluster], list[Match]]:
+    """Clusters of the matched pairs ``(left[k], right[k])`` (row positions of ``df`` / ``prepared``).
+
+    Survivor per cluster by :func:`survivor_ranks`; every other member is reported against its
+    survivor with its direct score. ``df`` needs only the rows that can be in a pair: the
+    staging path passes just the records of its matched pairs.
+    """
+    labels = connected_components(prepared.size, a=left, b=right)
     sizes = np.bincount(labels, minlength=prepared.size)
     in_cluster = np.flatnonzero(sizes[labels] >= 2)
     if len(in_cluster) == 0:
-        return DuplicateGroups(clusters=[], duplicates=[], pairs_compared=candidates.pairs_compared,
-                               capped_blocks=candidates.capped_blocks)
+        return [], []
 
     # Only clustered rows compete, so only they pay for timestamp parsing and completeness.
     ranks = survivor_ranks(df.iloc[in_cluster], ids=prepared.ids[in_cluster], updated_column=updated_column,
@@ -162,5 +175,4 @@ def find_duplicates_within(df: pd.DataFrame, rule: DedupeRule, *, id_column: str
     bounds = np.r_[starts, len(members)].tolist()
     clusters = [DuplicateCluster(survivor=ids[start], members=tuple(ids[start:end]))
                 for start, end in zip(bounds[:-1], bounds[1:])]
-    return DuplicateGroups(clusters=clusters, duplicates=duplicates, pairs_compared=candidates.pairs_compared,
-                           capped_blocks=candidates.capped_blocks)
+    return clusters, duplicates
