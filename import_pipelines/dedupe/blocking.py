@@ -149,43 +149,47 @@ def soundex(word: str) -> str:
     return (word[0] + "".join(code).replace("0", "") + "000")[:4]
 
 
+def _text_word_keys(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``token`` and ``phonetic`` keys of one text."""
+    words = [word for word in _words(text) if len(word) >= 2]
+    if len(words) == 2:
+        # The common case (first + last name), spelled out: most names take this path.
+        a, b = words
+        sa, sb = soundex(a), soundex(b)
+        return ((f"{a}|{b[:2]}",) if a == b else (f"{a}|{b[:2]}", f"{b}|{a[:2]}"),
+                (f"{sa}|{sb}" if sa <= sb else f"{sb}|{sa}",))
+    if len(words) == 1:
+        return (words[0] + "|",), ()
+    if words:
+        # Sets, because "Lee Lee" must count once per block.
+        tokens = {f"{word}|{other[:2]}" for word, other in permutations(words, 2)}
+        codes = sorted(soundex(word) for word in words)
+        return tuple(tokens), tuple({f"{a}|{b}" for a, b in combinations(codes, 2)})
+    return (), ()
+
+
+def _spread(codes: np.ndarray, per_text: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys per record from keys per distinct text: positions ascending, each record's keys in order."""
+    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
+    flat = np.array([key for keys in per_text for key in keys] + [None], dtype=object)[:-1]
+    present = np.flatnonzero(codes >= 0)
+    counts = lengths[codes[present]]
+    ends = np.cumsum(counts)
+    # each record's slice of ``flat``: its text's first key, plus the key's rank within the record
+    rank = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts, counts)
+    first = np.cumsum(lengths) - lengths
+    return np.repeat(present, counts).astype(np.int64), flat[np.repeat(first[codes[present]], counts) + rank]
+
+
 def _word_keys(texts: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``token`` and ``phonetic`` keys of free text (names): see the module docstring."""
-    token_pos: list[int] = []
-    token_val: list[str] = []
-    sound_pos: list[int] = []
-    sound_val: list[str] = []
-    # A loop over records (not pairs), each with a handful of words at most.
-    for pos, text in enumerate(texts.tolist()):
-        if text is None:
-            continue
-        words = [word for word in _words(text) if len(word) >= 2]
-        if len(words) == 2:
-            # The common case (first + last name), spelled out because it runs once per record.
-            a, b = words
-            if a == b:
-                token_pos.append(pos)
-                token_val.append(f"{a}|{b[:2]}")
-            else:
-                token_pos += (pos, pos)
-                token_val += (f"{a}|{b[:2]}", f"{b}|{a[:2]}")
-            sa, sb = soundex(a), soundex(b)
-            sound_pos.append(pos)
-            sound_val.append(f"{sa}|{sb}" if sa <= sb else f"{sb}|{sa}")
-        elif len(words) == 1:
-            token_pos.append(pos)
-            token_val.append(words[0] + "|")
-        elif words:
-            # Sets, because "Lee Lee" must count once per block.
-            tokens = {f"{word}|{other[:2]}" for word, other in permutations(words, 2)}
-            codes = sorted(soundex(word) for word in words)
-            sounds = {f"{a}|{b}" for a, b in combinations(codes, 2)}
-            token_pos += [pos] * len(tokens)
-            token_val += tokens
-            sound_pos += [pos] * len(sounds)
-            sound_val += sounds
-    return ((np.array(token_pos, dtype=np.int64), np.array(token_val + [None], dtype=object)[:-1]),
-            (np.array(sound_pos, dtype=np.int64), np.array(sound_val + [None], dtype=object)[:-1]))
+    """``token`` and ``phonetic`` keys of free text (names): see the module docstring.
+
+    Names repeat, so the keys are worked out once per distinct text (a loop over texts, each
+    with a handful of words at most) and spread to its records.
+    """
+    codes, uniques = pd.factorize(texts)
+    per_text = [_text_word_keys(text) for text in uniques.tolist()]
+    return _spread(codes, [keys[0] for keys in per_text]), _spread(codes, [keys[1] for keys in per_text])
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:

@@ -104,3 +104,19 @@ def test_oversized_blocks_are_capped_reported_and_their_members_still_matched_by
     assert result.capped_blocks == {"email:local=info": 31}
     assert result.get(1).duplicate_of == 7
     assert result.pairs_compared == 1
+
+
+def test_name_keys_are_worked_out_once_per_name_and_given_to_every_record_that_has_it() -> None:
+    rule = DedupeRule(strategy="fuzzy", primary=["email"], secondary=["first_name", "last_name"])
+    frame = pd.DataFrame({"id": [1, 2, 3, 4, 5], "email": None,
+                          "first_name": ["John", None, "JOHN", "Mary Ann", "Lee"],
+                          "last_name": ["Doe", None, "doe", "Smith", "Lee"]})
+    keys = blocking_keys(frame, rule, id_column="id")
+    by_record = {rid: sorted(group["key"]) for rid, group in keys.groupby("record_id")}
+    assert by_record[1] == by_record[3] == ["names:phonetic=d000|j500", "names:token=doe|jo", "names:token=john|do"]
+    assert 2 not in by_record  # no name, no email: no key at all
+    # three words: every ordered pair of words, and every pair of their Soundex codes
+    assert by_record[4] == sorted(["names:phonetic=a500|m600", "names:phonetic=a500|s530", "names:phonetic=m600|s530"]
+                                  + [f"names:token={w}|{o[:2]}" for w in ("mary", "ann", "smith")
+                                     for o in ("mary", "ann", "smith") if w != o])
+    assert by_record[5] == ["names:phonetic=l000|l000", "names:token=lee|le"]
