@@ -1,8 +1,16 @@
 """Apply a dedupe rule to a staged entity: within the batch, then against the target table.
 
-The staged rows come into pandas (only the rule's fields); the target is streamed through a
-server-side cursor a chunk at a time and only rows that share a blocking key with an incoming
-record are kept as candidates, so the target table is never held in memory whatever its size.
+Nothing held in this process grows with the tables. The staged rows and the target rows are
+streamed a chunk at a time, and a chunk leaves behind only its blocking keys (the hashes of
+:func:`~.blocking.hashed_keys`, the keys of the in-memory engine) in temporary tables of the
+session. Block sizes, the caps and the distinct candidate pairs are computed there, in SQL. The
+pairs come back a chunk at a time with both records' fields and are scored by
+:func:`~.matching.score_pairs`; only the pairs at or above the threshold are kept, and they
+carry what clustering and the survivor rule (:func:`~.survivor.cluster_matches`) need. Memory
+is therefore a chunk plus what is proportional to the duplicates found, and the findings are
+those of :func:`~.survivor.find_duplicates_within` and :func:`~.matching.match_against` on
+the whole tables.
+
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
 where the merge turns them into actions by mode.
 """
@@ -10,19 +18,44 @@ where the merge turns them into actions by mode.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from import_pipelines.db.sql import ident
-from import_pipelines.dedupe.blocking import blocking_keys, target_blocking_keys
-from import_pipelines.dedupe.matching import DedupeRule, match_against
-from import_pipelines.dedupe.survivor import find_duplicates_within
+from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
+from import_pipelines.dedupe.matching import (
+    DEFAULT_MAX_BLOCK_SIZE,
+    DedupeRule,
+    PairScores,
+    best_per_left,
+    build_matches,
+    id_order,
+    score_pairs,
+)
+from import_pipelines.dedupe.normalize import prepare_frame
+from import_pipelines.dedupe.survivor import cluster_matches
 
-TARGET_CHUNK_ROWS = 100_000
+CHUNK_ROWS = 20_000
+"""Rows (staged records, target records or candidate pairs) worked on at a time."""
+
+_INTEGER_OIDS = {20, 21, 23}  # int8, int2, int4: ids that travel as binary bigint
+# COPY ... (FORMAT BINARY): signature, flags, header extension length; a field count of -1 ends it
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_TEMP_TABLES = ("_dedupe_keys", "_dedupe_pairs", "_dedupe_target_keys", "_dedupe_skip", "_dedupe_target_pairs")
+
+_VALID = sql.SQL("s._dup_of IS NULL AND s._error IS NULL")  # the staged rows the rule looks at
+
+Finding = tuple[int, str | None, str | None, float, str]
+"""A staging row's finding: ``_rn``, ``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``."""
 
 
 @dataclass(frozen=True)
@@ -45,95 +78,333 @@ class DedupeOutcome:
         return float(np.mean(self.confidences)) if self.confidences else None
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every stage needs: the tables, the rule, and how much to hold at a time."""
+
+    conn: psycopg.Connection
+    reader: psycopg.Connection | None
+    staging: sql.Identifier
+    target: sql.Identifier
+    primary_key: str
+    natural_key: tuple[str, str]
+    source_system: str
+    source_id: str
+    rule: DedupeRule
+    survivor_updated: str | None
+    chunk_rows: int
+    caps: dict[str, int]
+
+
 def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql.Identifier, primary_key: str,
                natural_key: tuple[str, str], source_system: str, source_id: str, rule: DedupeRule,
-               survivor_updated: str | None = None) -> DedupeOutcome:
-    """Find duplicates for the staged rows and write the findings into the staging table."""
-    columns = rule.columns
-    wanted = ["_rn", source_id, *columns] + ([survivor_updated] if survivor_updated and survivor_updated not in columns else [])
-    # every valid row takes part in the within-batch clustering, so a re-run forms the same
-    # clusters (a duplicate stays a duplicate); only survivors not yet in the target by natural
-    # key are matched against the target's rows
-    rows = conn.execute(sql.SQL(
-        "SELECT {cols}, EXISTS (SELECT 1 FROM {t} AS t WHERE t.{sys} = %s AND t.{idc} = (s.{sid})::text)"
-        " FROM {stg} AS s WHERE s._dup_of IS NULL AND s._error IS NULL").format(
-        cols=sql.SQL(", ").join(ident("s", c) for c in wanted), stg=staging, t=target, sys=ident(natural_key[0]),
-        idc=ident(natural_key[1]), sid=ident(source_id)), (source_system,)).fetchall()
-    if not rows:
-        return DedupeOutcome()
-    incoming = pd.DataFrame(rows, columns=[*wanted, "_known"])
-    for column in columns:
-        incoming[column] = incoming[column].astype("string")
+               survivor_updated: str | None = None, reader: psycopg.Connection | None = None,
+               chunk_rows: int = CHUNK_ROWS, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE) -> DedupeOutcome:
+    """Find duplicates for the staged rows and write the findings into the staging table.
 
-    groups = find_duplicates_within(incoming, rule, id_column="_rn", updated_column=survivor_updated)
-    source_ids = dict(zip(incoming["_rn"], incoming[source_id].astype(str)))
-    findings: list[tuple[int, str | None, str | None, float, str]] = []
-    for dup in groups.duplicates:
-        findings.append((int(dup.record_id), source_ids[dup.duplicate_of], None, float(dup.confidence),
-                         json.dumps(dup.matched_fields)))
-    duplicates = {int(d.record_id) for d in groups.duplicates}
-    survivors = incoming[~incoming["_rn"].isin(duplicates) & ~incoming["_known"].astype(bool)].drop(columns="_known")
+    Every valid staged row takes part in the within-batch clustering; survivors that the target
+    does not hold yet by natural key are then matched against the target's rows (a target row
+    that a record of this batch holds by natural key is no candidate). Works ``chunk_rows`` at
+    a time (see the module docstring) in a savepoint of the caller's transaction; the temporary
+    tables it uses are gone when it returns.
 
-    candidates = _candidates(conn, target=target, primary_key=primary_key, rule=rule, incoming=survivors,
-                             staging=staging, natural_key=natural_key, source_system=source_system,
-                             source_id=source_id)
-    against = 0
-    pairs = groups.pairs_compared
-    if len(candidates):
-        matches = match_against(survivors, candidates, rule, incoming_id="_rn", existing_id=primary_key)
-        pairs += matches.pairs_compared
-        # one target row takes one incoming record: the best match; the others are its duplicates
-        best: dict[str, object] = {}
-        for match in sorted(matches.matches, key=lambda m: (-m.confidence, m.record_id)):
-            owner = best.setdefault(str(match.duplicate_of), match)
-            if owner is match:
-                findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
-                                 json.dumps(match.matched_fields)))
-                against += 1
-            else:
-                findings.append((int(match.record_id), source_ids[owner.record_id], None, float(match.confidence),
-                                 json.dumps(match.matched_fields)))
-    if findings:
-        _write_back(conn, staging=staging, findings=findings)
-    return DedupeOutcome(within=len(groups.duplicates), against_target=against, pairs_compared=pairs,
-                         confidences=[f[3] for f in findings])
-
-
-def _candidates(conn: psycopg.Connection, *, target: sql.Identifier, primary_key: str, rule: DedupeRule,
-                incoming: pd.DataFrame, staging: sql.Identifier, natural_key: tuple[str, str], source_system: str,
-                source_id: str) -> pd.DataFrame:
-    """Target rows that share at least one blocking key with an incoming record (streamed).
-
-    A row that belongs to a record of this same batch (by natural key) is not a candidate: that
-    record updates it, and a second record must not claim it too.
+    ``reader``, a second session on the same database, streams the staged and target rows while
+    ``conn`` takes in their keys, so that reading, computing keys and the server's intake
+    overlap. It sees committed rows only. Without it ``conn`` does all of it in turn.
     """
-    wanted = [primary_key, *rule.columns]
-    if incoming.empty:
-        return pd.DataFrame(columns=wanted)
-    keys: set[str] | None = None  # computed on the first target chunk: a first import streams nothing
-    kept: list[pd.DataFrame] = []
-    with conn.cursor(name="import_pipelines_dedupe_candidates") as cursor:
-        cursor.itersize = TARGET_CHUNK_ROWS
-        cursor.execute(sql.SQL(
-            "SELECT {cols} FROM {t} AS t WHERE NOT (t.{sys} = %s AND t.{idc} IS NOT NULL AND EXISTS ("
-            "SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = t.{idc}))").format(
-            cols=sql.SQL(", ").join(ident("t", c) for c in wanted), t=target, sys=ident(natural_key[0]),
-            idc=ident(natural_key[1]), stg=staging, sid=ident(source_id)), (source_system,))
-        while chunk := cursor.fetchmany(TARGET_CHUNK_ROWS):
-            frame = pd.DataFrame(chunk, columns=wanted)
-            for column in rule.columns:
-                frame[column] = frame[column].astype("string")
-            if keys is None:
-                keys = set(blocking_keys(incoming, rule, id_column="_rn")["key"])
-            chunk_keys = target_blocking_keys(frame, rule, id_column=primary_key)
-            hit = chunk_keys.loc[chunk_keys["key"].isin(keys), "record_id"].unique()
-            if len(hit):
-                kept.append(frame[frame[primary_key].isin(hit)])
-    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=wanted)
+    ctx = _Context(conn=conn, reader=reader, staging=staging, target=target, primary_key=primary_key,
+                   natural_key=natural_key, source_system=source_system, source_id=source_id, rule=rule,
+                   survivor_updated=survivor_updated, chunk_rows=chunk_rows,
+                   caps={"cap": max_block_size, "fallback_cap": fallback_cap(max_block_size)})
+    with conn.transaction():
+        conn.execute("CREATE TEMP TABLE _dedupe_keys (h bigint, id bigint, fb boolean) ON COMMIT DROP")
+        staged = _stage_keys(ctx, table="_dedupe_keys", id_column="_rn", side="incoming", query=sql.SQL(
+            "SELECT s._rn, {cols} FROM {stg} AS s WHERE {valid}").format(
+            cols=_columns("s", rule.columns), stg=staging, valid=_VALID))
+        outcome = DedupeOutcome()
+        if staged:
+            findings, duplicates, within_pairs = _within_batch(ctx)
+            against, target_pairs = _against_target(ctx, findings=findings, duplicates=duplicates)
+            if findings:
+                _write_back(conn, staging=staging, findings=findings)
+            outcome = DedupeOutcome(within=len(duplicates), against_target=against,
+                                    pairs_compared=within_pairs + target_pairs, confidences=[f[3] for f in findings])
+        # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(ident(t) for t in _TEMP_TABLES)))
+    return outcome
 
 
-def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier,
-                findings: list[tuple[int, str | None, str | None, float, str]]) -> None:
+def _columns(alias: str, names: list[str]) -> sql.Composable:
+    return sql.SQL(", ").join(ident(alias, name) for name in names)
+
+
+def _frame(rows: list[tuple], *, columns: list[str], rule: DedupeRule, id_column: str | None = None) -> pd.DataFrame:
+    """Fetched rows as a frame whose rule fields are text, value by value.
+
+    Built as objects, so that a value reads the same whichever chunk it arrives in (inferring a
+    column type per chunk would turn the integers of a chunk with a NULL into floats).
+    """
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    for name in rule.columns:
+        frame[name] = frame[name].astype("string")
+    if id_column is not None and pd.api.types.infer_dtype(frame[id_column].to_numpy()) == "integer":
+        frame[id_column] = frame[id_column].astype(np.int64)
+    return frame
+
+
+# -- blocking keys into temporary tables ---------------------------------------------------------
+
+def _stage_keys(ctx: _Context, *, table: str, query: sql.Composable, id_column: str, side: str,
+                params: tuple = (), create: sql.Composable | None = None) -> int:
+    """Stream ``query`` (an id, then the rule's fields) and COPY every row's blocking keys into ``table``.
+
+    ``table`` (``h``, ``id``, ``fb``) exists already unless ``create`` makes it; integer ids are
+    widened to bigint so that they travel as binary. With a reader session the rows come from
+    it and one COPY stays open on the main session for the whole stream, fed through a queue,
+    so that the server takes in a chunk's keys while the next chunk's are computed. Returns the
+    number of rows streamed.
+    """
+    conn, rule = ctx.conn, ctx.rule
+    with (ctx.reader or conn).cursor(name=f"import_pipelines{table}") as cursor:
+        cursor.itersize = ctx.chunk_rows
+        cursor.execute(query, params)
+        binary = create is None or cursor.description[0].type_code in _INTEGER_OIDS
+        first = cursor.fetchmany(ctx.chunk_rows)
+        if not first:
+            return 0
+        if create is not None:
+            conn.execute(create)
+            if binary:
+                conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN id TYPE bigint").format(ident(table)))
+        rows = 0
+
+        def keys_of(chunk: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            nonlocal rows
+            rows += len(chunk)
+            frame = _frame(chunk, columns=[id_column, *rule.columns], rule=rule, id_column=id_column)
+            prepared = prepare_frame(frame, rule, id_column=id_column, side=side)
+            positions, hashes, fallback = hashed_keys(prepared, rule)
+            return hashes, prepared.ids[positions], fallback
+
+        chunks = _chunks(cursor, first=first, size=ctx.chunk_rows, ahead=ctx.reader is not None)
+        if ctx.reader is None:
+            for chunk in chunks:  # one COPY per chunk: the session must be free for the next FETCH
+                with _key_copy(conn, table=table, binary=binary) as send:
+                    send(*keys_of(chunk))
+        else:
+            with _key_copy(conn, table=table, binary=binary) as send:
+                for chunk in chunks:
+                    send(*keys_of(chunk))
+    return rows
+
+
+def _chunks(cursor: psycopg.ServerCursor, *, first: list[tuple], size: int, ahead: bool) -> Iterator[list[tuple]]:
+    """``first``, then the cursor's next chunks; ``ahead``: each fetched while the previous is worked on."""
+    if not ahead:
+        chunk = first
+        while chunk:
+            yield chunk
+            chunk = cursor.fetchmany(size)
+        return
+    # one chunk in flight: the server reads and sends it (the driver waits outside the GIL)
+    # while the keys of the previous one are computed
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        chunk = first
+        while chunk:
+            pending = pool.submit(cursor.fetchmany, size)
+            yield chunk
+            chunk = pending.result()
+
+
+@contextmanager
+def _key_copy(conn: psycopg.Connection, *, table: str,
+              binary: bool) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
+    """A COPY into a key table; yields ``send(hashes, ids, fallback)``.
+
+    What is sent is queued and written by a worker thread, so ``send`` returns while the server
+    is still taking rows in; leaving the block waits for it to finish.
+    """
+    statement = sql.SQL("COPY {} (h, id, fb) FROM STDIN{}").format(
+        ident(table), sql.SQL(" (FORMAT BINARY)" if binary else ""))
+    with conn.cursor() as cursor, cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+        def send(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray) -> None:
+            if binary:
+                copy.write(_binary_rows([hashes, ids.astype(np.int64), fallback]))
+            else:
+                for row in zip(hashes.tolist(), ids.tolist(), fallback.tolist()):
+                    copy.write_row(row)
+
+        if binary:
+            copy.write(_COPY_HEADER)
+        yield send
+        if binary:
+            copy.write(_COPY_TRAILER)
+
+
+def _binary_rows(columns: list[np.ndarray]) -> bytes:
+    """Rows of int64 and bool columns (no NULLs) in COPY's binary format, laid out by numpy."""
+    layout: list[tuple[str, str]] = [("count", ">i2")]
+    for k, values in enumerate(columns):
+        layout += [(f"len{k}", ">i4"), (f"val{k}", "?" if values.dtype == bool else ">i8")]
+    rows = np.empty(len(columns[0]), dtype=layout)
+    rows["count"] = len(columns)
+    for k, values in enumerate(columns):
+        rows[f"len{k}"] = rows.dtype[f"val{k}"].itemsize
+        rows[f"val{k}"] = values
+    return rows.tobytes()
+
+
+# -- scoring candidate pairs a chunk at a time ---------------------------------------------------
+
+def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str],
+                  right: list[str]) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores]]:
+    """Score the pairs that ``query`` streams, a chunk at a time; yield the matched ones.
+
+    Each row is the ``left`` record's columns, then the ``right`` one's; both include the rule's
+    fields. Yields the two records of the matched pairs (row ``k`` of each frame is pair ``k``
+    of the scores).
+    """
+    rule = ctx.rule
+    with ctx.conn.cursor(name="import_pipelines_dedupe_pairs") as cursor:
+        cursor.itersize = ctx.chunk_rows
+        cursor.execute(query)
+        while chunk := cursor.fetchmany(ctx.chunk_rows):
+            a = _frame([row[:len(left)] for row in chunk], columns=left, rule=rule, id_column=left[0])
+            b = _frame([row[len(left):] for row in chunk], columns=right, rule=rule, id_column=right[0])
+            positions = np.arange(len(chunk))
+            scores = score_pairs(prepare_frame(a, rule, id_column=None), prepare_frame(b, rule, id_column=None),
+                                 i=positions, j=positions, rule=rule)
+            matched = scores.select(scores.is_match(rule.threshold))
+            if len(matched.left):
+                renumbered = np.arange(len(matched.left))
+                yield (a.iloc[matched.left].reset_index(drop=True), b.iloc[matched.right].reset_index(drop=True),
+                       replace(matched, left=renumbered, right=renumbered))
+
+
+def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int]:
+    """Duplicates inside the batch: every non-survivor of a cluster against its survivor.
+
+    Candidate pairs share a block of 2 to cap records (``_dedupe_keys``). The matched pairs
+    bring their records' source ids and update times, so clustering and the survivor rule read
+    nothing else. Returns the findings, the duplicates' row numbers, and the pairs compared.
+    """
+    conn, rule = ctx.conn, ctx.rule
+    conn.execute("CREATE TEMP TABLE _dedupe_pairs (a bigint, b bigint) ON COMMIT DROP")
+    pairs = conn.execute(
+        "INSERT INTO _dedupe_pairs (a, b)"
+        " WITH blocks AS (SELECT h FROM _dedupe_keys GROUP BY h HAVING count(*) >= 2"
+        "   AND count(*) <= CASE WHEN bool_or(fb) THEN %(fallback_cap)s ELSE %(cap)s END),"
+        " members AS MATERIALIZED (SELECT k.h, k.id FROM _dedupe_keys AS k WHERE k.h IN (SELECT h FROM blocks))"
+        " SELECT DISTINCT a.id, b.id FROM members AS a JOIN members AS b ON b.h = a.h AND a.id < b.id",
+        ctx.caps).rowcount
+    record = list(dict.fromkeys(["_rn", *rule.columns, ctx.source_id]
+                                + ([ctx.survivor_updated] if ctx.survivor_updated else [])))
+    matched: list[pd.DataFrame] = []
+    edges: list[tuple[np.ndarray, np.ndarray]] = []
+    for a, b, _ in _scored_pairs(ctx, left=record, right=record, query=sql.SQL(
+            "SELECT {a}, {b} FROM _dedupe_pairs AS p JOIN {stg} AS x ON x._rn = p.a JOIN {stg} AS y ON y._rn = p.b"
+    ).format(a=_columns("x", record), b=_columns("y", record), stg=ctx.staging)):
+        matched += [a, b]
+        edges.append((a["_rn"].to_numpy(), b["_rn"].to_numpy()))
+    if not edges:
+        return [], set(), pairs
+
+    members = pd.concat(matched, ignore_index=True).drop_duplicates("_rn").sort_values("_rn", ignore_index=True)
+    rns = members["_rn"].to_numpy()
+    prepared = prepare_frame(members, rule, id_column="_rn")
+    _, duplicates = cluster_matches(
+        members, prepared, left=np.searchsorted(rns, np.concatenate([e[0] for e in edges])),
+        right=np.searchsorted(rns, np.concatenate([e[1] for e in edges])), rule=rule, id_column="_rn",
+        updated_column=ctx.survivor_updated)
+    source_ids = dict(zip(rns.tolist(), map(str, members[ctx.source_id].tolist())))
+    findings: list[Finding] = [(int(dup.record_id), source_ids[dup.duplicate_of], None, float(dup.confidence),
+                                json.dumps(dup.matched_fields)) for dup in duplicates]
+    return findings, {int(dup.record_id) for dup in duplicates}, pairs
+
+
+def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[int]) -> tuple[int, int]:
+    """Match the batch's survivors against the target's rows; append to ``findings``.
+
+    Survivors are the valid staged rows that are neither ``duplicates`` nor held by the target
+    by natural key. Blocks are sized over both sides together, as in
+    :func:`~.matching.match_against`; each survivor keeps its best match, and one target row
+    takes one record: its best match, the others becoming that record's duplicates. Returns the
+    records matched to the target and the pairs compared.
+    """
+    conn, rule = ctx.conn, ctx.rule
+    system, id_column = (ident(name) for name in ctx.natural_key)
+    sid = ident(ctx.source_id)
+    target_rows = _stage_keys(
+        ctx, table="_dedupe_target_keys", id_column=ctx.primary_key, side="existing", params=(ctx.source_system,),
+        query=sql.SQL("SELECT t.{pk}, {cols} FROM {t} AS t WHERE NOT (t.{sys} = %s AND t.{idc} IS NOT NULL"
+                      " AND EXISTS (SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = t.{idc}))").format(
+            pk=ident(ctx.primary_key), cols=_columns("t", rule.columns), t=ctx.target, sys=system, idc=id_column,
+            stg=ctx.staging, sid=sid),
+        create=sql.SQL("CREATE TEMP TABLE _dedupe_target_keys ON COMMIT DROP AS"
+                       " SELECT 0::bigint AS h, t.{pk} AS id, false AS fb FROM {t} AS t WITH NO DATA").format(
+            pk=ident(ctx.primary_key), t=ctx.target))
+    if not target_rows:
+        return 0, 0
+
+    conn.execute("CREATE TEMP TABLE _dedupe_skip (id bigint) ON COMMIT DROP")
+    with conn.cursor().copy("COPY _dedupe_skip (id) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(_COPY_HEADER + _binary_rows([np.array(sorted(duplicates), dtype=np.int64)]) + _COPY_TRAILER)
+    conn.execute(sql.SQL("INSERT INTO _dedupe_skip (id) SELECT s._rn FROM {stg} AS s WHERE {valid} AND EXISTS ("
+                         "SELECT 1 FROM {t} AS t WHERE t.{sys} = %s AND t.{idc} = (s.{sid})::text)").format(
+        stg=ctx.staging, valid=_VALID, t=ctx.target, sys=system, idc=id_column, sid=sid), (ctx.source_system,))
+    conn.execute("CREATE TEMP TABLE _dedupe_target_pairs ON COMMIT DROP AS"
+                 " SELECT 0::bigint AS rn, id FROM _dedupe_target_keys WITH NO DATA")
+    pairs = conn.execute(
+        "INSERT INTO _dedupe_target_pairs (rn, id)"
+        " WITH incoming AS MATERIALIZED (SELECT k.h, k.id, k.fb FROM _dedupe_keys AS k"
+        "   WHERE NOT EXISTS (SELECT 1 FROM _dedupe_skip AS x WHERE x.id = k.id)),"
+        " sizes AS (SELECT h, count(*) AS n, bool_or(fb) AS fb FROM incoming GROUP BY h),"
+        " target_sizes AS (SELECT h, count(*) AS n FROM _dedupe_target_keys WHERE h IN (SELECT h FROM sizes)"
+        "   GROUP BY h),"
+        " blocks AS (SELECT s.h FROM sizes AS s JOIN target_sizes AS t ON t.h = s.h"
+        "   WHERE s.n + t.n <= CASE WHEN s.fb THEN %(fallback_cap)s ELSE %(cap)s END)"
+        " SELECT DISTINCT i.id, t.id FROM incoming AS i JOIN blocks AS b ON b.h = i.h"
+        " JOIN _dedupe_target_keys AS t ON t.h = i.h", ctx.caps).rowcount
+    if not pairs:
+        return 0, 0
+
+    incoming = list(dict.fromkeys(["_rn", *rule.columns, ctx.source_id]))
+    existing = list(dict.fromkeys([ctx.primary_key, *rule.columns]))
+    lefts, rights, parts = [], [], []
+    for a, b, scores in _scored_pairs(ctx, left=incoming, right=existing, query=sql.SQL(
+            "SELECT {a}, {b} FROM _dedupe_target_pairs AS p JOIN {stg} AS s ON s._rn = p.rn"
+            " JOIN {t} AS t ON t.{pk} = p.id").format(
+            a=_columns("s", incoming), b=_columns("t", existing), stg=ctx.staging, t=ctx.target,
+            pk=ident(ctx.primary_key))):
+        lefts.append(a[["_rn", ctx.source_id]])
+        rights.append(b[ctx.primary_key].to_numpy())
+        parts.append(scores)
+    if not parts:
+        return 0, pairs
+    left = pd.concat(lefts, ignore_index=True)
+    record_ids, left_positions = np.unique(left["_rn"].to_numpy(), return_inverse=True)
+    target_ids, right_positions = np.unique(np.concatenate(rights), return_inverse=True)
+    scored = replace(PairScores.concat(parts, fields=parts[0].fields), left=left_positions, right=right_positions)
+    best = best_per_left(scored, right_rank=id_order(target_ids)[scored.right])
+    matches = build_matches(best, left_ids=record_ids, right_ids=target_ids, threshold=rule.threshold)
+    source_ids = dict(zip(left["_rn"].tolist(), map(str, left[ctx.source_id].tolist())))
+
+    # one target row takes one incoming record: the best match; the others are its duplicates
+    against = 0
+    owners: dict[str, object] = {}
+    for match in sorted(matches, key=lambda m: (-m.confidence, m.record_id)):
+        owner = owners.setdefault(str(match.duplicate_of), match)
+        if owner is match:
+            findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
+                             json.dumps(match.matched_fields)))
+            against += 1
+        else:
+            findings.append((int(match.record_id), source_ids[owner.record_id], None, float(match.confidence),
+                             json.dumps(match.matched_fields)))
+    return against, pairs
+
+
+def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier, findings: list[Finding]) -> None:
     conn.execute("CREATE TEMP TABLE _dedupe_findings (rn bigint, dup_of text, match_tid text, confidence real,"
                  " match jsonb) ON COMMIT DROP")
     with conn.cursor().copy("COPY _dedupe_findings FROM STDIN") as copy:
@@ -141,3 +412,4 @@ def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier,
             copy.write_row(row)
     conn.execute(sql.SQL("UPDATE {} AS s SET _dup_of = f.dup_of, _match_tid = f.match_tid, _confidence = f.confidence,"
                          " _match = f.match FROM _dedupe_findings AS f WHERE s._rn = f.rn").format(staging))
+    conn.execute("DROP TABLE _dedupe_findings")
