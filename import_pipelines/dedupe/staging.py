@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from import_pipelines.db.sql import ident
 from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
@@ -221,22 +220,32 @@ def _key_copy(conn: psycopg.Connection, *, table: str,
               binary: bool) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
     """A COPY into a key table; yields ``send(hashes, ids, fallback)``.
 
-    What is sent is queued and written by a worker thread, so ``send`` returns while the server
-    is still taking rows in; leaving the block waits for it to finish.
+    A worker thread writes what is sent, so ``send`` returns while the server is still taking
+    the rows in; it waits only for the chunk before, so at most two chunks are ever held.
     """
     statement = sql.SQL("COPY {} (h, id, fb) FROM STDIN{}").format(
         ident(table), sql.SQL(" (FORMAT BINARY)" if binary else ""))
-    with conn.cursor() as cursor, cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-        def send(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray) -> None:
+    with conn.cursor() as cursor, cursor.copy(statement) as copy, ThreadPoolExecutor(max_workers=1) as writer:
+        pending: Future | None = None
+
+        def write(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray) -> None:
             if binary:
                 copy.write(_binary_rows([hashes, ids.astype(np.int64), fallback]))
             else:
                 for row in zip(hashes.tolist(), ids.tolist(), fallback.tolist()):
                     copy.write_row(row)
 
+        def send(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray) -> None:
+            nonlocal pending
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, hashes, ids, fallback)
+
         if binary:
             copy.write(_COPY_HEADER)
         yield send
+        if pending is not None:
+            pending.result()
         if binary:
             copy.write(_COPY_TRAILER)
 
