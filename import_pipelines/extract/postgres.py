@@ -9,6 +9,7 @@ table's size.
 from __future__ import annotations
 
 import json
+from hashlib import sha256
 from collections.abc import Callable
 
 import psycopg
@@ -53,11 +54,12 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> tu
 
 def create_staging_table(target: psycopg.Connection, *, schema: str, table: str, columns: list[str],
                          types: list[str]) -> None:
-    """Create an UNLOGGED staging table: the source columns plus a row number and dedupe/validation slots."""
+    """Create an UNLOGGED staging table: the source columns plus a row number, the row's source hash
+    (``_hash``) and dedupe/validation slots."""
     body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(staging_type(t))) for c, t in zip(columns, types))
     target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     target.execute(sql.SQL(
-        "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _dup_of text, _error text,"
+        "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _hash text, _dup_of text, _error text,"
         " _match_tid text, _confidence real, _match jsonb)"
     ).format(ident(schema, table), body))
 
@@ -73,8 +75,9 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     """Copy the result of ``compiled`` on the source into ``schema.table``; return the row count.
 
     ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
-    FROM STDIN`` on the target: rows never become Python objects, so the extract runs at the speed
-    of a raw copy. The staging table is created here with the source's own column types, and the
+    FROM STDIN`` on the target: rows never become Python objects, so the extract runs at about the
+    speed of a raw copy. Each row's ``_hash`` is the sha256 of its text line, which is how the load
+    tells an unchanged record from a changed one. The staging table is created here with the source's own column types, and the
     copy commits on the target as one transaction (the staging table is this run's private
     scratch space).
     """
@@ -89,15 +92,20 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
-        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(
             ident(schema, table), sql.SQL(", ").join(ident(c) for c in compiled.columns))
         rows = 0
         pending = bytearray()
         with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
             # the server sends one row per message and libpq hands out one message per block;
-            # rows go on to the target in blocks of about 1 MB
+            # rows go on to the target in blocks of about 1 MB, each with the sha256 of its line
+            # (the source's values in their pinned text form): hashed here, while the target's
+            # cores merge the entities this one waits for, not in the merge itself
             for block in reader:
-                pending += block
+                pending += block[:-1]
+                pending += b"\t"
+                pending += sha256(block).hexdigest().encode()
+                pending += b"\n"
                 rows += 1
                 if len(pending) >= _WRITE_BYTES:
                     writer.write(pending)

@@ -1,8 +1,8 @@
 """The set-based merge: one staged batch into one target table, with its audit rows, atomically.
 
 Per batch (a range of staging row numbers) in one transaction:
-1. classify every row (a materialised CTE): source id, sha256 of the mapped values, the existing
-   target row (by natural key), the last imported hash, resolved references (by natural key),
+1. classify every row (a materialised CTE): source id, the existing target row (by natural key),
+   the last imported hash (to compare with the staged row's ``_hash``), resolved references (by natural key),
    errors, and the action the mode implies; new rows get their primary key allocated here so
    audit rows can name them without a round trip;
 2. write the audit rows (before-images of rows about to be updated);
@@ -60,7 +60,6 @@ class Merger:
         table = ident(p.table.schema, p.table.name)
         pk = ident(p.table.primary_key)
         system = self._lit(p.source_system)
-        hashed = sql.SQL(", ").join(ident("s", f) for f in p.entity.fields)
         sid = sql.SQL("(s.{})::text").format(ident(p.entity.source_id))
         ref_cols, ref_joins, errors, warnings = [], [], [sql.SQL("s._error")], []
         for i, ref in enumerate(p.references):
@@ -121,15 +120,13 @@ class Merger:
                        " LEFT JOIN {control}.record_state AS st ON st.profile = {profile} AND st.entity = {entity}"
                        " AND st.source_id = {sid}")
         inner = sql.SQL(
-            "SELECT s.*, {sid} AS _sid,"
-            " encode(sha256(convert_to(row({hashed})::text, 'UTF8')), 'hex') AS _hash,"
-            " " + known + "{ref_cols},"
+            "SELECT s.*, {sid} AS _sid, " + known + "{ref_cols},"
             " COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
             " {warning} AS _warning"
             " FROM {staging} AS s" + lookups + "{ref_joins}"
             " WHERE s._rn > %(lo)s AND s._rn <= %(hi)s"
         ).format(
-            sid=sid, hashed=hashed, pk=pk, pk_type=sql.SQL(p.table.columns[p.table.primary_key].type), ref_cols=sql.SQL("").join(sql.SQL(", ") + c for c in ref_cols),
+            sid=sid, pk=pk, pk_type=sql.SQL(p.table.columns[p.table.primary_key].type), ref_cols=sql.SQL("").join(sql.SQL(", ") + c for c in ref_cols),
             errors=sql.SQL(", ").join(errors),
             warning=(sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(warnings)) if warnings
                      else sql.SQL("NULL::text")),

@@ -82,3 +82,24 @@ def test_a_failing_source_query_leaves_no_staging_rows(source: str, target_url: 
                               chunk_rows=100)
         target.rollback()
         assert target.execute("SELECT to_regclass('stage.things')").fetchone() == (None,)
+
+
+def test_each_row_carries_a_hash_that_changes_with_its_values_only(source: str, target_url: str) -> None:
+    def stage(table: str) -> dict[int, str]:
+        with connect(target_url) as target:
+            target.execute("CREATE SCHEMA IF NOT EXISTS stage")
+            with connect(source, read_only=True) as probe:
+                compiled = compile_query(QUERY, FIELDS, server_version=probe.info.server_version)
+            stream_to_staging(source_url=source, target=target, compiled=compiled, schema="stage", table=table,
+                              chunk_rows=1000)
+            return dict(target.execute(f"SELECT id, _hash FROM stage.{table}").fetchall())
+
+    first = stage("first")
+    with connect(source) as conn:
+        conn.execute("UPDATE things SET note = note || '!' WHERE id IN (3, 4)")
+        conn.execute("UPDATE things SET at = at + interval '1 microsecond' WHERE id = 5")
+        conn.commit()
+    second = stage("second")
+    assert len(set(first.values())) == len(first) == 2500
+    assert all(len(digest) == 64 and int(digest, 16) >= 0 for digest in first.values())
+    assert {i for i in first if first[i] != second[i]} == {3, 4, 5}
