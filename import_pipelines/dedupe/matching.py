@@ -211,7 +211,8 @@ class PairScores:
     def concat(cls, parts: list[PairScores], *, fields: tuple[str, ...]) -> PairScores:
         """The pairs of several parts, in order (positions are kept as they are)."""
         empty = np.empty(0, dtype=np.int64)
-        return cls(np.concatenate([p.left for p in parts] + [empty]), np.concatenate([p.right for p in parts] + [empty]),
+        return cls(np.concatenate([p.left for p in parts] + [empty]),
+                   np.concatenate([p.right for p in parts] + [empty]),
                    np.concatenate([p.confidence for p in parts] + [np.empty(0)]),
                    np.concatenate([p.field_scores for p in parts] + [np.empty((0, len(fields)), dtype=np.float32)]),
                    fields, np.concatenate([p.match_any_hit for p in parts] + [np.empty(0, dtype=bool)]))

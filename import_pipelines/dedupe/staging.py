@@ -28,7 +28,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from import_pipelines.db.sql import ident
+from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
 from import_pipelines.dedupe.matching import (
     DEFAULT_MAX_BLOCK_SIZE,
@@ -119,7 +119,7 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
         conn.execute("CREATE TEMP TABLE _dedupe_keys (h bigint, id bigint, fb boolean) ON COMMIT DROP")
         staged = _stage_keys(ctx, table="_dedupe_keys", id_column="_rn", side="incoming", query=sql.SQL(
             "SELECT s._rn, {cols} FROM {stg} AS s WHERE {valid}").format(
-            cols=_columns("s", rule.columns), stg=staging, valid=_VALID))
+            cols=ident_list(rule.columns, prefix="s"), stg=staging, valid=_VALID))
         outcome = DedupeOutcome()
         if staged:
             findings, duplicates, within_pairs = _within_batch(ctx)
@@ -131,10 +131,6 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
         # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(ident(t) for t in _TEMP_TABLES)))
     return outcome
-
-
-def _columns(alias: str, names: list[str]) -> sql.Composable:
-    return sql.SQL(", ").join(ident(alias, name) for name in names)
 
 
 def _frame(rows: list[tuple], *, columns: list[str], rule: DedupeRule, id_column: str | None = None) -> pd.DataFrame:
@@ -159,9 +155,9 @@ def _stage_keys(ctx: _Context, *, table: str, query: sql.Composable, id_column: 
 
     ``table`` (``h``, ``id``, ``fb``) exists already unless ``create`` makes it; integer ids are
     widened to bigint so that they travel as binary. With a reader session the rows come from
-    it and one COPY stays open on the main session for the whole stream, fed through a queue,
-    so that the server takes in a chunk's keys while the next chunk's are computed. Returns the
-    number of rows streamed.
+    it and one COPY stays open on the main session for the whole stream, written by a worker
+    thread, so that the server takes in a chunk's keys while the next chunk's are computed.
+    Returns the number of rows streamed.
     """
     conn, rule = ctx.conn, ctx.rule
     with (ctx.reader or conn).cursor(name=f"import_pipelines{table}") as cursor:
@@ -312,7 +308,7 @@ def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int]:
     edges: list[tuple[np.ndarray, np.ndarray]] = []
     for a, b, _ in _scored_pairs(ctx, left=record, right=record, query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_pairs AS p JOIN {stg} AS x ON x._rn = p.a JOIN {stg} AS y ON y._rn = p.b"
-    ).format(a=_columns("x", record), b=_columns("y", record), stg=ctx.staging)):
+    ).format(a=ident_list(record, prefix="x"), b=ident_list(record, prefix="y"), stg=ctx.staging)):
         matched += [a, b]
         edges.append((a["_rn"].to_numpy(), b["_rn"].to_numpy()))
     if not edges:
@@ -347,8 +343,8 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         ctx, table="_dedupe_target_keys", id_column=ctx.primary_key, side="existing", params=(ctx.source_system,),
         query=sql.SQL("SELECT t.{pk}, {cols} FROM {t} AS t WHERE NOT (t.{sys} = %s AND t.{idc} IS NOT NULL"
                       " AND EXISTS (SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = t.{idc}))").format(
-            pk=ident(ctx.primary_key), cols=_columns("t", rule.columns), t=ctx.target, sys=system, idc=id_column,
-            stg=ctx.staging, sid=sid),
+            pk=ident(ctx.primary_key), cols=ident_list(rule.columns, prefix="t"), t=ctx.target, sys=system,
+            idc=id_column, stg=ctx.staging, sid=sid),
         create=sql.SQL("CREATE TEMP TABLE _dedupe_target_keys ON COMMIT DROP AS"
                        " SELECT 0::bigint AS h, t.{pk} AS id, false AS fb FROM {t} AS t WITH NO DATA").format(
             pk=ident(ctx.primary_key), t=ctx.target))
@@ -383,7 +379,7 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
     for a, b, scores in _scored_pairs(ctx, left=incoming, right=existing, query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_target_pairs AS p JOIN {stg} AS s ON s._rn = p.rn"
             " JOIN {t} AS t ON t.{pk} = p.id").format(
-            a=_columns("s", incoming), b=_columns("t", existing), stg=ctx.staging, t=ctx.target,
+            a=ident_list(incoming, prefix="s"), b=ident_list(existing, prefix="t"), stg=ctx.staging, t=ctx.target,
             pk=ident(ctx.primary_key))):
         lefts.append(a[["_rn", ctx.source_id]])
         rights.append(b[ctx.primary_key].to_numpy())

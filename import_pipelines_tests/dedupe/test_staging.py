@@ -71,7 +71,8 @@ def _setup(conn: psycopg.Connection, *, seed: int, pk_type: str = "bigint") -> N
         rows += [(7000 + 10 * k + c, _noisy(rng, person) if c else person) for c in range(int(rng.integers(2, 5)))]
     rows += [(8000 + k, _person(rng, 200 + k)) for k in range(170 - len(rows))]
     order = rng.permutation(len(rows))
-    with conn.cursor().copy("COPY stg (external_id, email, phone, first_name, last_name, updated_at) FROM STDIN") as copy:
+    columns = "external_id, email, phone, first_name, last_name, updated_at"
+    with conn.cursor().copy(f"COPY stg ({columns}) FROM STDIN") as copy:
         for k in order:
             source, person = rows[k]
             stamp = None if k % 11 == 0 else f"2024-01-{1 + k % 28:02d}T00:00:00Z"
@@ -174,7 +175,8 @@ def test_blocks_above_the_cap_are_skipped_counting_both_sides(target_url: str) -
         conn.execute("INSERT INTO people SELECT k, 'legacy', 'L' || k, 'info@shop' || k || '.com', 'Shop'"
                      " FROM generate_series(1, 5) AS k")
         conn.execute("INSERT INTO stg (sid, email, company) SELECT 's' || k, 'info@' || (ARRAY['acme', 'globex',"
-                     " 'initech', 'umbrella', 'hooli', 'vandelay'])[k] || '.org', 'Shop' FROM generate_series(1, 6) AS k")
+                     " 'initech', 'umbrella', 'hooli', 'vandelay'])[k] || '.org', 'Shop'"
+                     " FROM generate_series(1, 6) AS k")
         # and one record that is a target row written differently: a block of 2 on the full address
         conn.execute("INSERT INTO stg (sid, email, company) VALUES ('s7', 'INFO@shop3.com', 'Shop')")
 
