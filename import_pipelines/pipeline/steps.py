@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import psycopg
 from psycopg import sql
 
 from import_pipelines.db.connect import configure_bulk_session, connect
@@ -114,6 +115,12 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
             source_url=run.source_url, target=target, compiled=compiled, schema=CONTROL, table=staging,
             chunk_rows=run.rows_per_batch,
             progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+        # the load reads the staging table by row-number ranges: indexed and analysed here, while
+        # the entities this one references may still be loading, not when its own load begins
+        table = ident(CONTROL, staging)
+        target.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(table))
+        target.execute(sql.SQL("ANALYZE {}").format(table))
+        target.commit()
     seconds = time.perf_counter() - started
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s")
     return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds)
@@ -217,8 +224,6 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                         first_import=is_first_import(conn, plan))
         staging = ident(CONTROL, staged.staging)
         last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
-        conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(staging))
-        conn.execute(sql.SQL("ANALYZE {}").format(staging))
         ranges = batch_ranges(last, batch_rows=run.rows_per_batch, workers=run.workers)
         refused = lambda rn, msg: log(f"{run.entity_name} load: staging row {rn} refused: {msg}")  # noqa: E731
         sessions = [conn] + [connect(run.target_url, autocommit=True) for _ in range(min(run.workers, len(ranges)) - 1)]
@@ -228,12 +233,18 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
         for session in sessions:
             idle.put(session)
 
-        def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]]:
+        def on_session(work: Callable[[psycopg.Connection], object]) -> object:
             session = idle.get()
             try:
-                return bounds[1] - bounds[0], merger.merge(session, *bounds, on_isolated=refused)
+                return work(session)
             finally:
                 idle.put(session)
+
+        def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]]:
+            return bounds[1] - bounds[0], on_session(lambda session: merger.merge(session, *bounds, on_isolated=refused))
+
+        def analyze(table: sql.Identifier) -> None:
+            on_session(lambda session: session.execute(sql.SQL("ANALYZE {}").format(table)))
 
         done = 0
         try:
@@ -243,6 +254,10 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                     done += size
                     log(f"{run.entity_name} load: {percent(done, last)} — "
                         + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+                if not run.dry_run:
+                    # fresh statistics before the next statements (and entities) join against
+                    # these tables; one table per session, side by side
+                    list(pool.map(analyze, [ident(plan.table.schema, plan.table.name), ident(CONTROL, "record_state")]))
         finally:
             for extra in sessions[1:]:
                 extra.close()
@@ -253,9 +268,6 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             report = write_dry_run_report(conn, plan, run_id=run.run_id)
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
-            # fresh statistics before the next statements (and entities) join against these tables
-            conn.execute(sql.SQL("ANALYZE {}").format(ident(plan.table.schema, plan.table.name)))
-            conn.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
             if plan.entity.dedupe is not None:
                 conn.execute(sql.SQL("ANALYZE {}").format(staging))
                 record_duplicate_states(conn, plan, staging=staged.staging, run_id=run.run_id)
