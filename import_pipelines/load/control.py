@@ -93,10 +93,12 @@ CREATE TABLE IF NOT EXISTS import_control.dry_run_records (
 );
 CREATE INDEX IF NOT EXISTS dry_run_records_key ON import_control.dry_run_records (run_id, profile, entity, source_id);
 
+-- the key compares bytes (COLLATE "C"): it is probed and extended once per imported record, and
+-- a locale-aware comparison cost the tickets' merge about 5% of its time for an order nobody reads
 CREATE TABLE IF NOT EXISTS import_control.record_state (
-    profile       text NOT NULL,
-    entity        text NOT NULL,
-    source_id     text NOT NULL,
+    profile       text COLLATE "C" NOT NULL,
+    entity        text COLLATE "C" NOT NULL,
+    source_id     text COLLATE "C" NOT NULL,
     target_table  text NOT NULL,
     target_id     text,
     source_hash   text NOT NULL,
@@ -104,6 +106,14 @@ CREATE TABLE IF NOT EXISTS import_control.record_state (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (profile, entity, source_id)
 );
+DO $$
+BEGIN  -- a record_state made before its key was byte-ordered
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'import_control.record_state'::regclass
+               AND attname = 'source_id' AND attcollation <> (SELECT oid FROM pg_collation WHERE collname = 'C')) THEN
+        ALTER TABLE import_control.record_state ALTER COLUMN profile TYPE text COLLATE "C",
+            ALTER COLUMN entity TYPE text COLLATE "C", ALTER COLUMN source_id TYPE text COLLATE "C";
+    END IF;
+END $$;
 """
 
 

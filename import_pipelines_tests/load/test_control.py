@@ -1,0 +1,28 @@
+"""The import_control schema: created idempotently, and brought up to date where it is older."""
+
+from __future__ import annotations
+
+from import_pipelines.db import connect
+from import_pipelines.load.control import ensure_control_schema
+
+KEY_COLLATIONS = ("SELECT attname, collname FROM pg_attribute JOIN pg_collation ON pg_collation.oid = attcollation"
+                  " WHERE attrelid = 'import_control.record_state'::regclass AND attname IN ('profile', 'entity',"
+                  " 'source_id') ORDER BY attnum")
+
+
+def test_an_older_record_state_gets_a_byte_ordered_key_and_keeps_its_rows(target_url: str) -> None:
+    with connect(target_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA import_control")
+        conn.execute("CREATE TABLE import_control.record_state (profile text NOT NULL, entity text NOT NULL,"
+                     " source_id text NOT NULL, target_table text NOT NULL, target_id text, source_hash text NOT NULL,"
+                     " run_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
+                     " PRIMARY KEY (profile, entity, source_id))")
+        conn.execute("INSERT INTO import_control.record_state (profile, entity, source_id, target_table, target_id,"
+                     " source_hash, run_id) VALUES ('p', 'e', 'Zoë', 'public.t', '7', 'abc', 'r1')")
+        ensure_control_schema(conn)
+        ensure_control_schema(conn)  # idempotent
+        assert conn.execute(KEY_COLLATIONS).fetchall() == [("profile", "C"), ("entity", "C"), ("source_id", "C")]
+        assert conn.execute("SELECT source_id, target_id FROM import_control.record_state").fetchall() == [("Zoë", "7")]
+        # a key probed with a value of the database's default collation still finds its row by index
+        assert conn.execute("SELECT target_id FROM import_control.record_state WHERE profile = 'p' AND entity = 'e'"
+                            " AND source_id = ('Zo' || 'ë')::text").fetchall() == [("7",)]
