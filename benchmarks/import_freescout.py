@@ -38,7 +38,7 @@ from import_pipelines.demo.freescout import customers_for_rows, generate_freesco
 from import_pipelines.extract.postgres import source_column_types, staging_type  # noqa: E402
 from import_pipelines.pipeline.steps import EntityRun, LoadResult, dedupe, extract, load, map_and_validate  # noqa: E402
 from import_pipelines.query.compile import compile_query  # noqa: E402
-from import_pipelines.templates.graph import dependency_order  # noqa: E402
+from import_pipelines.templates.graph import chain_depth, dependency_order  # noqa: E402
 from import_pipelines.service_vault.migrate import migrate  # noqa: E402
 from import_pipelines.settings import SERVER_URL_ENV  # noqa: E402
 from import_pipelines.settings import server_url as settings_server_url  # noqa: E402
@@ -81,9 +81,9 @@ def run_import(template: Template, *, source: str, target: str, batch_rows: int 
     """Every entity through the pipeline steps, scheduled as the Dagster job schedules them.
 
     Extract, map and dedupe of an entity do not wait for the entities it references (they only
-    read the source and staging); its load does. So two threads stage entities in dependency
-    order (Dagster's multiprocess executor runs two steps at once on this machine) while the
-    loads follow, each after the entities it references.
+    read the source and staging); its load does. So two threads stage entities in the order of
+    the job's op priorities, longest chain of loads first (Dagster's multiprocess executor runs two
+    steps at once on this machine), while the loads follow, each after the entities it references.
     Returns the load results and the peak RSS after each entity (where memory grew).
     """
     run_id = str(uuid.uuid4())
@@ -93,9 +93,11 @@ def run_import(template: Template, *, source: str, target: str, batch_rows: int 
     runs = {name: EntityRun(profile="bench", template=template, entity_name=name, run_id=run_id, source_url=source,
                             target_url=target, batch_rows=batch_rows, workers=workers)
             for name in dependency_order(template)}
+    depth = chain_depth(template)
     with ThreadPoolExecutor(max_workers=2) as stager:
+        # the job's op priorities: entities with the longest chain of loads behind them first
         staged = {name: stager.submit(lambda r: dedupe(r, map_and_validate(r, extract(r, log=log), log=log), log=log),
-                                      run) for name, run in runs.items()}
+                                      runs[name]) for name in sorted(runs, key=lambda name: -depth[name])}
         for name, run in runs.items():
             results[name] = load(run, staged[name].result(), log=log)
             rss[name] = peak_rss_mb()

@@ -48,6 +48,19 @@ def test_entity_assets_follow_references_and_steps_are_ops() -> None:
     assert ops == {f"freescout_demo__tickets__{step}" for step in ("extract", "map", "dedupe", "load")}
 
 
+def test_the_longest_chain_of_loads_is_scheduled_first() -> None:
+    job = _defs().resolve_job_def("freescout_demo_import")
+    priority = {}
+    for entity in ENTITIES:
+        for op in job.graph.node_dict[f"freescout_demo__{entity}"].definition.node_defs:
+            priority[op.name.removeprefix("freescout_demo__")] = int(op.tags["dagster/priority"])
+    # accounts -> customer_users -> tickets -> time_entries is the longest chain of loads
+    assert priority["accounts__load"] > priority["customer_users__extract"]
+    assert priority["customer_users__extract"] > priority["tickets__load"] > priority["time_entries__extract"]
+    assert priority["customer_users__dedupe"] > priority["customer_users__extract"]
+    assert priority["agents__extract"] == priority["customer_users__extract"]  # both gate the tickets' load
+
+
 def test_dagster_cli_validates_the_workspace_with_no_storage_url(pg_server: str, new_database) -> None:
     # as a user (or a hook) would run it in the project root: no DAGSTER_HOME, no Dagster storage
     # URL; dagster.yaml's storage class resolves one (here on the test server)

@@ -18,10 +18,12 @@ KINDS = {"postgres", "python"}
 
 def build_profile_defs(profile: "ImportProfile", template: Template, *, resources: dict[str, Any]) -> dg.Definitions:
     """Assets per entity (graph-backed: extract -> map -> dedupe -> load), late_seed, checks, job, schedule."""
-    from import_pipelines.templates.graph import dependency_order, upstream_entities
+    from import_pipelines.templates.graph import chain_depth, dependency_order, upstream_entities
 
     group = profile.name
-    assets = [_entity_asset(profile, template, name, upstream_entities(template, name)) for name in dependency_order(template)]
+    depth = chain_depth(template)
+    assets = [_entity_asset(profile, template, name, upstream_entities(template, name), depth=depth[name])
+              for name in dependency_order(template)]
     assets.append(_late_seed_asset(profile, template))
     checks = [check for name in template.entities for check in _entity_checks(profile, template, name)]
     job = dg.define_asset_job(
@@ -46,26 +48,39 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run)
 
 
-def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str]) -> dg.AssetsDefinition:
+STEPS = ("extract", "map", "dedupe", "load")
+
+
+def step_tags(step: str, *, depth: int) -> dict[str, str]:
+    """An op's tags: its step, and a ``dagster/priority`` that puts the longest chain of loads first.
+
+    When more steps are ready than the executor runs at once, it starts the highest priority:
+    steps of entities with more loads waiting behind them, and within an entity the later step.
+    """
+    return {"step": step, "dagster/priority": str(len(STEPS) * depth + STEPS.index(step))}
+
+
+def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str], *,
+                  depth: int) -> dg.AssetsDefinition:
     prefix = f"{profile.name}__{entity}"
     keys = {f"{profile.name}_source", f"{profile.name}_target", f"{profile.name}_settings"}
     spec = template.entities[entity]
 
-    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags={"step": "extract"})
+    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags=step_tags("extract", depth=depth))
     def extract_op(context: dg.OpExecutionContext):
         """Stream the entity's source query into a staging table (read-only source session)."""
         from import_pipelines.pipeline.steps import extract
 
         return extract(_entity_run(context, profile, template, entity), log=context.log.info)
 
-    @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags={"step": "map"})
+    @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags=step_tags("map", depth=depth))
     def map_op(context: dg.OpExecutionContext, staged):
         """Check mapped values against the target columns; bad rows get an error naming field and rule."""
         from import_pipelines.pipeline.steps import map_and_validate
 
         return map_and_validate(_entity_run(context, profile, template, entity), staged, log=context.log.info)
 
-    @dg.op(name=f"{prefix}__dedupe", required_resource_keys=keys, tags={"step": "dedupe"})
+    @dg.op(name=f"{prefix}__dedupe", required_resource_keys=keys, tags=step_tags("dedupe", depth=depth))
     def dedupe_op(context: dg.OpExecutionContext, staged):
         """Collapse duplicate source records before anything is written."""
         from import_pipelines.pipeline.steps import dedupe
@@ -73,7 +88,7 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         return dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
 
     @dg.op(name=f"{prefix}__load", required_resource_keys=keys, ins={"staged": dg.In(), "after": dg.In(dg.Nothing)},
-           tags={"step": "load"})
+           tags=step_tags("load", depth=depth))
     def load_op(context: dg.OpExecutionContext, staged):
         """Merge the staged rows into the target by mode, batch by batch, with audit rows."""
         from import_pipelines.pipeline.steps import load

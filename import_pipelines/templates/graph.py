@@ -52,3 +52,17 @@ def dependency_order(template: Template) -> list[str]:
         done.update(ready)
         remaining = [n for n in remaining if n not in done]
     return ranked
+
+
+def chain_depth(template: Template) -> dict[str, int]:
+    """Per entity, how many loads wait one after another behind its own load.
+
+    ``0`` for an entity nothing references; otherwise one more than the deepest entity that
+    references it. The import schedules deeper entities' steps first: they are on the longest
+    chain of loads, which bounds the run's duration.
+    """
+    depth: dict[str, int] = {}
+    for name in reversed(dependency_order(template)):
+        dependents = [other for other in template.entities if name in upstream_entities(template, other)]
+        depth[name] = 1 + max(depth[other] for other in dependents) if dependents else 0
+    return depth
