@@ -59,6 +59,9 @@ def test_the_longest_chain_of_loads_is_scheduled_first() -> None:
     assert priority["customer_users__extract"] > priority["tickets__load"] > priority["time_entries__extract"]
     assert priority["customer_users__dedupe"] > priority["customer_users__extract"]
     assert priority["agents__extract"] == priority["customer_users__extract"]  # both gate the tickets' load
+    checks = [node for node in job.graph.node_dict.values() if node.name.endswith("_natural_key_unique")]
+    assert checks and min(priority.values()) > max(int(node.definition.tags.get("dagster/priority", 0))
+                                                   for node in checks)
 
 
 def test_dagster_cli_validates_the_workspace_with_no_storage_url(pg_server: str, new_database) -> None:

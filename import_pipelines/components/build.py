@@ -56,8 +56,9 @@ def step_tags(step: str, *, depth: int) -> dict[str, str]:
 
     When more steps are ready than the executor runs at once, it starts the highest priority:
     steps of entities with more loads waiting behind them, and within an entity the later step.
+    Every import step ranks above the asset checks (priority 0), which nothing waits for.
     """
-    return {"step": step, "dagster/priority": str(len(STEPS) * depth + STEPS.index(step))}
+    return {"step": step, "dagster/priority": str(1 + len(STEPS) * depth + STEPS.index(step))}
 
 
 def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str], *,
