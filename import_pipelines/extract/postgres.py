@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from import_pipelines.db.connect import connect
-from import_pipelines.db.sql import ident
+from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.query.compile import CompiledQuery
 
 Progress = Callable[[int, int | None], None]
@@ -77,9 +77,9 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
     FROM STDIN`` on the target: rows never become Python objects, so the extract runs at about the
     speed of a raw copy. Each row's ``_hash`` is the sha256 of its text line, which is how the load
-    tells an unchanged record from a changed one. The staging table is created here with the source's own column types, and the
-    copy commits on the target as one transaction (the staging table is this run's private
-    scratch space).
+    tells an unchanged record from a changed one. The staging table is created here with the
+    source's own column types, and the copy commits on the target as one transaction (the staging
+    table is this run's private scratch space).
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
@@ -92,8 +92,7 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
-        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(
-            ident(schema, table), sql.SQL(", ").join(ident(c) for c in compiled.columns))
+        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(schema, table), ident_list(compiled.columns))
         rows = 0
         pending = bytearray()
         with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
