@@ -114,7 +114,7 @@ def raw_copy(template: Template, *, source: str, target: str) -> dict[str, tuple
         version = src.info.server_version
         for name, entity in template.entities.items():
             compiled = compile_query(entity.query, entity.fields, server_version=version)
-            _, types = source_column_types(src, compiled)
+            types = source_column_types(src, compiled)
             src.rollback()
             table = ident(RAW_SCHEMA, name)
             tgt.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(

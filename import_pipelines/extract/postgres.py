@@ -36,8 +36,8 @@ def estimate_rows(conn: psycopg.Connection, compiled: CompiledQuery) -> int | No
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> tuple[list[int], list[str]]:
-    """The type OIDs and SQL type names (``format_type``) of the compiled SELECT's output columns.
+def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> list[str]:
+    """The SQL type names (``format_type``) of the compiled SELECT's output columns.
 
     A type the source database defines itself (an enum, a domain, a composite) does not exist in
     the target: its name is ``text``, which holds its values' text form; the merge casts them to
@@ -49,7 +49,7 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> tu
     names = conn.execute("SELECT CASE WHEN oid >= %s THEN 'text' ELSE format_type(oid, NULL) END"
                          " FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n",
                          (_FIRST_USER_OID, oids)).fetchall()
-    return oids, [n[0] for n in names]
+    return [n[0] for n in names]
 
 
 def create_staging_table(target: psycopg.Connection, *, schema: str, table: str, columns: list[str],
@@ -88,7 +88,7 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
             # text COPY carries values as their text form: both sides must write and read the
             # same one, whatever the servers' own DateStyle, IntervalStyle or encoding
             session.execute(_PORTABLE_TEXT)
-        _, types = source_column_types(source, compiled)
+        types = source_column_types(source, compiled)
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
