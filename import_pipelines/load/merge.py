@@ -6,7 +6,9 @@ Per batch (a range of staging row numbers) in one transaction:
    errors, and the action the mode implies; new rows get their primary key allocated here so
    audit rows can name them without a round trip;
 2. write the audit rows (before-images of rows about to be updated);
-3. UPDATE the changed rows, INSERT the new ones, remember the hashes in ``record_state``.
+3. UPDATE the changed rows, INSERT the new ones, remember the hashes in ``record_state``;
+4. where :mod:`import_pipelines.load.references` allows it, lock the distinct rows the batch
+   points at ``FOR KEY SHARE`` and count them, in place of the per-row foreign-key triggers.
 
 A constraint the set-based checks did not foresee (a CHECK, a cast) fails the statement; the
 batch is then split in halves until the offending rows are isolated and recorded as ``failed``
@@ -28,6 +30,13 @@ from import_pipelines.load.plan import LoadPlan
 
 
 
+_UNLOCKED = "unlocked:"
+
+
+class _ReferenceGone(Exception):
+    """A row a batch references was deleted between the batch's snapshot and its lock."""
+
+
 def staging_table_name(plan: LoadPlan, run_id: str) -> str:
     """The staging table of one entity in one run (inside ``import_control``)."""
     return f"stg_{plan.profile}_{plan.entity_name}_{run_id.replace('-', '')[:12]}"[:63]
@@ -37,10 +46,12 @@ class Merger:
     """Compiles the merge statements of one plan once, then runs them per batch."""
 
     def __init__(self, plan: LoadPlan, *, staging: str, run_id: str, dry_run: bool = False,
-                 first_import: bool = False):
+                 first_import: bool = False, set_based_references: bool = False):
         self.plan = plan
         self.dry_run = dry_run
         self.first_import = first_import
+        # see load/references.py: the batch locks and counts what it points at, the FK triggers are skipped
+        self.set_based_references = set_based_references and not dry_run
         self.run_id = run_id
         self.staging = ident(CONTROL, staging)
         self._classify = self._classify_sql()
@@ -48,7 +59,8 @@ class Merger:
         self._update = self._update_sql()
         self._insert = self._insert_sql()
         self._state = self._state_sql()
-        self._merge = self._dry_run_statement() if dry_run else self._statement()
+        self._merge = self._dry_run_statement() if dry_run else self._statement(locks=self.set_based_references)
+        self._merge_under_triggers = self._statement(locks=False) if self.set_based_references else self._merge
 
     # -- SQL ----------------------------------------------------------------------------------
     def _lit(self, value: object) -> sql.Literal:
@@ -235,7 +247,7 @@ class Merger:
         return sql.SQL("INSERT INTO {}.pending_references (run_id, profile, entity, source_id, target_id, column_name,"
                        " ref_entity, ref_key) {}").format(ident(CONTROL), sql.SQL(" UNION ALL ").join(parts))
 
-    def _statement(self) -> sql.Composed:
+    def _statement(self, *, locks: bool) -> sql.Composed:
         # one statement: every part reads the same snapshot, so the audit's before-images are the
         # rows as they were before this batch's UPDATE, and the classification is computed once
         insert_state, update_state = self._state
@@ -243,9 +255,30 @@ class Merger:
             "WITH b AS MATERIALIZED ({classify}),"
             " audit AS ({audit}), upd AS ({update}), ins AS ({insert}),"
             " state_new AS ({insert_state}), state_old AS ({update_state}), pending AS ({pending})"
-            " SELECT b._action, count(*) FROM b GROUP BY b._action"
+            " SELECT b._action, count(*) FROM b GROUP BY b._action{locks}"
         ).format(classify=self._classify, audit=self._audit, update=self._update, insert=self._insert,
-                 insert_state=insert_state, update_state=update_state, pending=self._pending_sql())
+                 insert_state=insert_state, update_state=update_state, pending=self._pending_sql(),
+                 locks=self._locks_sql() if locks else sql.SQL(""))
+
+    def _locks_sql(self) -> sql.Composable:
+        """Per checked reference, the distinct ids written less the rows found and locked FOR KEY SHARE.
+
+        Zero for every reference means each row the batch points at exists and stays until commit.
+        A row deleted after the statement's snapshot was taken is not returned by the lock.
+        """
+        parts = []
+        for i, ref in enumerate(self.plan.references):
+            if ref.late:
+                continue
+            written = sql.SQL("SELECT b.{ref} FROM b WHERE b._action IN ('created', 'updated')").format(
+                ref=ident(f"_ref{i}"))
+            parts.append(sql.SQL(
+                " UNION ALL SELECT {key}, (SELECT count(DISTINCT w.{ref}) FROM ({written}) AS w)"
+                " - (SELECT count(*) FROM (SELECT 1 FROM {table} AS r WHERE r.{pk} IN ({written})"
+                " FOR KEY SHARE OF r) AS l)").format(
+                key=sql.Literal(f"{_UNLOCKED}{i}"), ref=ident(f"_ref{i}"), written=written,
+                table=ident(ref.table.schema, ref.table.name), pk=ident(ref.table.primary_key)))
+        return sql.SQL("").join(parts)
 
     def _dry_run_statement(self) -> sql.Composed:
         # classify only: the predicted action of every record goes to dry_run_records, the target
@@ -264,8 +297,18 @@ class Merger:
     def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
         params = {"lo": lo, "hi": hi, "run_id": self.run_id, "forced": forced_error,
                   "id_prefix": uuid.uuid4().hex[:20]}
+        if self.set_based_references:
+            try:
+                with conn.transaction():
+                    conn.execute("SET LOCAL session_replication_role = replica")
+                    counts = Counter(dict(conn.execute(self._merge, params).fetchall()))
+                    if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
+                        raise _ReferenceGone
+                return counts
+            except _ReferenceGone:
+                pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
         with conn.transaction():
-            rows = conn.execute(self._merge, params).fetchall()
+            rows = conn.execute(self._merge_under_triggers, params).fetchall()
         return Counter(dict(rows))
 
 

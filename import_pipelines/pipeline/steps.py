@@ -24,6 +24,7 @@ from import_pipelines.load.control import ACTIONS, ensure_control_schema
 from import_pipelines.load.dry_run import _dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.load.merge import CONTROL, Merger, is_first_import, record_duplicate_states, staging_table_name
 from import_pipelines.load.plan import LoadPlan, build_plan
+from import_pipelines.load.references import set_based_check_refusal
 from import_pipelines.query.compile import compile_query
 from import_pipelines.templates.model import Mode, Template
 
@@ -220,8 +221,13 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
     with connect(run.target_url, autocommit=True) as conn:
         configure_bulk_session(conn)
         plan = run.plan(conn)
+        refusal = None if run.dry_run else set_based_check_refusal(conn, plan)
+        if plan.references and not run.dry_run:
+            log(f"{run.entity_name} load: references checked "
+                + (f"by the foreign-key triggers, row by row ({refusal})" if refusal
+                   else "set-based: each batch locks the rows it points at FOR KEY SHARE"))
         merger = Merger(plan, staging=staged.staging, run_id=run.run_id, dry_run=run.dry_run,
-                        first_import=is_first_import(conn, plan))
+                        first_import=is_first_import(conn, plan), set_based_references=refusal is None)
         staging = ident(CONTROL, staged.staging)
         last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
         ranges = batch_ranges(last, batch_rows=run.rows_per_batch, workers=run.workers)
