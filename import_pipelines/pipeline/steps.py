@@ -252,18 +252,32 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
         def analyze(table: sql.Identifier) -> None:
             on_session(lambda session: session.execute(sql.SQL("ANALYZE {}").format(table)))
 
+        def record_state_epilogue(session: psycopg.Connection) -> None:
+            session.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
+            if plan.entity.dedupe is not None:
+                # a duplicate points at the row its survivor became, which any batch may have
+                # written; planned on fresh statistics, which know this entity's state rows (stale
+                # ones, which do not, made the state lookup scan every row of the entity per duplicate)
+                record_duplicate_states(session, plan, staging=staged.staging, run_id=run.run_id)
+
         done = 0
         try:
             with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
-                for size, batch_counts in pool.map(merge_range, ranges):
+                merges = [pool.submit(merge_range, bounds) for bounds in ranges]
+                # fresh statistics before the next entities join against the table; queued behind
+                # the merges, so the first session out of batches takes it while the other merges
+                # the last one (the planner scales statistics to the table's current size)
+                epilogue = [] if run.dry_run else [pool.submit(analyze, ident(plan.table.schema, plan.table.name))]
+                for merged in merges:
+                    size, batch_counts = merged.result()
                     counts.update(batch_counts)
                     done += size
                     log(f"{run.entity_name} load: {percent(done, last)} — "
                         + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
                 if not run.dry_run:
-                    # fresh statistics before the next statements (and entities) join against
-                    # these tables; one table per session, side by side
-                    list(pool.map(analyze, [ident(plan.table.schema, plan.table.name), ident(CONTROL, "record_state")]))
+                    epilogue.append(pool.submit(on_session, record_state_epilogue))
+                for task in epilogue:
+                    task.result()
         finally:
             for extra in sessions[1:]:
                 extra.close()
@@ -274,9 +288,6 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             report = write_dry_run_report(conn, plan, run_id=run.run_id)
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
-            if plan.entity.dedupe is not None:
-                conn.execute(sql.SQL("ANALYZE {}").format(staging))
-                record_duplicate_states(conn, plan, staging=staged.staging, run_id=run.run_id)
             preview, columns = _preview(conn, plan, run.run_id, preview_rows)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
     seconds = time.perf_counter() - staged.started
@@ -286,26 +297,37 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                       report=report)
 
 
-def batch_ranges(rows: int, *, batch_rows: int, workers: int) -> list[tuple[int, int]]:
-    """Split staging rows ``1..rows`` into ranges ``(lo, hi]`` of at most ``batch_rows``.
+MIN_GUIDED_BATCH = 10_000  # about 0.2 s of merging on the benchmark machine
 
-    The number of batches is a multiple of ``workers`` and the batches are equal, so no session
-    is left merging the last batch alone while the others idle.
+
+def batch_ranges(rows: int, *, batch_rows: int, workers: int) -> list[tuple[int, int]]:
+    """Split staging rows ``1..rows`` into ranges ``(lo, hi]`` of at most ``batch_rows``, shrinking.
+
+    Guided self-scheduling: each batch takes a ``workers``-th of the rows still unassigned (at
+    most ``batch_rows``, at least :data:`MIN_GUIDED_BATCH`), and sessions take the next batch as
+    they finish one. Whatever slows a session down, the others are left waiting at most for one
+    small batch at the end, while the first batches stay large enough to amortise the hash joins
+    each batch builds over the tables it references.
     """
-    if rows <= 0:
-        return []
-    per_round = batch_rows * workers
-    count = min(rows, workers * -(-rows // per_round))
-    bounds = [rows * i // count for i in range(count + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(count) if bounds[i + 1] > bounds[i]]
+    floor = min(batch_rows, MIN_GUIDED_BATCH)
+    ranges, lo = [], 0
+    while lo < rows:
+        size = min(batch_rows, max(floor, -(-(rows - lo) // workers)), rows - lo)
+        if rows - lo - size < floor:  # no batch smaller than the floor at the end
+            size = min(batch_rows, rows - lo)
+        ranges.append((lo, lo + size))
+        lo += size
+    return ranges
 
 
 def _preview(conn, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
     columns = [plan.table.primary_key, plan.template.natural_key.id_column, *plan.write_fields,
                *(r.column for r in plan.references)]
     rows = conn.execute(sql.SQL(
-        "SELECT {cols} FROM {t} WHERE {pk}::text IN (SELECT target_id FROM {control}.import_records"
+        # the audit's text ids are cast to the key's type, so the rows are found by primary key
+        "SELECT {cols} FROM {t} WHERE {pk} IN (SELECT (target_id)::{pk_type} FROM {control}.import_records"
         " WHERE run_id = %s AND entity = %s AND action IN ('created', 'updated') LIMIT %s) ORDER BY {pk}").format(
         cols=sql.SQL(", ").join(ident(c) for c in columns), t=ident(plan.table.schema, plan.table.name),
-        pk=ident(plan.table.primary_key), control=ident(CONTROL)), (run_id, plan.entity_name, limit)).fetchall()
+        pk=ident(plan.table.primary_key), pk_type=sql.SQL(plan.table.columns[plan.table.primary_key].type),
+        control=ident(CONTROL)), (run_id, plan.entity_name, limit)).fetchall()
     return [dict(zip(columns, r)) for r in rows], columns
