@@ -162,12 +162,13 @@ class Merger:
     def _audit_sql(self) -> sql.Composed:
         p = self.plan
         # the before-image is one primary-key probe per updated row, never a join over the table;
-        # record ids are a random per-batch prefix plus the row number: cheaper than a random
-        # UUID per row, and ascending, so the primary-key index grows at its right edge
+        # record ids are a random per-batch prefix plus the staging row number (unique within the
+        # batch, and no window aggregate to number the rows): cheaper than a random UUID per row,
+        # and ascending, so the primary-key index grows at its right edge
         return sql.SQL(
             "INSERT INTO {control}.import_records (record_id, run_id, profile, entity, source_table, source_id, source_hash,"
             " target_table, target_id, action, duplicate_of, confidence, match_fields, error, before_image)"
-            " SELECT (%(id_prefix)s || lpad(to_hex(row_number() OVER ()), 12, '0'))::uuid,"
+            " SELECT (%(id_prefix)s || lpad(to_hex(b._rn), 12, '0'))::uuid,"
             " %(run_id)s, {profile}, {entity}, {source_table}, b._sid, b._hash, {target_name},"
             " COALESCE(b._new_id, b._tid)::text, b._action, b._dup_of, b._confidence,"
             " b._match, COALESCE(b._err, b._warning),"
