@@ -252,34 +252,38 @@ class Merger:
         # one statement: every part reads the same snapshot, so the audit's before-images are the
         # rows as they were before this batch's UPDATE, and the classification is computed once
         insert_state, update_state = self._state
+        lock_ctes, lock_rows = self._locks_sql() if locks else (sql.SQL(""), sql.SQL(""))
         return sql.SQL(
             "WITH b AS MATERIALIZED ({classify}),"
             " audit AS ({audit}), upd AS ({update}), ins AS ({insert}),"
-            " state_new AS ({insert_state}), state_old AS ({update_state}), pending AS ({pending})"
-            " SELECT b._action, count(*) FROM b GROUP BY b._action{locks}"
+            " state_new AS ({insert_state}), state_old AS ({update_state}), pending AS ({pending}){lock_ctes}"
+            " SELECT b._action, count(*) FROM b GROUP BY b._action{lock_rows}"
         ).format(classify=self._classify, audit=self._audit, update=self._update, insert=self._insert,
                  insert_state=insert_state, update_state=update_state, pending=self._pending_sql(),
-                 locks=self._locks_sql() if locks else sql.SQL(""))
+                 lock_ctes=lock_ctes, lock_rows=lock_rows)
 
-    def _locks_sql(self) -> sql.Composable:
+    def _locks_sql(self) -> tuple[sql.Composable, sql.Composable]:
         """Per checked reference, the distinct ids written less the rows found and locked FOR KEY SHARE.
 
         Zero for every reference means each row the batch points at exists and stays until commit.
         A row deleted after the statement's snapshot was taken is not returned by the lock.
+        Returns the CTEs of distinct ids (counted and locked from one hash aggregate) and the
+        result rows.
         """
-        parts = []
+        ctes, rows = [], []
         for i, ref in enumerate(self.plan.references):
             if ref.late:
                 continue
-            written = sql.SQL("SELECT b.{ref} FROM b WHERE b._action IN ('created', 'updated')").format(
-                ref=ident(f"_ref{i}"))
-            parts.append(sql.SQL(
-                " UNION ALL SELECT {key}, (SELECT count(DISTINCT w.{ref}) FROM ({written}) AS w)"
-                " - (SELECT count(*) FROM (SELECT 1 FROM {table} AS r WHERE r.{pk} IN ({written})"
-                " FOR KEY SHARE OF r) AS l)").format(
-                key=sql.Literal(f"{_UNLOCKED}{i}"), ref=ident(f"_ref{i}"), written=written,
-                table=ident(ref.table.schema, ref.table.name), pk=ident(ref.table.primary_key)))
-        return sql.SQL("").join(parts)
+            ids = ident(f"_ids{i}")
+            ctes.append(sql.SQL(", {ids} AS (SELECT DISTINCT b.{ref} AS id FROM b"
+                                " WHERE b._action IN ('created', 'updated') AND b.{ref} IS NOT NULL)").format(
+                ids=ids, ref=ident(f"_ref{i}")))
+            rows.append(sql.SQL(
+                " UNION ALL SELECT {key}, (SELECT count(*) FROM {ids}) - (SELECT count(*) FROM"
+                " (SELECT 1 FROM {table} AS r WHERE r.{pk} IN (SELECT id FROM {ids}) FOR KEY SHARE OF r) AS l)").format(
+                key=sql.Literal(f"{_UNLOCKED}{i}"), ids=ids, table=ident(ref.table.schema, ref.table.name),
+                pk=ident(ref.table.primary_key)))
+        return sql.SQL("").join(ctes), sql.SQL("").join(rows)
 
     def _dry_run_statement(self) -> sql.Composed:
         # classify only: the predicted action of every record goes to dry_run_records, the target
