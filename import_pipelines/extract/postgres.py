@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from import_pipelines.db.connect import connect
-from import_pipelines.db.sql import ident, ident_list
+from import_pipelines.db.sql import SCRATCH_TABLE, ident, ident_list
 from import_pipelines.query.compile import CompiledQuery
 
 Progress = Callable[[int, int | None], None]
@@ -55,13 +55,13 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> li
 def create_staging_table(target: psycopg.Connection, *, schema: str, table: str, columns: list[str],
                          types: list[str]) -> None:
     """Create an UNLOGGED staging table: the source columns plus a row number, the row's source hash
-    (``_hash``) and dedupe/validation slots."""
+    (``_hash``) and dedupe/validation slots; a scratch table autovacuum leaves alone."""
     body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(staging_type(t))) for c, t in zip(columns, types))
     target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     target.execute(sql.SQL(
         "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _hash text, _dup_of text, _error text,"
-        " _match_tid text, _confidence real, _match jsonb)"
-    ).format(ident(schema, table), body))
+        " _match_tid text, _confidence real, _match jsonb){}"
+    ).format(ident(schema, table), body, SCRATCH_TABLE))
 
 
 def staging_type(type_name: str) -> str:

@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from import_pipelines.db.connect import configure_bulk_session
-from import_pipelines.db.sql import ident, ident_list
+from import_pipelines.db.sql import SCRATCH_TABLE, ident, ident_list
 from import_pipelines.load.control import CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.mirror.plan import LoadPlan, TablePlan
 from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode, ReferenceProblem, TableReport
@@ -144,7 +144,7 @@ class TableStatements:
         """``CREATE UNLOGGED TABLE`` for the staging table: one typed column per layout slot."""
         columns = sql.SQL(", ").join(sql.SQL("{} {}").format(_c(slot), sql_type(column.data_type))
                                      for slot, column in enumerate(self.table.layout))
-        return sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(self.stage_table, columns)
+        return sql.SQL("CREATE UNLOGGED TABLE {} ({}){}").format(self.stage_table, columns, SCRATCH_TABLE)
 
     def late_ddl(self) -> sql.Composed:
         """``CREATE UNLOGGED TABLE`` for the late references: row key, flags and key atoms."""
@@ -156,7 +156,8 @@ class TableStatements:
             parts.append(sql.SQL("{} boolean NOT NULL").format(ident(f"u{gi}")))
             parts += [sql.SQL("{} {}").format(ident(f"a{gi}_{j}"), sql_type(atom.data_type))
                       for j, atom in enumerate(group.atoms)]
-        return sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(self.late_table, sql.SQL(", ").join(parts))
+        return sql.SQL("CREATE UNLOGGED TABLE {} ({}){}").format(self.late_table, sql.SQL(", ").join(parts),
+                                                                  SCRATCH_TABLE)
 
     def copy_sql(self) -> sql.Composed:
         """``COPY stage (c0, ...) FROM STDIN`` (PostgreSQL text format)."""

@@ -60,7 +60,10 @@ def test_every_value_arrives_as_the_source_holds_it(source: str, target_url: str
         staged = conn.execute(f"SELECT {columns} FROM stage.things ORDER BY id").fetchall()
         kinds = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
                                   " WHERE attrelid = 'stage.things'::regclass AND attnum > 0").fetchall())
+        storage = conn.execute("SELECT relpersistence, reloptions FROM pg_class WHERE oid = 'stage.things'::regclass"
+                               ).fetchone()
     assert staged == expected
+    assert storage == ("u", ["autovacuum_enabled=false"])  # scratch: unlogged, never vacuumed behind the load
     assert staged[0][1] == NASTY and staged[1][1] is None
     assert staged[0][2] == dt.datetime(2024, 2, 4, 4, 5, 6, 789000, tzinfo=dt.timezone.utc)
     assert staged[0][3] == dt.date(2024, 12, 2)
