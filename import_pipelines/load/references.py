@@ -14,7 +14,8 @@ commit, which is exactly what the triggers guarantee; the batch then runs with
 applies rows with, which skips the triggers.
 
 Only where that skips nothing else: :func:`set_based_check_refusal` refuses (and the triggers
-run as usual) when the table has triggers or rules of its own, when a foreign key covers a
+run as usual) when the table is not a plain one (a partitioned table's partitions may carry
+triggers it does not list), has triggers or rules of its own, when a foreign key covers a
 column the import writes from a plain field rather than a reference, when a key the import
 updates is referenced by another table, or when the role may not set the parameter.
 """
@@ -36,6 +37,7 @@ fk AS (
   FROM pg_constraint AS c JOIN pg_class AS rc ON rc.oid = c.confrelid JOIN pg_namespace AS rn ON rn.oid = rc.relnamespace
   WHERE c.contype = 'f' AND (c.conrelid = (SELECT oid FROM rel) OR c.confrelid = (SELECT oid FROM rel)))
 SELECT
+  (SELECT c.relkind::text FROM pg_class AS c WHERE c.oid = (SELECT oid FROM rel)),
   (SELECT array_agg(t.tgname::text ORDER BY t.tgname) FROM pg_trigger AS t
      LEFT JOIN pg_constraint AS c ON c.oid = t.tgconstraint
     WHERE t.tgrelid = (SELECT oid FROM rel) AND NOT (t.tgisinternal AND c.contype IS NOT DISTINCT FROM 'f')),
@@ -54,8 +56,10 @@ def set_based_check_refusal(conn: psycopg.Connection, plan: LoadPlan) -> str | N
     if not _may_set_replication_role(conn):
         return f"role {role!r} may not set session_replication_role"
     table = plan.table
-    triggers, rules, outgoing, incoming = conn.execute(
+    kind, triggers, rules, outgoing, incoming = conn.execute(
         _CATALOGUE, {"schema": table.schema, "table": table.name}).fetchone()
+    if kind != "r":  # a partition may carry triggers of its own that its parent does not list
+        return f"{table.qualified} is not a plain table (relkind {kind!r})"
     if triggers:
         return f"{table.qualified} has triggers of its own ({', '.join(triggers)})"
     if rules:
