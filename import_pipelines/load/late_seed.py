@@ -8,7 +8,7 @@ from psycopg import sql
 
 from import_pipelines.db.connect import connection
 from import_pipelines.db.sql import ident
-from import_pipelines.load.control import ensure_control_schema
+from import_pipelines.control import ensure_control_schema
 from import_pipelines.load.target import read_target_tables
 from import_pipelines.templates.model import Template
 

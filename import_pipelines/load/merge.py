@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from import_pipelines.db.sql import ident
-from import_pipelines.load.control import CONTROL_SCHEMA as CONTROL
+from import_pipelines.control import CONTROL_SCHEMA as CONTROL
 from import_pipelines.load.plan import LoadPlan
 
 

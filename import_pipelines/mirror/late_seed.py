@@ -35,7 +35,7 @@ from psycopg.rows import dict_row
 
 from import_pipelines.db.introspect import ColumnInfo
 from import_pipelines.db.sql import ident, ident_list
-from import_pipelines.load.control import CONTROL_SCHEMA
+from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.mirror.merge import AUDIT_TABLE, MAX_REPORTED_ERRORS, id_text, key_text, sql_type
 from import_pipelines.mirror.plan import LoadPlan
 from import_pipelines.mirror.report import MirrorError, ReferenceProblem

@@ -32,7 +32,7 @@ from psycopg import sql
 
 from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.sql import SCRATCH_TABLE, ident, ident_list
-from import_pipelines.load.control import CONTROL_SCHEMA, ensure_control_schema
+from import_pipelines.control import CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.mirror.plan import LoadPlan, TablePlan
 from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode, ReferenceProblem, TableReport
 

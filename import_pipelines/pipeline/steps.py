@@ -20,7 +20,7 @@ from psycopg import sql
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
 from import_pipelines.extract.postgres import stream_to_staging
-from import_pipelines.load.control import ACTIONS, ensure_control_schema
+from import_pipelines.control import ACTIONS, ensure_control_schema
 from import_pipelines.load.dry_run import _dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.load.merge import CONTROL, Merger, is_first_import, record_duplicate_states, staging_table_name
 from import_pipelines.load.plan import LoadPlan, build_plan

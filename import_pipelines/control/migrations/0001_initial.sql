@@ -1,22 +1,5 @@
-"""The ``import_control`` schema this project owns inside every target database.
-
-- ``import_records``: one audit row per source record per run (append-only).
-- ``record_state``: the last successful import of each source record (its hash and target
-  id); a source row whose hash equals the stored one is ``unchanged`` and causes no write.
-"""
-
-from __future__ import annotations
-
-from typing import Literal
-
-import psycopg
-
-Action = Literal["created", "updated", "skipped", "unchanged", "failed", "rolled_back"]
-ACTIONS: tuple[Action, ...] = ("created", "updated", "skipped", "unchanged", "failed", "rolled_back")
-
-CONTROL_SCHEMA = "import_control"
-
-_DDL = """
+-- The control schema as it stood before numbered migrations: idempotent, so a database made
+-- before them runs it again harmlessly.
 CREATE SCHEMA IF NOT EXISTS import_control;
 
 -- time-ordered UUIDs (version 7 layout): audit rows arrive in order, so the primary key index
@@ -114,12 +97,3 @@ BEGIN  -- a record_state made before its key was byte-ordered
             ALTER COLUMN entity TYPE text COLLATE "C", ALTER COLUMN source_id TYPE text COLLATE "C";
     END IF;
 END $$;
-"""
-
-
-def ensure_control_schema(conn: psycopg.Connection) -> None:
-    """Create the ``import_control`` schema and its tables if they are missing (idempotent)."""
-    with conn.transaction():
-        # one migration at a time when several runs start together
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('import_control.ddl'))")
-        conn.execute(_DDL)

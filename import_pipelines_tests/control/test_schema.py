@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from import_pipelines.db import connect
-from import_pipelines.load.control import ensure_control_schema
+from import_pipelines.control import ensure_control_schema
 
 KEY_COLLATIONS = ("SELECT attname, collname FROM pg_attribute JOIN pg_collation ON pg_collation.oid = attcollation"
                   " WHERE attrelid = 'import_control.record_state'::regclass AND attname IN ('profile', 'entity',"
@@ -26,3 +26,14 @@ def test_an_older_record_state_gets_a_byte_ordered_key_and_keeps_its_rows(target
         # a key probed with a value of the database's default collation still finds its row by index
         assert conn.execute("SELECT target_id FROM import_control.record_state WHERE profile = 'p' AND entity = 'e'"
                             " AND source_id = ('Zo' || 'ë')::text").fetchall() == [("7",)]
+
+
+def test_migrations_apply_once_and_are_recorded(target_url: str) -> None:
+    from import_pipelines.control import migrations
+
+    with connect(target_url, autocommit=True) as conn:
+        applied = ensure_control_schema(conn)
+        assert applied == [path.stem for path in migrations()]
+        assert ensure_control_schema(conn) == []
+        recorded = [row[0] for row in conn.execute("SELECT version FROM import_control.schema_migrations ORDER BY 1")]
+        assert recorded == applied
