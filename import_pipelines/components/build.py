@@ -45,7 +45,8 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
         source_url=getattr(resources, f"{profile.name}_source").connection_url(),
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
         source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
-        batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run)
+        batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
+        run_group=context.run.root_run_id or context.run.run_id)
 
 
 STEPS = ("extract", "map", "dedupe", "load")
@@ -173,14 +174,15 @@ def _late_seed_asset(profile: "ImportProfile", template: Template) -> dg.AssetsD
               description="Resolve references deferred during load (self references and cycles) by natural key, "
                           "in one transaction; unresolved ones are recorded as errors.")
     def late_seed(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        from import_pipelines.load.late_seed import resolve_pending
+        from import_pipelines.pipeline.late_seed import resolve_pending
 
         if getattr(context.resources, f"{profile.name}_settings").dry_run:
             context.log.info("late_seed: dry run, nothing was deferred")
             return dg.MaterializeResult(metadata={"dagster/row_count": 0, "dry_run": True})
         target = getattr(context.resources, f"{profile.name}_target").connection_url()
         outcome = resolve_pending(target, template=template, profile=profile.name, run_id=context.run.run_id,
-                                  source_system=profile.source_system or template.source_system)
+                                  source_system=profile.source_system or template.source_system,
+                                  run_group=context.run.root_run_id or context.run.run_id)
         context.log.info(f"late_seed: {outcome.resolved:,} references resolved, {outcome.unresolved:,} unresolved")
         return dg.MaterializeResult(metadata={"dagster/row_count": outcome.resolved + outcome.unresolved,
                                               "resolved": outcome.resolved, "unresolved": outcome.unresolved})
@@ -196,7 +198,7 @@ def _entity_checks(profile: "ImportProfile", template: Template, entity: str) ->
     @dg.asset_check(asset=key, name="natural_key_unique", required_resource_keys={target_key},
                     description="No two target rows share (source_system, external_id).")
     def natural_key_unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from import_pipelines.load.checks import duplicate_natural_keys
+        from import_pipelines.pipeline.checks import duplicate_natural_keys
 
         count = duplicate_natural_keys(getattr(context.resources, target_key).connection_url(),
                                        template=template, entity=entity, source_system=system)
@@ -206,7 +208,7 @@ def _entity_checks(profile: "ImportProfile", template: Template, entity: str) ->
                     description="Every source row of the latest run has exactly one import record: "
                                 "source = created + updated + skipped + unchanged + failed.")
     def reconciliation(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from import_pipelines.load.checks import reconcile
+        from import_pipelines.pipeline.checks import reconcile
 
         event = context.instance.get_latest_materialization_event(key)
         if event is None or event.asset_materialization is None:
@@ -223,7 +225,7 @@ def _entity_checks(profile: "ImportProfile", template: Template, entity: str) ->
     @dg.asset_check(asset=key, name="references_resolved", required_resource_keys={target_key},
                     description="Optional references left empty because the referenced record is missing.")
     def references_resolved(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from import_pipelines.load.checks import unresolved_references
+        from import_pipelines.pipeline.checks import unresolved_references
 
         event = context.instance.get_latest_materialization_event(key)
         run_id = event.run_id if event else ""

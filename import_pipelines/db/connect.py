@@ -13,23 +13,28 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
-def connect(url: str, *, read_only: bool = False, autocommit: bool = False,
+def connect(url: str, *, read_only: bool = False, autocommit: bool = False, pinned_text: bool = False,
             application_name: str = "import_pipelines") -> psycopg.Connection:
     """Open a psycopg 3 connection to ``url`` (a URL or a libpq conninfo string).
 
-    ``read_only`` sets ``default_transaction_read_only`` for the whole session.
+    ``read_only`` sets ``default_transaction_read_only`` for the whole session; ``pinned_text``
+    starts the session with the pinned text form of COPY (:mod:`import_pipelines.db.copy`), for
+    sessions whose first statement must open a snapshot transaction.
     """
-    options = "-c default_transaction_read_only=on" if read_only else None
+    from import_pipelines.db.copy import PINNED_OPTIONS
+
+    options = (["-c default_transaction_read_only=on"] if read_only else []) + (PINNED_OPTIONS if pinned_text else [])
     params = {"application_name": application_name}
     if options:
-        params["options"] = options
+        params["options"] = " ".join(options)
     return psycopg.connect(_strip_driver(url), autocommit=autocommit, **params)
 
 
 @contextmanager
-def connection(url: str, *, read_only: bool = False, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+def connection(url: str, *, read_only: bool = False, autocommit: bool = False,
+               pinned_text: bool = False) -> Iterator[psycopg.Connection]:
     """Context manager around :func:`connect` that always closes the connection."""
-    conn = connect(url, read_only=read_only, autocommit=autocommit)
+    conn = connect(url, read_only=read_only, autocommit=autocommit, pinned_text=pinned_text)
     try:
         yield conn
     finally:

@@ -15,15 +15,17 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
+from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.connect import connect
-from import_pipelines.db.sql import SCRATCH_TABLE, ident, ident_list
+from import_pipelines.db.copy import pin_text_format
+from import_pipelines.db.sql import ident, ident_list
+from import_pipelines.engine.staging import create_staging
 from import_pipelines.query.compile import CompiledQuery
 
 Progress = Callable[[int, int | None], None]
 
 _WRITE_BYTES = 1 << 20
 _FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are the server's built-in types
-_PORTABLE_TEXT = "SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8'"
 
 
 def estimate_rows(conn: psycopg.Connection, compiled: CompiledQuery) -> int | None:
@@ -52,27 +54,15 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> li
     return [n[0] for n in names]
 
 
-def create_staging_table(target: psycopg.Connection, *, schema: str, table: str, columns: list[str],
-                         types: list[str]) -> None:
-    """Create an UNLOGGED staging table: the source columns plus a row number, the row's source hash
-    (``_hash``) and dedupe/validation slots; a scratch table autovacuum leaves alone."""
-    body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(staging_type(t))) for c, t in zip(columns, types))
-    target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
-    target.execute(sql.SQL(
-        "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _hash text, _dup_of text, _error text,"
-        " _match_tid text, _confidence real, _match jsonb){}"
-    ).format(ident(schema, table), body, SCRATCH_TABLE))
-
-
 def staging_type(type_name: str) -> str:
     """The column type a staging table uses for a source output column of ``type_name``."""
     # 'unknown' comes from untyped literals ('x' AS f); text holds them
     return "text" if type_name in ("unknown", "-") else type_name
 
 
-def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, schema: str,
-                      table: str, chunk_rows: int, progress: Progress | None = None) -> int:
-    """Copy the result of ``compiled`` on the source into ``schema.table``; return the row count.
+def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, table: str,
+                      run_id: str, chunk_rows: int, progress: Progress | None = None) -> int:
+    """Copy the result of ``compiled`` on the source into staging table ``table``; return the row count.
 
     ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
     FROM STDIN`` on the target: rows never become Python objects, so the extract runs at about the
@@ -87,12 +77,14 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         for session in (source, target):
             # text COPY carries values as their text form: both sides must write and read the
             # same one, whatever the servers' own DateStyle, IntervalStyle or encoding
-            session.execute(_PORTABLE_TEXT)
+            pin_text_format(session)
         types = source_column_types(source, compiled)
         total = estimate_rows(source, compiled)
-        create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
+        create_staging(target, table=table, columns=[(c, staging_type(t)) for c, t in zip(compiled.columns, types)],
+                       run_id=run_id)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
-        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(schema, table), ident_list(compiled.columns))
+        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(CONTROL_SCHEMA, table),
+                                                                 ident_list(compiled.columns))
         rows = 0
         pending = bytearray()
         with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
@@ -102,7 +94,7 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
             # cores merge the entities this one waits for, not in the merge itself
             for block in reader:
                 pending += block[:-1]
-                pending += b"\t"
+                pending += b"\t\\\\x"  # a bytea in text COPY: \\x and the digest in hex
                 pending += sha256(block).hexdigest().encode()
                 pending += b"\n"
                 rows += 1

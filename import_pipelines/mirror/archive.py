@@ -39,7 +39,7 @@ from psycopg import sql
 from import_pipelines.db.connect import connect, connection
 from import_pipelines.db.introspect import SchemaInfo, describe_schema
 from import_pipelines.mirror.copy import DEFAULT_BATCH_ROWS, DEFAULT_WORKERS
-from import_pipelines.mirror.graph import Reference
+from import_pipelines.engine.graph import Reference
 from import_pipelines.mirror.merge import Loader, ProgressCallback
 from import_pipelines.mirror.overrides import NaturalKeyOverrides, load_overrides
 from import_pipelines.mirror.plan import KeyModel, LoadPlan, TablePlan, build_plan, check_override_keys
@@ -169,7 +169,7 @@ def export_archive(source_url: str, path: str | Path, *, tables: Iterable[str] |
     name and renamed at the end, so ``path`` never holds a half-written archive.
     """
     path = Path(path)
-    with connection(source_url, read_only=True) as conn:
+    with connection(source_url, read_only=True, pinned_text=True) as conn:
         info = describe_schema(conn, schema)
         conn.commit()
         plan = build_plan(info, tables=tables, overrides=load_overrides(overrides), references=references)
@@ -341,7 +341,7 @@ def import_archive(path: str | Path, target_url: str, *, mode: Mode = "upsert", 
             try:
                 loader.prepare()
                 for table in plan.order:
-                    loader.statements[table].copy_slots = _slot_order(plan.tables[table], manifest.table(table))
+                    loader.loads[table].copy_slots = _slot_order(plan.tables[table], manifest.table(table))
 
                 def load(table: str, conn: psycopg.Connection) -> None:
                     # one line of a text-format COPY file is one row

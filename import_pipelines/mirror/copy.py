@@ -20,7 +20,7 @@ import psycopg
 from import_pipelines.db.connect import connect, connection
 from import_pipelines.db.introspect import describe_schema
 from import_pipelines.db.sql import render
-from import_pipelines.mirror.graph import Reference
+from import_pipelines.engine.graph import Reference
 from import_pipelines.mirror.merge import Loader, ProgressCallback, batched_rows
 from import_pipelines.mirror.overrides import load_overrides
 from import_pipelines.mirror.plan import LoadPlan, build_plan, check_override_keys
@@ -48,7 +48,7 @@ def mirror(source_url: str, target_url: str, *, mode: Mode = "upsert", tables: I
     run_id = run_id or uuid.uuid4().hex
     started = time.perf_counter()
     natural_keys = load_overrides(overrides)
-    with connection(source_url, read_only=True) as source, connection(target_url) as target:
+    with connection(source_url, read_only=True, pinned_text=True) as source, connection(target_url) as target:
         target_schema = describe_schema(target, schema)
         source_schema = describe_schema(source, schema)
         source.commit()
@@ -111,7 +111,7 @@ class _SourceSessions:
                 self.main_taken = True
                 self.local.conn = self.main
                 return self.main
-        conn = connect(self.url, read_only=True)
+        conn = connect(self.url, read_only=True, pinned_text=True)
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.execute("SET TRANSACTION SNAPSHOT {}".format(_quote_literal(self.snapshot)) if self.snapshot
                      else "SELECT 1")

@@ -1,21 +1,11 @@
-"""Staging and the set-based merge of one batch, shared by the mirror and the archive import.
+"""The mirror's front end to the engine: a table's merge plan, and loading its rows batch by batch.
 
-Per table and batch, in one transaction:
-
-1. ``COPY`` the batch (PostgreSQL text format, already in the staging layout) into an UNLOGGED
-   staging table in ``import_control``.
-2. One ``CREATE TEMP TABLE ... AS SELECT`` resolves everything at once: every reference group
-   is joined to the referenced table's key relation on natural key (target ids), the table
-   itself is joined on its natural key (existing row or not), and each row gets its action:
-   ``failed`` (NULL natural key or unresolvable reference), ``created``, ``skipped``
-   (create_only), ``updated`` or ``unchanged`` (upsert, by comparing every copied column).
-3. One ``INSERT ... SELECT`` for new rows, one ``UPDATE ... FROM`` for changed rows (with the
-   before-image captured in step 2), one ``INSERT`` of the audit rows, one ``INSERT`` of the
-   references left for the late-seed phase.
-
-So a batch costs a fixed handful of statements whatever its size: no per-row round trips.
-All values that end up in SQL text are catalogue names (quoted by ``ident``) or literals
-rendered by psycopg; statements run without parameters so a ``%`` in a name is harmless.
+Rows arrive in the staging layout (PostgreSQL text COPY lines: plain columns, then every
+reference as the referenced row's natural key), from a source database or an archive file.
+Each batch is appended to the table's staging table and merged by the engine
+(:mod:`import_pipelines.engine.merge`): found by natural key, references resolved through key
+relations, compared column by column (``upsert``) or skipped (``create_only``), audited. Tables
+load in dependency order, several at a time; the late seed fills in what cycles deferred.
 """
 
 from __future__ import annotations
@@ -24,55 +14,32 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
-from import_pipelines.db.connect import configure_bulk_session
-from import_pipelines.db.sql import SCRATCH_TABLE, ident, ident_list
 from import_pipelines.control import CONTROL_SCHEMA, ensure_control_schema
-from import_pipelines.mirror.plan import LoadPlan, TablePlan
+from import_pipelines.db.connect import configure_bulk_session
+from import_pipelines.db.copy import pin_text_format
+from import_pipelines.db.sql import ident
+from import_pipelines.engine.audit import RunRef, record_failure, record_summary, register_run, register_stream
+from import_pipelines.engine.late_seed import Placeholders, create_placeholders, late_seed, placeholder_tables
+from import_pipelines.engine.load import is_first_import
+from import_pipelines.engine.merge import Merger, describe_error, id_text, key_text
+from import_pipelines.engine.plan import MergePlan, Ref, Value
+from import_pipelines.engine.references import set_based_check_refusal
+from import_pipelines.engine.staging import create_staging, drop_staging
+from import_pipelines.engine.target import TargetTable, target_table
+from import_pipelines.mirror.plan import LoadPlan
 from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode, ReferenceProblem, TableReport
 
 log = logging.getLogger(__name__)
 
-AUDIT_TABLE = ident(CONTROL_SCHEMA, "import_records")
 MAX_REPORTED_ERRORS = 1000
-# a batch that fails on a data error is split in halves until the bad rows are isolated; more
-# isolated failures than this in one table means something systematic is wrong, so stop
-MAX_ISOLATED_FAILURES = 1000
-_NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+_TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 
 ProgressCallback = Callable[[TableReport], None]
-
-
-def sql_type(data_type: str) -> sql.SQL:
-    """A type name from ``format_type`` as SQL (catalogue text, never user input)."""
-    return sql.SQL(data_type)
-
-
-def comparable(expr: sql.Composable, data_type: str) -> sql.Composable:
-    """``expr`` in a form that has an equality operator (json has none; compare it as jsonb)."""
-    if data_type == "json":
-        return sql.SQL("({})::jsonb").format(expr)
-    if data_type in _NO_EQUALITY:
-        return sql.SQL("({})::text").format(expr)
-    return expr
-
-
-def key_text(names: Iterable[str], exprs: Iterable[sql.Composable]) -> sql.Composable:
-    """``jsonb_build_object('atom', value, ...)::text``: a natural key as readable text."""
-    pairs = [sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr in zip(names, exprs, strict=True)]
-    return sql.SQL("jsonb_build_object({})::text").format(sql.SQL(", ").join(pairs))
-
-
-def id_text(exprs: list[sql.Composable]) -> sql.Composable:
-    """A row key as text: the value for one column, a JSON array for several."""
-    if len(exprs) == 1:
-        return sql.SQL("({})::text").format(exprs[0])
-    return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(exprs))
 
 
 def batched_rows(rows: Iterable[bytes | memoryview], size: int) -> Iterator[list[bytes]]:
@@ -87,352 +54,75 @@ def batched_rows(rows: Iterable[bytes | memoryview], size: int) -> Iterator[list
         yield batch
 
 
-def audit_id_prefix() -> str:
-    """The first 20 hex digits (with dashes) of a time-ordered UUID, for :meth:`TableStatements.audit_sql`.
-
-    Laid out like UUIDv7: 48 bits of milliseconds, version 7, 12 random bits, the variant and 12
-    more random bits; the row number of the batch fills the last 48 bits. Later batches get
-    larger ids, so the primary-key index grows at its right edge (no page splits mid-index).
-    """
-    import secrets
-
-    millis = time.time_ns() // 1_000_000
-    rand = secrets.randbits(24)
-    return (f"{millis >> 16:08x}-{millis & 0xFFFF:04x}-7{rand >> 12:03x}-"
-            f"{0x8 | secrets.randbits(2):x}{rand & 0xFFF:03x}-")
+def _slot(slot: int) -> sql.Identifier:
+    return ident("s", f"c{slot}")
 
 
-def _c(slot: int, alias: str | None = None) -> sql.Identifier:
-    return ident(alias, f"c{slot}") if alias else ident(f"c{slot}")
+def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], mode: Mode, profile: str,
+               source: str) -> MergePlan:
+    """The engine's plan for one mirrored table: its staging slots are ``c0..`` in layout order."""
+    tp = plan.tables[table]
+    refs: list[Ref] = []
+    for group in tp.groups:
+        atoms = tuple(_slot(slot) for slot in group.atom_slots)
+        names = tuple(atom.name for atom in group.atoms)
+        prefix = f"unresolved reference {table}.{group.spec.label} -> {group.ref_table}: no row with natural key "
+        refs.append(Ref(
+            name=group.spec.name, columns=group.columns, column_types=group.column_types,
+            table=targets[group.ref_table], ref_columns=group.spec.ref_columns,
+            relation=plan.keys.key_relation(group.ref_table, group.spec.ref_columns, schema_name=plan.schema),
+            atoms=atoms, atom_names=names, atom_types=tuple(atom.data_type for atom in group.atoms),
+            present=(_slot(group.flag_slot) if group.flag_slot is not None
+                     else sql.SQL("{} IS NOT NULL").format(atoms[0])),
+            describe_missing=lambda values, prefix=prefix, names=names: sql.SQL("({} || {})").format(
+                sql.Literal(prefix), key_text(names, list(values))),
+            source_key=id_text(list(atoms)), ref_stream=group.ref_table if group.ref_table in plan.tables else None,
+            deferred=group.deferred, not_null=group.not_null))
+    key: list[Value] = []
+    missing: list[sql.Composable] = []
+    seen_groups: set[int] = set()
+    for column in tp.natural_key:
+        slot = tp.plain_slot(column)
+        if slot is not None:
+            key.append(Value(column, _slot(slot)))
+            missing.append(sql.SQL("{} IS NULL").format(_slot(slot)))
+        else:
+            gi, k = tp.group_of(column)  # type: ignore[misc]
+            key.append(Value(column, ident(f"g{gi}", f"r{k}")))
+            if gi not in seen_groups:
+                seen_groups.add(gi)
+                missing.append(sql.SQL("NOT ({})").format(refs[gi].present))
+    return MergePlan(
+        profile=profile, entity=table, source=source, table=targets[table], key=tuple(key),
+        key_message=f"natural key ({', '.join(tp.key_atom_names)}) is NULL",
+        key_null=sql.SQL(" OR ").join(missing),
+        values=tuple(Value(column.name, _slot(slot)) for slot, column in enumerate(tp.plain)), refs=tuple(refs),
+        change="columns" if mode == "upsert" else "none", mode=mode,
+        source_id=id_text([_slot(slot) for slot in tp.key_slots]))
 
 
 @dataclass
-class TableStatements:
-    """Every statement needed to load one table; composing them is cheap, they run per batch."""
+class TableLoad:
+    """One table's staging table, its merger and how far it has been staged."""
 
-    plan: LoadPlan
-    table: TablePlan
     stage: str
-    late: str | None
-    mode: Mode
-    placeholders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # order of the layout slots in the incoming data, when it differs from the layout's own
-    copy_slots: tuple[int, ...] | None = None
-    # sequence of a single-column row key: new ids are drawn while resolving, so the INSERT
-    # needs no RETURNING and no join back to find out which row got which id
-    sequence: str | None = None
-
-    # -- names -------------------------------------------------------------------------------
-    @property
-    def target(self) -> sql.Identifier:
-        """The target table."""
-        return ident(self.plan.schema, self.table.table)
-
-    @property
-    def stage_table(self) -> sql.Identifier:
-        """The UNLOGGED staging table of this table."""
-        return ident(CONTROL_SCHEMA, self.stage)
-
-    @property
-    def late_table(self) -> sql.Identifier:
-        """The UNLOGGED table collecting references for the late-seed phase."""
-        assert self.late is not None
-        return ident(CONTROL_SCHEMA, self.late)
-
-    # -- DDL ---------------------------------------------------------------------------------
-    def stage_ddl(self) -> sql.Composed:
-        """``CREATE UNLOGGED TABLE`` for the staging table: one typed column per layout slot."""
-        columns = sql.SQL(", ").join(sql.SQL("{} {}").format(_c(slot), sql_type(column.data_type))
-                                     for slot, column in enumerate(self.table.layout))
-        return sql.SQL("CREATE UNLOGGED TABLE {} ({}){}").format(self.stage_table, columns, SCRATCH_TABLE)
-
-    def late_ddl(self) -> sql.Composed:
-        """``CREATE UNLOGGED TABLE`` for the late references: row key, flags and key atoms."""
-        tp = self.table
-        parts = [sql.SQL("{} {}").format(ident(f"t{i}"), sql_type(t)) for i, t in enumerate(tp.row_key_types)]
-        parts += [sql.SQL("created boolean NOT NULL"), sql.SQL("sid text")]
-        for gi in tp.deferred_groups:
-            group = tp.groups[gi]
-            parts.append(sql.SQL("{} boolean NOT NULL").format(ident(f"u{gi}")))
-            parts += [sql.SQL("{} {}").format(ident(f"a{gi}_{j}"), sql_type(atom.data_type))
-                      for j, atom in enumerate(group.atoms)]
-        return sql.SQL("CREATE UNLOGGED TABLE {} ({}){}").format(self.late_table, sql.SQL(", ").join(parts),
-                                                                  SCRATCH_TABLE)
+    merger: Merger
+    stream_id: int
+    columns: int
+    copy_slots: tuple[int, ...] | None = None  # order of the layout slots in the incoming lines
+    staged_to: int = 0  # the last staging row number written
+    analysed_at: int = 0  # staged_to when the staging table was last analysed
+    unparsable: int = 0  # lines COPY refused (their audit rows are numbered -1, -2, ...)
 
     def copy_sql(self) -> sql.Composed:
         """``COPY stage (c0, ...) FROM STDIN`` (PostgreSQL text format)."""
-        slots = self.copy_slots if self.copy_slots is not None else range(len(self.table.layout))
-        columns = sql.SQL(", ").join(_c(slot) for slot in slots)
-        return sql.SQL("COPY {} ({}) FROM STDIN").format(self.stage_table, columns)
-
-    # -- expressions -------------------------------------------------------------------------
-    def _present(self, gi: int, alias: str = "s") -> sql.Composable:
-        group = self.table.groups[gi]
-        if group.flag_slot is not None:
-            return _c(group.flag_slot, alias)
-        return sql.SQL("{} IS NOT NULL").format(_c(group.atom_slots[0], alias))
-
-    def source_key(self, alias: str) -> sql.Composable:
-        """The row's natural key as text (``sid``): the value, or a JSON array for several atoms."""
-        exprs = [_c(slot, alias) for slot in self.table.key_slots]
-        if len(exprs) == 1:
-            return sql.SQL("({})::text").format(exprs[0])
-        return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(exprs))
-
-    def _missing_key(self, gi: int, alias: str) -> sql.Composable:
-        group = self.table.groups[gi]
-        return key_text((a.name for a in group.atoms), (_c(s, alias) for s in group.atom_slots))
-
-    # -- the batch statements ----------------------------------------------------------------
-    def resolve_sql(self) -> sql.Composed:
-        """Resolve references and existing rows, decide each row's action (into ``mirror_res``)."""
-        tp = self.table
-        target_alias = "t"
-        selects: list[sql.Composable] = [sql.SQL("{} AS {}").format(ident(target_alias, c), ident(f"e{i}"))
-                                         for i, c in enumerate(tp.row_key)]
-        selects += [_c(slot, "s") for slot in range(len(tp.layout))]
-        joins: list[sql.Composable] = []
-        for gi, group in enumerate(tp.groups):
-            alias = f"g{gi}"
-            selects += [sql.SQL("{} AS {}").format(ident(alias, f"r{k}"), ident(f"g{gi}_{k}"))
-                        for k in range(len(group.columns))]
-            selects.append(sql.SQL("({} AND {} IS NULL) AS {}").format(
-                self._present(gi), ident(alias, "r0"), ident(f"u{gi}")))
-            relation = self.plan.keys.key_relation(group.ref_table, group.spec.ref_columns,
-                                                   schema_name=self.plan.schema)
-            on = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(ident(alias, f"k{j}"), _c(slot, "s"))
-                                       for j, slot in enumerate(group.atom_slots))
-            joins.append(sql.SQL(" LEFT JOIN ({}) AS {} ON {}").format(relation, ident(alias), on))
-        match = sql.SQL(" AND ").join(
-            sql.SQL("{} = {}").format(ident(target_alias, c), self._match_value(c)) for c in tp.natural_key)
-        joins.append(sql.SQL(" LEFT JOIN {} AS {} ON {}").format(self.target, ident(target_alias), match))
-
-        null_checks: list[sql.Composable] = []
-        for kind, value in self.plan.keys.key_elements(tp.table):
-            if kind == "column":
-                null_checks.append(sql.SQL("{} IS NULL").format(_c(tp.plain_slot(value), "s")))
-            else:
-                gi = next(i for i, g in enumerate(tp.groups) if g.spec.name == value.name)
-                null_checks.append(sql.SQL("NOT ({})").format(self._present(gi)))
-        selects.append(sql.SQL("({}) AS nk_null").format(sql.SQL(" OR ").join(null_checks)))
-        selects.append(sql.SQL("{} AS sid").format(self.source_key("s")))
-
-        if self.mode == "upsert":
-            changed = self._changed_expr(target_alias)
-            selects.append(sql.SQL("{} AS changed").format(changed))
-            selects.append(sql.SQL("CASE WHEN {} THEN to_jsonb({}.*) END AS before_image").format(
-                changed, ident(target_alias)))
-        else:
-            selects.append(sql.SQL("false AS changed, NULL::jsonb AS before_image"))
-
-        fail = [sql.SQL("q.nk_null")] + [ident("q", f"u{gi}") for gi, g in enumerate(tp.groups) if not g.deferred]
-        action = sql.SQL(
-            "CASE WHEN {fail} THEN 'failed' WHEN q.e0 IS NULL THEN 'created' WHEN {skip} THEN 'skipped' "
-            "WHEN q.changed THEN 'updated' ELSE 'unchanged' END").format(
-            fail=sql.SQL(" OR ").join(fail), skip=sql.SQL("true" if self.mode == "create_only" else "false"))
-        if self.sequence is not None:
-            keys = sql.SQL("CASE WHEN a.action = 'created' THEN nextval({}::regclass) ELSE q.e0 END AS t0").format(
-                sql.Literal(self.sequence))
-        elif self.key_from_natural_key:
-            # e.g. project_members(project_id, user_id): a new row's key is its resolved natural key
-            keys = sql.SQL(", ").join(
-                sql.SQL("CASE WHEN a.action = 'created' THEN {} ELSE {} END AS {}").format(
-                    self._natural_value(c, "q"), ident("q", f"e{i}"), ident(f"t{i}"))
-                for i, c in enumerate(tp.row_key))
-        else:
-            keys = sql.SQL(", ").join(sql.SQL("{} AS {}").format(ident("q", f"e{i}"), ident(f"t{i}"))
-                                      for i in range(len(tp.row_key)))
-        inner = sql.SQL("SELECT {} FROM {} AS s{}").format(
-            sql.SQL(", ").join(selects), self.stage_table, sql.Composed(joins))
-        return sql.SQL("CREATE TEMP TABLE mirror_res ON COMMIT DROP AS SELECT q.*, a.action, {} "
-                       "FROM ({}) AS q CROSS JOIN LATERAL (SELECT {} AS action) AS a").format(keys, inner, action)
-
-    @property
-    def key_from_natural_key(self) -> bool:
-        """Whether every row-key column is a natural-key column (known before inserting)."""
-        return set(self.table.row_key) <= set(self.table.natural_key)
-
-    def _natural_value(self, column: str, alias: str) -> sql.Composable:
-        """Target value of natural-key ``column`` in ``mirror_res`` (or its inner query)."""
-        slot = self.table.plain_slot(column)
-        if slot is not None:
-            return _c(slot, alias)
-        gi, k = self.table.group_of(column)  # type: ignore[misc]
-        return ident(alias, f"g{gi}_{k}")
-
-    def _match_value(self, column: str) -> sql.Composable:
-        slot = self.table.plain_slot(column)
-        if slot is not None:
-            return _c(slot, "s")
-        gi, k = self.table.group_of(column)  # type: ignore[misc]
-        return ident(f"g{gi}", f"r{k}")
-
-    def _changed_expr(self, target_alias: str) -> sql.Composable:
-        tp = self.table
-        olds: list[sql.Composable] = []
-        news: list[sql.Composable] = []
-        for slot, column in enumerate(tp.plain):
-            if column.name in tp.natural_key:
-                continue
-            olds.append(comparable(ident(target_alias, column.name), column.data_type))
-            news.append(comparable(_c(slot, "s"), column.data_type))
-        for gi, group in enumerate(tp.groups):
-            for k, column in enumerate(group.columns):
-                if column in tp.natural_key:
-                    continue
-                olds.append(ident(target_alias, column))
-                news.append(ident(f"g{gi}", f"r{k}"))
-        parts: list[sql.Composable] = []
-        if olds:
-            parts.append(sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
-                sql.SQL(", ").join(olds), sql.SQL(", ").join(news)))
-        # a late reference whose row does not exist yet is a change by definition: the target
-        # cannot already point at a row that is only about to be created
-        parts += [sql.SQL("({} AND {} IS NULL)").format(self._present(gi), ident(f"g{gi}", "r0"))
-                  for gi in tp.deferred_groups]
-        if not parts:
-            return sql.SQL("false")
-        return sql.SQL("({} IS NOT NULL AND ({}))").format(
-            ident(target_alias, tp.row_key[0]), sql.SQL(" OR ").join(parts))
-
-    def _group_value(self, gi: int, k: int) -> sql.Composable:
-        group = self.table.groups[gi]
-        value = ident("r", f"g{gi}_{k}")
-        if not group.deferred:
-            return value
-        placeholder = self.placeholders.get(group.ref_table)
-        if group.not_null and placeholder is not None:
-            pending = sql.SQL("CAST({} AS {})").format(sql.Literal(placeholder[group.spec.ref_columns[k]]),
-                                                       sql_type(group.column_types[k]))
-        else:
-            pending = sql.SQL("NULL::{}").format(sql_type(group.column_types[k]))
-        return sql.SQL("CASE WHEN {} THEN {} ELSE {} END").format(ident("r", f"u{gi}"), pending, value)
-
-    def insert_sql(self) -> sql.Composed:
-        """Insert the ``created`` rows and write their new row keys back into ``mirror_res``."""
-        tp = self.table
-        columns = [c.name for c in tp.plain] + [c for g in tp.groups for c in g.columns]
-        values = [_c(slot, "r") for slot in range(len(tp.plain))]
-        values += [self._group_value(gi, k) for gi, g in enumerate(tp.groups) for k in range(len(g.columns))]
-        if self.sequence is not None:
-            return sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT r.t0, {} FROM mirror_res AS r "
-                           "WHERE r.action = 'created'").format(
-                self.target, ident_list([tp.row_key[0], *columns]), sql.SQL(", ").join(values))
-        if self.key_from_natural_key:
-            return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM mirror_res AS r WHERE r.action = 'created'").format(
-                self.target, ident_list(columns), sql.SQL(", ").join(values))
-        returning = [sql.SQL("{} AS {}").format(ident(c), ident(f"rk{i}")) for i, c in enumerate(tp.row_key)]
-        returning += [sql.SQL("{} AS {}").format(ident(c), ident(f"nk{i}")) for i, c in enumerate(tp.natural_key)]
-        sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(ident(f"t{i}"), ident("ins", f"rk{i}"))
-                                  for i in range(len(tp.row_key)))
-        match = sql.SQL(" AND ").join(
-            sql.SQL("{} = {}").format(self._natural_value(c, "r"), ident("ins", f"nk{i}"))
-            for i, c in enumerate(tp.natural_key))
-        return sql.SQL(
-            "WITH ins AS (INSERT INTO {target} ({columns}) SELECT {values} FROM mirror_res AS r "
-            "WHERE r.action = 'created' RETURNING {returning}) "
-            "UPDATE mirror_res AS r SET {sets} FROM ins WHERE r.action = 'created' AND {match}").format(
-            target=self.target, columns=ident_list(columns), values=sql.SQL(", ").join(values),
-            returning=sql.SQL(", ").join(returning), sets=sets, match=match)
-
-    def update_sql(self) -> sql.Composed | None:
-        """Update the ``updated`` rows; late references keep their value until the late seed."""
-        tp = self.table
-        sets: list[sql.Composable] = []
-        for slot, column in enumerate(tp.plain):
-            if column.name not in tp.natural_key:
-                sets.append(sql.SQL("{} = {}").format(ident(column.name), _c(slot, "r")))
-        for gi, group in enumerate(tp.groups):
-            for k, column in enumerate(group.columns):
-                if column in tp.natural_key:
-                    continue
-                value = ident("r", f"g{gi}_{k}")
-                if group.deferred:
-                    value = sql.SQL("CASE WHEN {} THEN {} ELSE {} END").format(
-                        ident("r", f"u{gi}"), ident("t", column), value)
-                sets.append(sql.SQL("{} = {}").format(ident(column), value))
-        if not sets:
-            return None
-        match = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(ident("t", c), ident("r", f"t{i}"))
-                                      for i, c in enumerate(tp.row_key))
-        return sql.SQL("UPDATE {} AS t SET {} FROM mirror_res AS r WHERE r.action = 'updated' AND {}").format(
-            self.target, sql.SQL(", ").join(sets), match)
-
-    def audit_sql(self, *, run_id: str, profile: str, source_table: str, id_prefix: str) -> sql.Composed:
-        """One ``import_records`` row per staged row, with the error text of failed rows.
-
-        ``record_id`` is ``id_prefix`` (random per batch) plus the row number rather than the
-        column default ``gen_random_uuid()``: strong randomness costs microseconds per row, and
-        ascending keys append to the primary-key index instead of touching random pages.
-        """
-        tp = self.table
-        reasons: list[sql.Composable] = [sql.SQL("CASE WHEN r.nk_null THEN {} END").format(
-            sql.Literal(f"natural key ({', '.join(tp.key_atom_names)}) is NULL"))]
-        for gi, group in enumerate(tp.groups):
-            if group.deferred:
-                continue
-            prefix = (f"unresolved reference {tp.table}.{group.spec.label} -> {group.ref_table}: "
-                      f"no row with natural key ")
-            reasons.append(sql.SQL("CASE WHEN {} THEN {} || {} END").format(
-                ident("r", f"u{gi}"), sql.Literal(prefix), self._missing_key(gi, "r")))
-        error = sql.SQL("CASE WHEN r.action = 'failed' THEN concat_ws('; ', {}) END").format(
-            sql.SQL(", ").join(reasons))
-        target_id = id_text([ident("r", f"t{i}") for i in range(len(tp.row_key))])
-        return sql.SQL(
-            "INSERT INTO {audit} (record_id, run_id, profile, entity, source_table, source_id, target_table, "
-            "target_id, action, error, before_image) "
-            "SELECT ({prefix} || lpad(to_hex(row_number() OVER (ORDER BY r.sid)), 12, '0'))::uuid, "
-            "{run}, {profile}, {entity}, {source}, r.sid, {entity}, "
-            "CASE WHEN r.action <> 'failed' THEN {tid} END, r.action, {error}, "
-            "CASE WHEN r.action = 'updated' THEN r.before_image END FROM mirror_res AS r").format(
-            audit=AUDIT_TABLE, prefix=sql.Literal(id_prefix), run=sql.Literal(run_id), profile=sql.Literal(profile),
-            entity=sql.Literal(tp.table), source=sql.Literal(source_table), tid=target_id, error=error)
-
-    def late_sql(self) -> sql.Composed | None:
-        """Keep created/updated rows whose late reference is still pending for the late seed."""
-        tp = self.table
-        if not tp.deferred_groups or self.late is None:
-            return None
-        columns = [ident(f"t{i}") for i in range(len(tp.row_key))] + [ident("created"), ident("sid")]
-        values: list[sql.Composable] = [ident("r", f"t{i}") for i in range(len(tp.row_key))]
-        values += [sql.SQL("r.action = 'created'"), ident("r", "sid")]
-        pending: list[sql.Composable] = []
-        for gi in tp.deferred_groups:
-            group = tp.groups[gi]
-            columns.append(ident(f"u{gi}"))
-            values.append(ident("r", f"u{gi}"))
-            pending.append(ident("r", f"u{gi}"))
-            for j, slot in enumerate(group.atom_slots):
-                columns.append(ident(f"a{gi}_{j}"))
-                values.append(_c(slot, "r"))
-        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM mirror_res AS r "
-                       "WHERE r.action IN ('created', 'updated') AND ({})").format(
-            self.late_table, sql.SQL(", ").join(columns), sql.SQL(", ").join(values), sql.SQL(" OR ").join(pending))
-
-    def errors_sql(self, limit: int) -> sql.Composed:
-        """Failed rows as (natural key, column, referenced table, missing key) for the report."""
-        tp = self.table
-        parts = [sql.SQL("SELECT r.sid, {}, '', '' FROM mirror_res AS r WHERE r.nk_null").format(
-            sql.Literal(", ".join(tp.key_atom_names)))]
-        for gi, group in enumerate(tp.groups):
-            if group.deferred:
-                continue
-            parts.append(sql.SQL("SELECT r.sid, {}, {}, {} FROM mirror_res AS r WHERE {}").format(
-                sql.Literal(group.spec.label), sql.Literal(group.ref_table), self._missing_key(gi, "r"),
-                ident("r", f"u{gi}")))
-        return sql.SQL("{} LIMIT {}").format(sql.SQL(" UNION ALL ").join(parts), sql.Literal(limit))
+        slots = self.copy_slots if self.copy_slots is not None else range(self.columns)
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage),
+                                                         sql.SQL(", ").join(ident(f"c{slot}") for slot in slots))
 
 
 class Loader:
-    """Loads tables batch by batch into the target and then runs the late-seed phase.
-
-    Usage: ``prepare()``; ``load_table``/``load_batches`` for every table of ``plan.order``
-    (rows are text-format COPY lines in the staging layout), or :meth:`load_all` to load
-    independent tables concurrently; ``finish()``; and always ``cleanup()``.
-
-    ``conn`` is the main session (staging DDL, placeholders, late seed). ``connect`` opens
-    further target sessions for concurrent loading; without it everything runs on ``conn``.
-    """
+    """Loads the tables of a :class:`LoadPlan` into the target through the engine."""
 
     def __init__(self, conn: psycopg.Connection, plan: LoadPlan, *, mode: Mode, run_id: str, profile: str,
                  batch_rows: int, on_progress: ProgressCallback | None = None,
@@ -452,23 +142,21 @@ class Loader:
         self.report = MirrorReport(run_id=run_id, mode=mode, deferred_references=plan.describe(),
                                    warnings=list(plan.warnings),
                                    tables={table: TableReport(table) for table in plan.order})
-        self.statements: dict[str, TableStatements] = {}
-        self.placeholders: dict[str, dict[str, Any]] = {}
-        self._created: list[str] = []
-        self._refused: dict[str, int] = {}
+        self.run: RunRef | None = None
+        self.plans: dict[str, MergePlan] = {}
+        self.loads: dict[str, TableLoad] = {}
+        self.placeholders = Placeholders()
         self._lock = threading.Lock()  # guards the shared report lists when tables load concurrently
         self._started = time.perf_counter()
 
     # -- sessions ----------------------------------------------------------------------------
     @staticmethod
     def configure(conn: psycopg.Connection) -> None:
-        """Session settings for bulk work (temp_buffers only counts before the first temp table).
-
-        Hash joins of a batch against big key relations spill to disk at the 4MB work_mem
-        default, the per-batch resolution table spills at the 8MB temp_buffers default, and JIT
-        compiling each batch's statements costs more than it saves on a few ten thousand rows.
-        """
+        """Session settings for bulk work and the pinned text form of COPY."""
         configure_bulk_session(conn)
+        pin_text_format(conn)
+        if not conn.autocommit:
+            conn.commit()
 
     def open_session(self) -> psycopg.Connection:
         """A further configured target session (the caller closes it)."""
@@ -480,36 +168,56 @@ class Loader:
 
     # -- phases ------------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Control schema, staging tables and (for NOT NULL late references) placeholder rows."""
+        """Control schema, run and streams, merge plans, staging tables and placeholder rows."""
         import uuid
 
-        from import_pipelines.mirror.late_seed import create_placeholders
-
-        self.configure(self.conn)
-        ensure_control_schema(self.conn)
+        conn = self.conn
+        self.configure(conn)
+        ensure_control_schema(conn)
+        self.run = register_run(conn, run_id=self.run_id, profile=self.profile)
+        schema = self.plan.keys.schema
+        names = set(self.plan.order) | {g.ref_table for t in self.plan.order for g in self.plan.tables[t].groups}
+        targets = {name: target_table(conn, schema.table(name),
+                                      row_key=self.plan.tables[name].row_key if name in self.plan.tables else None)
+                   for name in sorted(names)}
         tag = uuid.uuid4().hex[:10]
-        with self.conn.transaction():
+        for index, table in enumerate(self.plan.order):
+            self.plans[table] = merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile,
+                                           source=table)
+        stream_ids = {table: register_stream(conn, profile=self.profile, entity=table,
+                                             target_table=targets[table].qualified, source=table)
+                      for table in self.plan.order}
+        tables = placeholder_tables(list(self.plans.values()))
+        if tables:
+            self.placeholders = create_placeholders(conn, schema, tables, marker_column=self._marker_column)
+            self.report.placeholders = [name.split(".", 1)[1] for name in self.placeholders.rows]
+        with conn.transaction():
             for index, table in enumerate(self.plan.order):
                 tp = self.plan.tables[table]
-                statements = TableStatements(self.plan, tp, stage=f"mirror_{tag}_{index}_stage",
-                                             late=f"mirror_{tag}_{index}_late" if tp.deferred_groups else None,
-                                             mode=self.mode)
-                self.statements[table] = statements
-                if len(tp.row_key) == 1 and tp.plain_slot(tp.row_key[0]) is None and tp.group_of(tp.row_key[0]) is None:
-                    # a surrogate key the data does not carry: draw its values from its own sequence
-                    statements.sequence = self.conn.execute(
-                        "SELECT pg_get_serial_sequence(%s, %s)",
-                        (statements.target.as_string(self.conn), tp.row_key[0])).fetchone()[0]
-                self.conn.execute(statements.stage_ddl())
-                self._created.append(statements.stage)
-                if statements.late:
-                    self.conn.execute(statements.late_ddl())
-                    self._created.append(statements.late)
-        if self.plan.placeholder_tables:
-            self.placeholders = create_placeholders(self.conn, self.plan)
-            self.report.placeholders = sorted(self.placeholders)
-        for statements in self.statements.values():
-            statements.placeholders = self.placeholders
+                stage = f"mirror_{tag}_{index}_stage"
+                create_staging(conn, table=stage, columns=[(f"c{slot}", column.data_type)
+                                                           for slot, column in enumerate(tp.layout)],
+                               run_id=self.run_id)
+                conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(ident(CONTROL_SCHEMA, stage)))
+                plan = self.plans[table]
+                refusal = set_based_check_refusal(conn, plan)
+                merger = Merger(plan, staging=stage, run=self.run, stream_id=stream_ids[table], streams=stream_ids,
+                                first_import=is_first_import(conn, plan, stream_id=stream_ids[table]),
+                                set_based_references=refusal is None, placeholders=self.placeholders.rows)
+                self.loads[table] = TableLoad(stage=stage, merger=merger, stream_id=stream_ids[table],
+                                              columns=len(tp.layout))
+        if not conn.autocommit:
+            conn.commit()  # the catalogue reads above opened a transaction the blocks above nested in
+
+    def _marker_column(self, table: str) -> str | None:
+        """The first plain text column of the natural key: it carries the placeholder marker."""
+        info = self.plan.keys.schema.table(table)
+        for kind, value in self.plan.keys.key_elements(table):
+            if kind == "column":
+                column = info.column(value)
+                if column.data_type.split("(")[0] in _TEXT_TYPES and not column.is_computed:
+                    return value
+        return None
 
     def load_table(self, table: str, rows: Iterable[bytes | memoryview], *, source_table: str | None = None,
                    conn: psycopg.Connection | None = None) -> TableReport:
@@ -518,15 +226,18 @@ class Loader:
 
     def load_batches(self, table: str, batches: Iterable[list[bytes]], *, source_table: str | None = None,
                      conn: psycopg.Connection | None = None) -> TableReport:
-        """Load already batched rows into ``table`` (one transaction per batch) on ``conn``."""
+        """Load already batched rows into ``table`` (one staging append and one merge per batch) on ``conn``."""
         conn = conn or self.conn
         report = self.report.tables[table]
-        statements = self.statements[table]
         started = time.perf_counter()
         for batch in batches:
             if batch:
-                self._load_rows(conn, statements, rows=batch, report=report, source_table=source_table or table)
+                self._load_rows(conn, table, rows=batch, report=report)
         report.seconds += time.perf_counter() - started
+        assert self.run is not None
+        record_summary(conn, run=self.run, stream_id=self.loads[table].stream_id, source_rows=report.rows,
+                       counts={a: getattr(report, a) for a in ("created", "updated", "unchanged", "skipped", "failed")},
+                       seconds=report.seconds)
         log.info("%s: %d rows, %d created, %d updated, %d skipped, %d unchanged, %d failed (%.0f rows/s)", table,
                  report.rows, report.created, report.updated, report.skipped, report.unchanged, report.failed,
                  report.rows_per_s)
@@ -563,9 +274,23 @@ class Loader:
 
     def finish(self) -> MirrorReport:
         """Run the late-seed phase (one transaction) and close the report."""
-        from import_pipelines.mirror.late_seed import late_seed
+        from import_pipelines.engine.merge import EngineError
 
-        late_seed(self)
+        assert self.run is not None
+        try:
+            outcome = late_seed(self.conn, run=self.run, plans=[self.plans[t] for t in self.plan.order],
+                                stream_ids={t: load.stream_id for t, load in self.loads.items()},
+                                placeholders=self.placeholders,
+                                max_problems=max(0, MAX_REPORTED_ERRORS - len(self.report.errors)))
+        except EngineError as error:
+            raise MirrorError(str(error)) from error
+        self.report.late_seeded = outcome.resolved
+        self.report.error_count += outcome.unresolved
+        self.report.warnings.extend(outcome.warnings)
+        for table, sid, column, ref_table, key in outcome.problems:
+            self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, key, "late_seed",
+                                                       f"{table} {sid}: unresolved late reference {column} ->"
+                                                       f" {ref_table}: no row with natural key {key}"))
         self.report.seconds = time.perf_counter() - self._started
         return self.report
 
@@ -577,110 +302,89 @@ class Loader:
             if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self.conn.rollback()
             with self.conn.transaction():
-                for name in self._created:
-                    self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(CONTROL_SCHEMA, name)))
-            self._created.clear()
+                for load in self.loads.values():
+                    drop_staging(self.conn, load.stage)
+            self.loads.clear()
         except psycopg.Error as exc:  # the connection may be gone; the tables are UNLOGGED scratch
             log.warning("could not drop staging tables: %s", exc)
 
     # -- one batch ---------------------------------------------------------------------------
-    def _load_rows(self, conn: psycopg.Connection, statements: TableStatements, *, rows: list[bytes],
-                   report: TableReport, source_table: str) -> None:
-        try:
-            with conn.transaction():
-                counts, problems = self._merge(conn, statements, rows=rows, source_table=source_table)
-        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-            # a row the target refuses (CHECK, length, a value COPY cannot parse): isolate it by
-            # halving, so it becomes one failed audit row and the others still load
-            if len(rows) == 1:
-                self._record_row_failure(conn, statements, row=rows[0], exc=exc, report=report,
-                                         source_table=source_table)
-                return
-            middle = len(rows) // 2
-            self._load_rows(conn, statements, rows=rows[:middle], report=report, source_table=source_table)
-            self._load_rows(conn, statements, rows=rows[middle:], report=report, source_table=source_table)
+    def _load_rows(self, conn: psycopg.Connection, table: str, *, rows: list[bytes], report: TableReport) -> None:
+        load = self.loads[table]
+        lo = load.staged_to
+        self._stage(conn, load, rows=rows, report=report)
+        hi = load.staged_to
+        if hi == lo:
             return
-        report.rows += len(rows)
+        if hi >= 2 * load.analysed_at + 1000 or load.analysed_at == 0:
+            conn.execute(sql.SQL("ANALYZE {}").format(ident(CONTROL_SCHEMA, load.stage)))
+            load.analysed_at = hi
+        if not conn.autocommit:
+            conn.commit()
+        counts = load.merger.merge(conn, lo, hi, on_isolated=lambda rn, sid, message: self._isolated(table, sid, message))
+        report.rows += sum(counts.values())
         report.batches += 1
         for action, count in counts.items():
             report.add(action, count)
-        with self._lock:
-            self.report.error_count += counts.get("failed", 0)
-            room = MAX_REPORTED_ERRORS - len(self.report.errors)
-            self.report.errors.extend(problems[:max(room, 0)])
-
-    def _merge(self, conn: psycopg.Connection, statements: TableStatements, *, rows: list[bytes],
-               source_table: str) -> tuple[dict[str, int], list[ReferenceProblem]]:
-        cur = conn.cursor()
-        cur.execute(sql.SQL("TRUNCATE {}").format(statements.stage_table))
-        with cur.copy(statements.copy_sql()) as copy:
-            # a few large writes instead of one per row
-            for start in range(0, len(rows), 2000):
-                copy.write(b"".join(rows[start:start + 2000]))
-        cur.execute(statements.resolve_sql())
-        counts = dict(cur.execute("SELECT action, count(*) FROM mirror_res GROUP BY action").fetchall())
-        if counts.get("created"):
-            cur.execute(statements.insert_sql())
-        if counts.get("updated"):
-            update = statements.update_sql()
-            if update is not None:
-                cur.execute(update)
-        cur.execute(statements.audit_sql(run_id=self.run_id, profile=self.profile, source_table=source_table,
-                                         id_prefix=audit_id_prefix()))
-        late = statements.late_sql()
-        if late is not None and (counts.get("created") or counts.get("updated")):
-            cur.execute(late)
-        problems: list[ReferenceProblem] = []
         if counts.get("failed"):
-            for sid, column, ref_table, missing in cur.execute(statements.errors_sql(100)).fetchall():
-                message = (f"{statements.table.table}: natural key ({column}) is NULL" if not ref_table else
-                           f"{statements.table.table} {sid}: {column} -> {ref_table} has no row with natural key "
-                           f"{missing}")
-                problems.append(ReferenceProblem(statements.table.table, sid, column, ref_table, missing, "load",
-                                                 message))
-        cur.execute("DROP TABLE mirror_res")
-        return counts, problems
+            with self._lock:
+                self.report.error_count += counts["failed"]
+                room = MAX_REPORTED_ERRORS - len(self.report.errors)
+            if room > 0:
+                found = load.merger.problems(conn, lo, hi, limit=room)
+                if not conn.autocommit:
+                    conn.commit()
+                with self._lock:
+                    for sid, column, ref_table, missing in found:
+                        message = (f"{table}: natural key ({column}) is NULL" if not ref_table else
+                                   f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")
+                        self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, missing, "load",
+                                                                   message))
 
-    def _record_row_failure(self, conn: psycopg.Connection, statements: TableStatements, *, row: bytes,
-                            exc: psycopg.Error, report: TableReport, source_table: str) -> None:
-        """Record one refused row as ``failed`` with the database's message (its own transaction)."""
-        table = statements.table.table
-        message = f"{table}: the target refused the row: {exc.diag.message_primary or exc}"
-        if exc.diag.message_detail:
-            message += f" ({exc.diag.message_detail})"
-        sid: str | None = None
+    def _isolated(self, table: str, sid: str | None, message: str) -> None:
+        with self._lock:
+            if len(self.report.errors) < MAX_REPORTED_ERRORS:
+                self.report.errors.append(ReferenceProblem(table, sid or "", "*", "", "", "load",
+                                                           f"{table}: the target refused the row: {message}"))
+
+    def _stage(self, conn: psycopg.Connection, load: TableLoad, *, rows: list[bytes], report: TableReport) -> None:
+        """Append ``rows`` to the staging table; a line COPY cannot parse is isolated by halving and audited."""
         try:
-            with conn.transaction():
-                cur = conn.cursor()
-                cur.execute(sql.SQL("TRUNCATE {}").format(statements.stage_table))
-                with cur.copy(statements.copy_sql()) as copy:
-                    copy.write(row)
-                found = cur.execute(sql.SQL("SELECT {} FROM {} AS s").format(
-                    statements.source_key("s"), statements.stage_table)).fetchone()
-                sid = found[0] if found else None
-                raise _Rollback
-        except _Rollback:
-            pass
-        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
-            sid = None  # the line itself cannot be parsed; name it by its text instead
-        if sid is None:
-            message += f"; line: {row[:200].decode('utf-8', 'replace').rstrip()}"
+            with conn.transaction(), conn.cursor().copy(load.copy_sql()) as copy:
+                # a few large writes instead of one per row
+                for start in range(0, len(rows), 2000):
+                    copy.write(b"".join(rows[start:start + 2000]))
+            load.staged_to = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
+                ident(CONTROL_SCHEMA, load.stage))).fetchone()[0]
+            if not conn.autocommit:
+                conn.commit()
+        except psycopg.errors.DataError as exc:
+            if len(rows) > 1:
+                middle = len(rows) // 2
+                self._stage(conn, load, rows=rows[:middle], report=report)
+                self._stage(conn, load, rows=rows[middle:], report=report)
+                return
+            self._unparsable(conn, load, line=rows[0], error=exc, report=report)
+
+    def _unparsable(self, conn: psycopg.Connection, load: TableLoad, *, line: bytes, error: psycopg.Error,
+                    report: TableReport) -> None:
+        table = load.merger.plan.entity
+        message = (f"{table}: the row could not be read: {describe_error(error)}; line: "
+                   f"{line[:200].decode('utf-8', 'replace').rstrip()}")
+        load.unparsable += 1
+        assert self.run is not None
         with conn.transaction():
-            conn.execute(sql.SQL(
-                "INSERT INTO {} (run_id, profile, entity, source_table, source_id, target_table, action, error) "
-                "VALUES ({}, {}, {}, {}, {}, {}, 'failed', {})").format(
-                AUDIT_TABLE, sql.Literal(self.run_id), sql.Literal(self.profile), sql.Literal(table),
-                sql.Literal(source_table), sql.Literal(sid), sql.Literal(table), sql.Literal(message)))
+            record_failure(conn, run=self.run, stream_id=load.stream_id, record_no=-load.unparsable, source_id=None,
+                           message=message)
         report.rows += 1
         report.failed += 1
         with self._lock:
             self.report.error_count += 1
-            refused = self._refused[table] = self._refused.get(table, 0) + 1
             if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                self.report.errors.append(ReferenceProblem(table, sid or "", "*", "", "", "load", message))
-        if refused > MAX_ISOLATED_FAILURES:
-            raise MirrorError(f"{table}: more than {MAX_ISOLATED_FAILURES} rows refused by the target; "
-                              f"last error: {message}") from exc
+                self.report.errors.append(ReferenceProblem(table, "", "*", "", "", "load", message))
+        load.merger.isolated += 1
+        if load.merger.isolated > load.merger.max_isolated:
+            raise MirrorError(f"{table}: more than {load.merger.max_isolated} rows refused; last error: {message}")
 
 
 def run_in_dependency_order(plan: LoadPlan, task: Callable[[str], None], *, workers: int) -> None:
@@ -718,7 +422,3 @@ def run_in_dependency_order(plan: LoadPlan, task: Callable[[str], None], *, work
                 pending.clear()
     if failure is not None:
         raise failure
-
-
-class _Rollback(Exception):
-    """Leave a transaction block without committing (psycopg rolls back on exceptions)."""

@@ -30,7 +30,7 @@ from psycopg import sql
 
 from import_pipelines.db.introspect import ColumnInfo, SchemaInfo, TableInfo
 from import_pipelines.db.sql import ident
-from import_pipelines.mirror.graph import Edge, LoadOrder, Reference, dependency_edges, load_order
+from import_pipelines.engine.graph import Edge, LoadOrder, Reference, dependency_edges, load_order
 from import_pipelines.mirror.overrides import OVERRIDE_FORMAT_HELP, NaturalKeyOverrides
 from import_pipelines.mirror.report import MirrorError
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from import_pipelines.engine.merge import EngineError
+
 Mode = Literal["create_only", "upsert"]
 MODES: tuple[Mode, ...] = ("create_only", "upsert")
 Phase = Literal["load", "late_seed"]
 
 
-class MirrorError(RuntimeError):
+class MirrorError(EngineError):
     """A mirror, export or import cannot run (or a whole phase failed); the message says why."""
 
 

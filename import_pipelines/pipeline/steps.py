@@ -7,26 +7,29 @@ passes from step to step is a small :class:`Staged` descriptor.
 
 from __future__ import annotations
 
-import queue
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import psycopg
 from psycopg import sql
 
+from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
+from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
+from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
+from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
+from import_pipelines.engine.load import is_first_import, merge_staged, percent, record_duplicate_states
+from import_pipelines.engine.merge import Merger
+from import_pipelines.engine.references import set_based_check_refusal
+from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
 from import_pipelines.extract.postgres import stream_to_staging
-from import_pipelines.control import ACTIONS, ensure_control_schema
-from import_pipelines.load.dry_run import _dry_run_preview, predict_duplicates, write_dry_run_report
-from import_pipelines.load.merge import CONTROL, Merger, is_first_import, record_duplicate_states, staging_table_name
-from import_pipelines.load.plan import LoadPlan, build_plan
-from import_pipelines.load.references import set_based_check_refusal
+from import_pipelines.pipeline.plan import EntityPlan, build_plan
 from import_pipelines.query.compile import compile_query
 from import_pipelines.templates.model import Mode, Template
+
+CONTROL = ident(CONTROL_SCHEMA)
 
 Log = Callable[[str], None]
 
@@ -46,14 +49,15 @@ class EntityRun:
     batch_rows: int | None = None
     workers: int = 2
     dry_run: bool = False
+    run_group: str | None = None  # the run a re-execution continues (Dagster's root run id)
 
     @property
     def rows_per_batch(self) -> int:
         """Rows per extract chunk and per merge transaction."""
         return self.batch_rows or self.template.batch_rows
 
-    def plan(self, conn) -> LoadPlan:
-        """The entity's load plan, checked against the target schema."""
+    def plan(self, conn) -> EntityPlan:
+        """The entity's plan, checked against the target schema."""
         return build_plan(conn, template=self.template, entity_name=self.entity_name, profile=self.profile,
                           source_system=self.source_system, mode=self.mode)
 
@@ -93,11 +97,14 @@ class LoadResult:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def percent(done: int, total: int | None) -> str:
-    """``45% (4,500 / 10,000)`` — the progress line the run view shows."""
-    if not total:
-        return f"{done:,} rows"
-    return f"{min(100, round(100 * done / total))}% ({done:,} / {total:,})"
+def register(conn: psycopg.Connection, run: EntityRun) -> tuple[RunRef, dict[str, int]]:
+    """The run's row and the stream id of every entity of the template (created on first use)."""
+    ref = register_run(conn, run_id=run.run_id, profile=run.profile, run_group=run.run_group)
+    streams = {name: register_stream(conn, profile=run.profile, entity=name,
+                                     target_table=f"{run.template.target_schema}.{entity.target}",
+                                     source=entity.query.base.table)
+               for name, entity in run.template.entities.items()}
+    return ref, streams
 
 
 def extract(run: EntityRun, *, log: Log = print) -> Staged:
@@ -106,21 +113,19 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     entity = run.template.entities[run.entity_name]
     with connect(run.target_url, autocommit=True) as target:
         ensure_control_schema(target)
-        plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
-        staging = staging_table_name(plan, run.run_id)
+        run.plan(target)  # fail on a mapping that does not fit before reading anything
+        staging = staging_name(run.profile, run.entity_name, run.run_id)
         with connect(run.source_url, read_only=True) as probe:
             version = probe.info.server_version
         compiled = compile_query(entity.query, entity.fields, server_version=version)
         target.autocommit = False
         rows = stream_to_staging(
-            source_url=run.source_url, target=target, compiled=compiled, schema=CONTROL, table=staging,
-            chunk_rows=run.rows_per_batch,
+            source_url=run.source_url, target=target, compiled=compiled, table=staging,
+            run_id=run.run_id, chunk_rows=run.rows_per_batch,
             progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
         # the load reads the staging table by row-number ranges: indexed and analysed here, while
         # the entities this one references may still be loading, not when its own load begins
-        table = ident(CONTROL, staging)
-        target.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(table))
-        target.execute(sql.SQL("ANALYZE {}").format(table))
+        index_staging(target, staging)
         target.commit()
     seconds = time.perf_counter() - started
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s")
@@ -147,14 +152,12 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
                                                m1=sql.Literal(f"{name}: "),
                                                m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
                                                               f" holds {column.max_length}")))
-        checks.append(sql.SQL("CASE WHEN s.{f} IS NULL THEN {m} END").format(
-            f=ident(plan.entity.source_id), m=sql.Literal(f"{plan.entity.source_id}: the source identifier is empty")))
         invalid = 0
         if checks:
             errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
             cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = e.msg FROM (SELECT _rn, {errors} AS msg FROM {t} AS s)"
                                        " AS e WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(
-                t=ident(CONTROL, staged.staging), errors=errors))
+                t=ident(CONTROL_SCHEMA, staged.staging), errors=errors))
             invalid = cur.rowcount
     log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
     return replace(staged, invalid=invalid)
@@ -172,7 +175,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
 
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
-    table = ident(CONTROL, staged.staging)
+    table = ident(CONTROL_SCHEMA, staged.staging)
     sid = ident(entity.source_id)
     with connect(run.target_url, autocommit=True) as conn:
         # the rule's blocks are counted and joined in temp tables: hash aggregates, not disk sorts
@@ -212,84 +215,35 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
 
 
 def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
-    """Merge the staged rows batch by batch (each batch atomic with its audit rows), then drop staging.
+    """Merge the staged rows through the engine, batch by batch (each atomic with its audit rows), then drop staging.
 
-    Batches are disjoint ranges of staging rows with distinct natural keys, so ``run.workers``
-    sessions merge them side by side without contending for the same rows.
+    One run at a time per profile and entity: a second run of the same profile (launched past
+    the queue) waits here for the first one's load instead of colliding with it row by row.
     """
-    counts: Counter[str] = Counter()
     with connect(run.target_url, autocommit=True) as conn:
         configure_bulk_session(conn)
         plan = run.plan(conn)
-        refusal = None if run.dry_run else set_based_check_refusal(conn, plan)
-        if plan.references and not run.dry_run:
-            log(f"{run.entity_name} load: references checked "
-                + (f"by the foreign-key triggers, row by row ({refusal})" if refusal
-                   else "set-based: each batch locks the rows it points at FOR KEY SHARE"))
-        merger = Merger(plan, staging=staged.staging, run_id=run.run_id, dry_run=run.dry_run,
-                        first_import=is_first_import(conn, plan), set_based_references=refusal is None)
-        staging = ident(CONTROL, staged.staging)
-        last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
-        ranges = batch_ranges(last, batch_rows=run.rows_per_batch, workers=run.workers)
-        refused = lambda rn, msg: log(f"{run.entity_name} load: staging row {rn} refused: {msg}")  # noqa: E731
-        sessions = [conn] + [connect(run.target_url, autocommit=True) for _ in range(min(run.workers, len(ranges)) - 1)]
-        for extra in sessions[1:]:
-            configure_bulk_session(extra)
-        idle: queue.SimpleQueue = queue.SimpleQueue()
-        for session in sessions:
-            idle.put(session)
-
-        def on_session(work: Callable[[psycopg.Connection], object]) -> object:
-            session = idle.get()
-            try:
-                return work(session)
-            finally:
-                idle.put(session)
-
-        def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]]:
-            return bounds[1] - bounds[0], on_session(lambda session: merger.merge(session, *bounds, on_isolated=refused))
-
-        def analyze(table: sql.Identifier) -> None:
-            on_session(lambda session: session.execute(sql.SQL("ANALYZE {}").format(table)))
-
-        def record_state_epilogue(session: psycopg.Connection) -> None:
-            session.execute(sql.SQL("ANALYZE {}.record_state").format(ident(CONTROL)))
-            if plan.entity.dedupe is not None:
-                # a duplicate points at the row its survivor became, which any batch may have
-                # written; planned on fresh statistics, which know this entity's state rows (stale
-                # ones, which do not, made the state lookup scan every row of the entity per duplicate)
-                record_duplicate_states(session, plan, staging=staged.staging, run_id=run.run_id)
-
-        done = 0
+        ref, streams = register(conn, run)
+        lock = (hash_key(run.profile), hash_key(run.entity_name))
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock).fetchone()[0]:
+            log(f"{run.entity_name} load: another run of profile {run.profile!r} is loading {run.entity_name};"
+                " waiting for it to finish")
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
         try:
-            with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
-                merges = [pool.submit(merge_range, bounds) for bounds in ranges]
-                # fresh statistics before the next entities join against the table; queued behind
-                # the merges, so the first session out of batches takes it while the other merges
-                # the last one (the planner scales statistics to the table's current size)
-                epilogue = [] if run.dry_run else [pool.submit(analyze, ident(plan.table.schema, plan.table.name))]
-                for merged in merges:
-                    size, batch_counts = merged.result()
-                    counts.update(batch_counts)
-                    done += size
-                    log(f"{run.entity_name} load: {percent(done, last)} — "
-                        + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
-                if not run.dry_run:
-                    epilogue.append(pool.submit(on_session, record_state_epilogue))
-                for task in epilogue:
-                    task.result()
+            counts = _merge(conn, run, plan, staged, ref=ref, streams=streams, log=log)
         finally:
-            for extra in sessions[1:]:
-                extra.close()
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
         report = None
         if run.dry_run:
-            predict_duplicates(conn, plan, staging=staged.staging, run_id=run.run_id)
-            preview, columns = _dry_run_preview(conn, plan, run.run_id, preview_rows)
-            report = write_dry_run_report(conn, plan, run_id=run.run_id)
+            predict_duplicates(conn, plan.merge, staging=staged.staging, run_id=run.run_id)
+            preview, columns = dry_run_preview(conn, plan.merge, run.run_id, preview_rows)
+            report = write_dry_run_report(conn, plan.merge, run_id=run.run_id)
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
-            preview, columns = _preview(conn, plan, run.run_id, preview_rows)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+            record_summary(conn, run=ref, stream_id=streams[run.entity_name], source_rows=staged.rows, counts=counts,
+                           seconds=time.perf_counter() - staged.started)
+            preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
+        drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
     return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
@@ -297,37 +251,60 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                       report=report)
 
 
-MIN_GUIDED_BATCH = 10_000  # about 0.2 s of merging on the benchmark machine
+def hash_key(text: str) -> int:
+    """A stable signed 32-bit key for an advisory lock."""
+    import zlib
+
+    return zlib.crc32(text.encode()) - (1 << 31)
 
 
-def batch_ranges(rows: int, *, batch_rows: int, workers: int) -> list[tuple[int, int]]:
-    """Split staging rows ``1..rows`` into ranges ``(lo, hi]`` of at most ``batch_rows``, shrinking.
+def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: Staged, *, ref: RunRef,
+           streams: dict[str, int], log: Log):
+    merge = plan.merge
+    stream_id = streams[run.entity_name]
+    refusal = None if run.dry_run else set_based_check_refusal(conn, merge)
+    if merge.refs and not run.dry_run:
+        log(f"{run.entity_name} load: references checked "
+            + (f"by the foreign-key triggers, row by row ({refusal})" if refusal
+               else "set-based: each batch locks the rows it points at FOR KEY SHARE"))
+    placeholders = None
+    tables = placeholder_tables([merge])
+    if tables and not run.dry_run:
+        from import_pipelines.db.introspect import describe_schema
 
-    Guided self-scheduling: each batch takes a ``workers``-th of the rows still unassigned (at
-    most ``batch_rows``, at least :data:`MIN_GUIDED_BATCH`), and sessions take the next batch as
-    they finish one. Whatever slows a session down, the others are left waiting at most for one
-    small batch at the end, while the first batches stay large enough to amortise the hash joins
-    each batch builds over the tables it references.
-    """
-    floor = min(batch_rows, MIN_GUIDED_BATCH)
-    ranges, lo = [], 0
-    while lo < rows:
-        size = min(batch_rows, max(floor, -(-(rows - lo) // workers)), rows - lo)
-        if rows - lo - size < floor:  # no batch smaller than the floor at the end
-            size = min(batch_rows, rows - lo)
-        ranges.append((lo, lo + size))
-        lo += size
-    return ranges
+        system = run.template.natural_key.system_column
+        placeholders = create_placeholders(conn, describe_schema(conn, plan.table.schema), tables,
+                                           marker_column=lambda table: system)
+    merger = Merger(merge, staging=staged.staging, run=ref, stream_id=stream_id, streams=streams,
+                    dry_run=run.dry_run, first_import=is_first_import(conn, merge, stream_id=stream_id),
+                    set_based_references=refusal is None,
+                    placeholders=placeholders.rows if placeholders else None)
+    last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
+        ident(CONTROL_SCHEMA, staged.staging))).fetchone()[0]
+
+    def epilogue(session: psycopg.Connection) -> None:
+        session.execute(sql.SQL("ANALYZE {}.record_state").format(CONTROL))
+        if plan.entity.dedupe is not None:
+            # a duplicate points at the row its survivor became, which any batch may have
+            # written; planned on fresh statistics, which know this entity's state rows (stale
+            # ones, which do not, made the state lookup scan every row of the entity per duplicate)
+            record_duplicate_states(session, staging=staged.staging, stream_id=stream_id, run_seq=ref.run_seq,
+                                    source_id=merge.source_id)
+
+    return merge_staged(merger, conn=conn, connect=lambda: connect(run.target_url, autocommit=True), rows=last,
+                        batch_rows=run.rows_per_batch, workers=run.workers, log=log,
+                        epilogue=None if run.dry_run else epilogue, analyze=not run.dry_run)
 
 
-def _preview(conn, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
+def _preview(conn, plan: EntityPlan, run: RunRef, stream_id: int, limit: int) -> tuple[list[dict], list[str]]:
     columns = [plan.table.primary_key, plan.template.natural_key.id_column, *plan.write_fields,
-               *(r.column for r in plan.references)]
+               *(r.name for r in plan.merge.refs)]
     rows = conn.execute(sql.SQL(
         # the audit's text ids are cast to the key's type, so the rows are found by primary key
-        "SELECT {cols} FROM {t} WHERE {pk} IN (SELECT (target_id)::{pk_type} FROM {control}.import_records"
-        " WHERE run_id = %s AND entity = %s AND action IN ('created', 'updated') LIMIT %s) ORDER BY {pk}").format(
+        "SELECT {cols} FROM {t} WHERE {pk} IN (SELECT (target_id)::{pk_type} FROM {control}.audit_records"
+        " WHERE run_day = %s AND run_seq = %s AND stream_id = %s AND action IN ('created', 'updated') LIMIT %s)"
+        " ORDER BY {pk}").format(
         cols=sql.SQL(", ").join(ident(c) for c in columns), t=ident(plan.table.schema, plan.table.name),
-        pk=ident(plan.table.primary_key), pk_type=sql.SQL(plan.table.columns[plan.table.primary_key].type),
-        control=ident(CONTROL)), (run_id, plan.entity_name, limit)).fetchall()
+        pk=ident(plan.table.primary_key), pk_type=sql.SQL(plan.table.key_type()), control=CONTROL),
+        (run.run_day, run.run_seq, stream_id, limit)).fetchall()
     return [dict(zip(columns, r)) for r in rows], columns

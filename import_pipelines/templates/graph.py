@@ -1,33 +1,31 @@
 """The reference graph of a template's entities.
 
-An acyclic reference makes the referencing entity's asset depend on the referenced one; a self
-reference or a reference inside a cycle is *late*: loaded empty and resolved by ``late_seed``.
+An entity that references another loads after it. A cycle (or a self reference) cannot be
+ordered, so the one cycle breaker (:func:`import_pipelines.engine.graph.load_order`) defers one
+edge of it: that reference is *late*, resolved right away where the referenced row exists and
+otherwise by ``late_seed``. A reference the template marks ``required`` counts as NOT NULL, so the
+breaker prefers to defer an optional one.
 """
 
 from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
+from import_pipelines.engine.graph import Edge, LoadOrder, load_order
 from import_pipelines.templates.model import Template
 
 
-def _reaches(template: Template, start: str, goal: str) -> bool:
-    seen, stack = set(), [start]
-    while stack:
-        node = stack.pop()
-        if node == goal:
-            return True
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.extend(ref.entity for ref in template.entities[node].references.values())
-    return False
+def template_load_order(template: Template) -> LoadOrder:
+    """The entities' load order and the references deferred to break cycles."""
+    edges = [Edge(table=name, columns=(column,), ref_table=ref.entity, ref_columns=(), name=column,
+                  nullable=not ref.required)
+             for name, entity in template.entities.items() for column, ref in entity.references.items()]
+    return load_order(template.entities, edges)
 
 
 def is_late(template: Template, entity: str, column: str) -> bool:
-    """Whether ``entity.column`` is a self reference or closes a cycle (so it is late-seeded)."""
-    target = template.entities[entity].references[column].entity
-    return target == entity or _reaches(template, target, entity)
+    """Whether ``entity.column`` is deferred to break a cycle or a self reference (so it is late-seeded)."""
+    return template_load_order(template).is_deferred(entity, column)
 
 
 def upstream_entities(template: Template, entity: str) -> list[str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from psycopg import sql
 
+from import_pipelines.control import ensure_control_schema
 from import_pipelines.db import connect, ident
 from import_pipelines.extract.postgres import stream_to_staging
 from import_pipelines.query.compile import compile_query
@@ -44,11 +45,10 @@ FIELDS = {name: FieldSpec.model_validate(f"t.{name}")
 def test_every_value_arrives_as_the_source_holds_it(source: str, target_url: str) -> None:
     seen: list[int] = []
     with connect(target_url) as target:
-        target.execute("CREATE SCHEMA stage")
-        target.commit()
+        ensure_control_schema(target)
         with connect(source, read_only=True) as probe:
             compiled = compile_query(QUERY, FIELDS, server_version=probe.info.server_version)
-        rows = stream_to_staging(source_url=source, target=target, compiled=compiled, schema="stage", table="things",
+        rows = stream_to_staging(source_url=source, target=target, compiled=compiled, table="things", run_id="r1",
                                  chunk_rows=1000, progress=lambda done, total: seen.append(done))
     assert rows == 2500
     assert seen[-1] == 2500 and seen == sorted(seen) and len(seen) >= 2  # progress as it goes, ending at the total
@@ -57,10 +57,10 @@ def test_every_value_arrives_as_the_source_holds_it(source: str, target_url: str
         conn.execute("SET datestyle = 'ISO'; SET intervalstyle = 'postgres'")  # what psycopg parses
         expected = conn.execute(f"SELECT {columns} FROM things ORDER BY id").fetchall()
     with connect(target_url) as conn:
-        staged = conn.execute(f"SELECT {columns} FROM stage.things ORDER BY id").fetchall()
+        staged = conn.execute(f"SELECT {columns} FROM import_control.things ORDER BY id").fetchall()
         kinds = dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-                                  " WHERE attrelid = 'stage.things'::regclass AND attnum > 0").fetchall())
-        storage = conn.execute("SELECT relpersistence, reloptions FROM pg_class WHERE oid = 'stage.things'::regclass"
+                                  " WHERE attrelid = 'import_control.things'::regclass AND attnum > 0").fetchall())
+        storage = conn.execute("SELECT relpersistence, reloptions FROM pg_class WHERE oid = 'import_control.things'::regclass"
                                ).fetchone()
     assert staged == expected
     assert storage == ("u", ["autovacuum_enabled=false"])  # scratch: unlogged, never vacuumed behind the load
@@ -76,26 +76,25 @@ def test_a_failing_source_query_leaves_no_staging_rows(source: str, target_url: 
     fields = {"id": FieldSpec.model_validate("t.id"),
               "q": FieldSpec.model_validate({"expression": "1 / (t.id - 2000)"})}
     with connect(target_url) as target:
-        target.execute("CREATE SCHEMA stage")
-        target.commit()
+        ensure_control_schema(target)
         with connect(source, read_only=True) as probe:
             compiled = compile_query(query, fields, server_version=probe.info.server_version)
         with pytest.raises(Exception, match="division by zero"):
-            stream_to_staging(source_url=source, target=target, compiled=compiled, schema="stage", table="things",
+            stream_to_staging(source_url=source, target=target, compiled=compiled, table="things", run_id="r1",
                               chunk_rows=100)
         target.rollback()
-        assert target.execute("SELECT to_regclass('stage.things')").fetchone() == (None,)
+        assert target.execute("SELECT to_regclass('import_control.things')").fetchone() == (None,)
 
 
 def test_each_row_carries_a_hash_that_changes_with_its_values_only(source: str, target_url: str) -> None:
     def stage(table: str) -> dict[int, str]:
         with connect(target_url) as target:
-            target.execute("CREATE SCHEMA IF NOT EXISTS stage")
+            ensure_control_schema(target)
             with connect(source, read_only=True) as probe:
                 compiled = compile_query(QUERY, FIELDS, server_version=probe.info.server_version)
-            stream_to_staging(source_url=source, target=target, compiled=compiled, schema="stage", table=table,
+            stream_to_staging(source_url=source, target=target, compiled=compiled, table=table, run_id="r1",
                               chunk_rows=1000)
-            return dict(target.execute(f"SELECT id, _hash FROM stage.{table}").fetchall())
+            return dict(target.execute(f"SELECT id, encode(_hash, 'hex') FROM import_control.{table}").fetchall())
 
     first = stage("first")
     with connect(source) as conn:

@@ -220,8 +220,12 @@ def counts(url: str) -> dict[str, int]:
 
 
 def audit_actions(url: str, run_id: str) -> dict[tuple[str, str], int]:
-    """(entity, action) -> number of audit rows of one run."""
+    """(entity, action) -> number of records of one run: the run summary, unchanged records included."""
     with connection(url) as conn:
-        rows = conn.execute("SELECT entity, action, count(*) FROM import_control.import_records "
-                            "WHERE run_id = %s GROUP BY 1, 2", (run_id,)).fetchall()
+        rows = conn.execute("SELECT s.entity, a.action, a.n FROM import_control.run_summaries AS m"
+                            " JOIN import_control.runs AS r USING (run_seq) JOIN import_control.streams AS s"
+                            " USING (stream_id) CROSS JOIN LATERAL (VALUES ('created', m.created),"
+                            " ('updated', m.updated), ('unchanged', m.unchanged), ('skipped', m.skipped),"
+                            " ('failed', m.failed)) AS a (action, n) WHERE r.run_id = %s AND a.n > 0",
+                            (run_id,)).fetchall()
     return {(entity, action): count for entity, action, count in rows}

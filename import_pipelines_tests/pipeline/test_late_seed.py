@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from import_pipelines.db import connection
-from import_pipelines.load.late_seed import resolve_pending
+from import_pipelines.pipeline.late_seed import resolve_pending
 from import_pipelines.pipeline import EntityRun, dedupe, extract, load, map_and_validate
 from import_pipelines.templates.graph import dependency_order, is_late, upstream_entities
 from import_pipelines.templates.loader import parse_template

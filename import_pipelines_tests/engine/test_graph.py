@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from import_pipelines.mirror.graph import Edge, load_order
+from import_pipelines.engine.graph import Edge, load_order
 
 
 def edge(table: str, ref: str, *, nullable: bool = True, key: bool = False, name: str | None = None) -> Edge:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from import_pipelines.pipeline.steps import MIN_GUIDED_BATCH, batch_ranges
+from import_pipelines.engine.load import MIN_GUIDED_BATCH, batch_ranges
 
 
 @pytest.mark.parametrize("rows", [0, 1, 100, 21_597, 258_733, 480_966, 2_000_000])

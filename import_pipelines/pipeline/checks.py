@@ -21,13 +21,21 @@ def duplicate_natural_keys(url: str, *, template: Template, entity: str, source_
 
 
 def reconcile(url: str, *, profile: str, entity: str, run_id: str, dry_run: bool = False) -> dict[str, int]:
-    """Import records (or, for a dry run, predictions) of one run by action."""
-    table = "dry_run_records" if dry_run else "import_records"
+    """What one run did to one entity, by action (unchanged included); for a dry run, its predictions."""
     with connection(url) as conn:
-        rows = conn.execute(sql.SQL("SELECT action, count(*) FROM import_control.{}"
-                                    " WHERE run_id = %s AND profile = %s AND entity = %s GROUP BY action").format(
-            sql.Identifier(table)), (run_id, profile, entity)).fetchall()
-    return {action: count for action, count in rows}
+        if dry_run:
+            rows = conn.execute("SELECT action, count(*) FROM import_control.dry_run_records"
+                                " WHERE run_id = %s AND profile = %s AND entity = %s GROUP BY action",
+                                (run_id, profile, entity)).fetchall()
+            return {action: count for action, count in rows}
+        row = conn.execute(
+            "SELECT m.created, m.updated, m.unchanged, m.skipped, m.failed FROM import_control.run_summaries AS m"
+            " JOIN import_control.runs AS r USING (run_seq) JOIN import_control.streams AS s USING (stream_id)"
+            " WHERE r.run_id = %s AND s.profile = %s AND s.entity = %s", (run_id, profile, entity)).fetchone()
+    if row is None:
+        return {}
+    return {action: count for action, count in zip(("created", "updated", "unchanged", "skipped", "failed"), row)
+            if count}
 
 
 def unresolved_references(url: str, *, profile: str, entity: str, run_id: str) -> int:

@@ -12,49 +12,49 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from import_pipelines.db.sql import ident
 from import_pipelines.control import CONTROL_SCHEMA as CONTROL
-from import_pipelines.load.plan import LoadPlan
+from import_pipelines.db.sql import ident
+from import_pipelines.engine.plan import MergePlan
 from import_pipelines.settings import data_dir
 
 
 
-def predict_duplicates(conn: psycopg.Connection, plan: LoadPlan, *, staging: str, run_id: str) -> int:
+def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: str, run_id: str) -> int:
     """A duplicate resolves (for references) when its survivor does."""
     cur = conn.execute(sql.SQL(
         "UPDATE {control}.dry_run_records AS d SET resolves = true FROM {staging} AS s"
         " JOIN {control}.dry_run_records AS sv ON sv.run_id = %(run)s AND sv.profile = %(profile)s"
         " AND sv.entity = %(entity)s AND sv.source_id = s._dup_of AND sv.resolves"
         " WHERE d.run_id = %(run)s AND d.profile = %(profile)s AND d.entity = %(entity)s"
-        " AND d.source_id = (s.{sid})::text AND s._dup_of IS NOT NULL AND NOT d.resolves").format(
-        control=ident(CONTROL), staging=ident(CONTROL, staging), sid=ident(plan.entity.source_id)),
-        {"run": run_id, "profile": plan.profile, "entity": plan.entity_name})
+        " AND d.source_id = {sid} AND s._dup_of IS NOT NULL AND NOT d.resolves").format(
+        control=ident(CONTROL), staging=ident(CONTROL, staging), sid=plan.source_id),
+        {"run": run_id, "profile": plan.profile, "entity": plan.entity})
     return cur.rowcount
 
 
-def write_dry_run_report(conn: psycopg.Connection, plan: LoadPlan, *, run_id: str) -> str:
+def write_dry_run_report(conn: psycopg.Connection, plan: MergePlan, *, run_id: str) -> str:
     """Stream the entity's predictions to ``<data>/reports/<run>/<profile>_<entity>_dry_run.csv``."""
     folder = data_dir() / "reports" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{plan.profile}_{plan.entity_name}_dry_run.csv"
+    path = folder / f"{plan.profile}_{plan.entity}_dry_run.csv"
     query = sql.SQL(
         "COPY (SELECT entity, source_id, action AS would, target_id, duplicate_of, confidence, error"
         " FROM {control}.dry_run_records WHERE run_id = {run} AND profile = {profile} AND entity = {entity}"
         " ORDER BY action, source_id) TO STDOUT (FORMAT CSV, HEADER)").format(
         control=ident(CONTROL), run=sql.Literal(run_id), profile=sql.Literal(plan.profile),
-        entity=sql.Literal(plan.entity_name))
+        entity=sql.Literal(plan.entity))
     with Path(path).open("wb") as out, conn.cursor().copy(query) as copy:
         for block in copy:
             out.write(block)
     return str(path)
 
 
-def _dry_run_preview(conn: psycopg.Connection, plan: LoadPlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
+def dry_run_preview(conn: psycopg.Connection, plan: MergePlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:
     """A few predicted records per action, and the duplicate pairs with the highest confidence."""
     columns = ["would", "source_id", "target_id", "duplicate_of", "confidence", "error"]
     rows = conn.execute(
         "SELECT action, source_id, target_id, duplicate_of, confidence, error FROM ("
         " SELECT *, row_number() OVER (PARTITION BY action ORDER BY confidence DESC NULLS LAST, source_id) AS k"
         " FROM import_control.dry_run_records WHERE run_id = %s AND profile = %s AND entity = %s) AS d"
-        " WHERE k <= %s ORDER BY action, k", (run_id, plan.profile, plan.entity_name, limit)).fetchall()
+        " WHERE k <= %s ORDER BY action, k", (run_id, plan.profile, plan.entity, limit)).fetchall()
     return [dict(zip(columns, r)) for r in rows], columns

@@ -9,10 +9,11 @@ import uuid
 import pytest
 
 from import_pipelines.db import connect, connection
-from import_pipelines.load.merge import Merger
-from import_pipelines.load.plan import build_plan
-from import_pipelines.load.references import set_based_check_refusal
+from import_pipelines.engine.merge import Merger
+from import_pipelines.engine.references import set_based_check_refusal
 from import_pipelines.pipeline import EntityRun, dedupe, extract, map_and_validate
+from import_pipelines.pipeline.plan import build_plan
+from import_pipelines.pipeline.steps import register
 from import_pipelines.templates.loader import parse_template
 from import_pipelines_tests.helpers import run_import
 
@@ -53,7 +54,7 @@ def crm(source_url: str, target_url: str) -> tuple[str, str]:
 def refusal(target_url: str, entity: str = "people", template: dict = TEMPLATE) -> str | None:
     with connect(target_url, autocommit=True) as conn:
         return set_based_check_refusal(conn, build_plan(conn, template=parse_template(template), entity_name=entity,
-                                                        profile="crm"))
+                                                        profile="crm").merge)
 
 
 def test_plain_foreign_keys_are_checked_set_based_and_every_reference_resolves(crm: tuple[str, str]) -> None:
@@ -77,8 +78,10 @@ def test_an_org_deleted_while_the_batch_waits_for_its_lock_fails_its_people_inst
                     target_url=target)
     staged = dedupe(run, map_and_validate(run, extract(run)))
     with connect(target, autocommit=True) as merging, connect(target) as deleting:
-        merger = Merger(build_plan(merging, template=template, entity_name="people", profile="crm"),
-                        staging=staged.staging, run_id=run_id, first_import=True, set_based_references=True)
+        ref, streams = register(merging, run)
+        merger = Merger(build_plan(merging, template=template, entity_name="people", profile="crm").merge,
+                        staging=staged.staging, run=ref, stream_id=streams["people"], streams=streams,
+                        first_import=True, set_based_references=True)
         # org 3 is deleted by a transaction that has not committed when the merge takes its snapshot
         deleting.execute("DELETE FROM orgs WHERE external_id = '3'")
         merger_pid = merging.info.backend_pid
@@ -131,7 +134,7 @@ def test_a_role_that_may_not_set_the_replication_role_keeps_the_triggers(crm: tu
     with connect(target, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role}")
         try:
-            plan = build_plan(conn, template=parse_template(TEMPLATE), entity_name="people", profile="crm")
+            plan = build_plan(conn, template=parse_template(TEMPLATE), entity_name="people", profile="crm").merge
             conn.execute(f"SET ROLE {role}")
             assert set_based_check_refusal(conn, plan) == f"role {role!r} may not set session_replication_role"
             conn.execute("RESET ROLE")

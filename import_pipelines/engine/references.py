@@ -7,7 +7,7 @@ inserting transaction commits. On the tickets of the FreeScout benchmark that ma
 
 The merge already resolves every reference by a join in the same statement, so it can do the
 trigger's work for the whole batch at once: lock the distinct referenced rows ``FOR KEY SHARE``
-and count them (:class:`~import_pipelines.load.merge.Merger`). With the count equal to the
+and count them (:class:`~import_pipelines.engine.merge.Merger`). With the count equal to the
 number of distinct ids written, each row the batch points at existed and is locked until
 commit, which is exactly what the triggers guarantee; the batch then runs with
 ``session_replication_role = replica`` (transaction-local), the setting logical replication
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import psycopg
 
-from import_pipelines.load.plan import LoadPlan
+from import_pipelines.engine.plan import MergePlan
 
 _CATALOGUE = """
 WITH rel AS (SELECT format('%%I.%%I', %(schema)s::text, %(table)s::text)::regclass AS oid),
@@ -50,7 +50,7 @@ SELECT
 """
 
 
-def set_based_check_refusal(conn: psycopg.Connection, plan: LoadPlan) -> str | None:
+def set_based_check_refusal(conn: psycopg.Connection, plan: MergePlan) -> str | None:
     """``None`` when the merge of ``plan`` may check its references set-based; otherwise why not."""
     role = conn.execute("SELECT current_user").fetchone()[0]
     if not _may_set_replication_role(conn):
@@ -64,20 +64,20 @@ def set_based_check_refusal(conn: psycopg.Connection, plan: LoadPlan) -> str | N
         return f"{table.qualified} has triggers of its own ({', '.join(triggers)})"
     if rules:
         return f"{table.qualified} has rules ({', '.join(rules)})"
-    nk = plan.template.natural_key
-    checked = {ref.column: ref for ref in plan.references if not ref.late}
-    inserted = {table.primary_key, nk.system_column, nk.id_column, *plan.write_fields, *checked}
+    checked = {ref.columns: ref for ref in plan.refs}
+    inserted = {*table.row_key, *plan.written_columns}
     for fk in outgoing:
         columns = set(fk["columns"])
-        ref = checked.get(fk["columns"][0]) if len(columns) == 1 else None
+        ref = checked.get(tuple(fk["columns"]))
         if ref is not None and (fk["ref_schema"], fk["ref_table"]) == (ref.table.schema, ref.table.name) \
-                and fk["ref_columns"] == [ref.table.primary_key]:
+                and tuple(fk["ref_columns"]) == ref.ref_columns:
             continue  # the merge resolves and locks what this key points at
         if columns & inserted:
             return f"foreign key {fk['name']} covers {', '.join(sorted(columns & inserted))}, written from a field"
         if any(table.columns[c].has_default for c in columns if c in table.columns):
             return f"foreign key {fk['name']} covers a column with a default, which an insert would fill unchecked"
-    updated = {*plan.write_fields, *checked, *plan.touch_columns}
+    keys = {v.column for v in plan.key}
+    updated = {*(v.column for v in plan.values), *(c for ref in plan.refs for c in ref.columns), *plan.touch} - keys
     for fk in incoming:
         if updated & set(fk["columns"]):
             return (f"foreign key {fk['name']} references {', '.join(sorted(updated & set(fk['columns'])))},"

@@ -1,0 +1,25 @@
+"""The pinned text form of ``COPY``: every session that reads or writes text COPY says the same.
+
+Text COPY carries values as their text form, which depends on session settings: a date is
+``03/04/2025`` under DateStyle ``SQL, DMY`` and means another day under ``SQL, MDY``; intervals
+and encodings differ likewise, and ``extra_float_digits`` below 1 rounds floats (1, the default
+since PostgreSQL 12, is the shortest text that reads back exactly). Every reader (a source's
+``COPY ... TO STDOUT``, an archive export) and every writer (a staging ``COPY ... FROM STDIN``)
+pins the same settings first, so the text one side writes is the text the other reads, whatever
+the servers' own defaults.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+PINNED_TEXT = ("SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8';"
+               " SET extra_float_digits = 1")
+# the same as session start-up options (``connect(pinned_text=True)``)
+PINNED_OPTIONS = ["-c datestyle=ISO,YMD", "-c intervalstyle=postgres", "-c client_encoding=UTF8",
+                  "-c extra_float_digits=1"]
+
+
+def pin_text_format(conn: psycopg.Connection) -> None:
+    """Pin DateStyle, IntervalStyle, encoding and float precision for text COPY on ``conn``."""
+    conn.execute(PINNED_TEXT)

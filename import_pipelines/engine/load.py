@@ -1,0 +1,185 @@
+"""Run the merge of one staged stream: batches over target sessions, the epilogue, the run summary.
+
+Batches are disjoint ranges of staging rows with distinct natural keys, so several sessions merge
+them side by side without contending for the same rows. Batches shrink towards the end (guided
+self-scheduling): whatever slows a session down, the others wait at most for one small batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+from import_pipelines.control import ACTIONS
+from import_pipelines.db.connect import configure_bulk_session
+from import_pipelines.db.sql import ident
+from import_pipelines.engine.merge import CONTROL, Merger, merge_with_retries
+from import_pipelines.engine.plan import MergePlan
+
+Log = Callable[[str], None]
+
+MIN_GUIDED_BATCH = 10_000  # about 0.2 s of merging on the benchmark machine
+
+
+def batch_ranges(rows: int, *, batch_rows: int, workers: int) -> list[tuple[int, int]]:
+    """Split staging rows ``1..rows`` into ranges ``(lo, hi]`` of at most ``batch_rows``, shrinking.
+
+    Guided self-scheduling: each batch takes a ``workers``-th of the rows still unassigned (at
+    most ``batch_rows``, at least :data:`MIN_GUIDED_BATCH`), and sessions take the next batch as
+    they finish one. Whatever slows a session down, the others are left waiting at most for one
+    small batch at the end, while the first batches stay large enough to amortise the hash joins
+    each batch builds over the tables it references.
+    """
+    floor = min(batch_rows, MIN_GUIDED_BATCH)
+    ranges, lo = [], 0
+    while lo < rows:
+        size = min(batch_rows, max(floor, -(-(rows - lo) // workers)), rows - lo)
+        if rows - lo - size < floor:  # no batch smaller than the floor at the end
+            size = min(batch_rows, rows - lo)
+        ranges.append((lo, lo + size))
+        lo += size
+    return ranges
+
+
+def percent(done: int, total: int | None) -> str:
+    """``45% (4,500 / 10,000)`` — the progress line the run view shows."""
+    if not total:
+        return f"{done:,} rows"
+    return f"{min(100, round(100 * done / total))}% ({done:,} / {total:,})"
+
+
+def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int) -> bool:
+    """Whether neither the target table nor ``record_state`` holds anything of this stream's source yet.
+
+    Two index probes (the natural key and the state's primary key), taken before the first batch.
+    """
+    match = sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(ident(v.column), v.expr) if isinstance(v.expr, sql.Literal)
+        else sql.SQL("{} IS NOT NULL").format(ident(v.column)) for v in plan.key)
+    state = (sql.SQL(" OR EXISTS (SELECT 1 FROM {}.record_state WHERE stream_id = {})").format(
+        CONTROL, sql.Literal(stream_id)) if plan.change == "hash" else sql.SQL(""))
+    return not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {}){}").format(
+        ident(plan.table.schema, plan.table.name), match, state)).fetchone()[0]
+
+
+class SessionPool:
+    """Target sessions shared by the merging threads; a broken one is replaced on demand."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], *, first: psycopg.Connection, size: int):
+        self._connect = connect
+        self.sessions = [first] + [self._open() for _ in range(size - 1)]
+        self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(size):
+            self._idle.put(index)
+        self._lock = threading.Lock()
+
+    def _open(self) -> psycopg.Connection:
+        conn = self._connect()
+        configure_bulk_session(conn)
+        return conn
+
+    @contextmanager
+    def session(self) -> Iterator[tuple[Callable[[], psycopg.Connection], Callable[[], psycopg.Connection]]]:
+        """``(current, reconnect)`` for one idle session, returned to the pool afterwards."""
+        index = self._idle.get()
+
+        def current() -> psycopg.Connection:
+            return self.sessions[index]
+
+        def reconnect() -> psycopg.Connection:
+            with self._lock:
+                try:
+                    self.sessions[index].close()
+                finally:
+                    self.sessions[index] = self._open()
+            return self.sessions[index]
+
+        try:
+            yield current, reconnect
+        finally:
+            self._idle.put(index)
+
+    def close_extra(self) -> None:
+        """Close every session but the first (the caller's own)."""
+        for conn in self.sessions[1:]:
+            conn.close()
+
+
+def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], rows: int,
+                 batch_rows: int, workers: int, log: Log, epilogue: Callable[[psycopg.Connection], None] | None = None,
+                 analyze: bool = True) -> Counter[str]:
+    """Merge staging rows ``1..rows`` with ``merger`` on up to ``workers`` sessions; counts by action.
+
+    ``conn`` is the first session (the caller keeps it); the others come from ``connect``. When
+    the batches are handed out, the first session out of work analyses the target table (the
+    next entities join against it) and then runs ``epilogue``.
+    """
+    counts: Counter[str] = Counter()
+    plan = merger.plan
+    ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
+    pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
+    name = plan.entity
+    refused = lambda rn, sid, msg: log(f"{name} load: record {sid} (staging row {rn}) refused: {msg}")  # noqa: E731
+    retried = lambda attempt, error: log(f"{name} load: transient failure ({type(error).__name__}: "  # noqa: E731
+                                         f"{str(error).strip()[:200]}), retry {attempt} on a new session")
+
+    def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]]:
+        with pool.session() as (current, reconnect):
+            return bounds[1] - bounds[0], merge_with_retries(merger, current, reconnect, *bounds,
+                                                             on_isolated=refused, on_retry=retried)
+
+    def on_session(work: Callable[[psycopg.Connection], object]) -> object:
+        with pool.session() as (current, _):
+            return work(current())
+
+    done = 0
+    try:
+        with ThreadPoolExecutor(max_workers=len(pool.sessions)) as executor:
+            merges = [executor.submit(merge_range, bounds) for bounds in ranges]
+            # fresh statistics before the next entities join against the table; queued behind
+            # the merges, so the first session out of batches takes it while the other merges
+            # the last one (the planner scales statistics to the table's current size)
+            tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
+                ident(plan.table.schema, plan.table.name))))] if analyze else []
+            for merged in merges:
+                size, batch_counts = merged.result()
+                counts.update(batch_counts)
+                done += size
+                log(f"{name} load: {percent(done, rows)} — "
+                    + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+            if epilogue is not None:
+                tail.append(executor.submit(on_session, epilogue))
+            for task in tail:
+                task.result()
+    finally:
+        pool.close_extra()
+    return counts
+
+
+def record_duplicate_states(conn: psycopg.Connection, *, staging: str, stream_id: int, run_seq: int,
+                            source_id: sql.Composable) -> int:
+    """Point each duplicate's source id at the target row its survivor became (for references).
+
+    A duplicate's state has no hash (it is never ``unchanged``): its survivor's is what changes.
+    """
+    cur = conn.execute(sql.SQL(
+        "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, run_seq)"
+        " SELECT {stream}, {sid}, COALESCE(sv.target_id, s._match_tid), NULL, {run} FROM {staging} AS s"
+        " LEFT JOIN {control}.record_state AS sv ON sv.stream_id = {stream} AND sv.source_id = s._dup_of"
+        " WHERE s._dup_of IS DISTINCT FROM {sid} AND s._error IS NULL"
+        " AND COALESCE(sv.target_id, s._match_tid) IS NOT NULL AND s._dup_of IS NOT NULL"
+        " ON CONFLICT (stream_id, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
+        " source_hash = EXCLUDED.source_hash, run_seq = EXCLUDED.run_seq"
+        # an unchanged duplicate keeps its state row as it is: a re-run rewrites nothing
+        " WHERE (record_state.target_id, record_state.source_hash)"
+        " IS DISTINCT FROM (EXCLUDED.target_id, EXCLUDED.source_hash)").format(
+        control=CONTROL, stream=sql.Literal(stream_id), run=sql.Literal(run_seq), sid=source_id,
+        staging=ident("import_control", staging)))
+    return cur.rowcount

@@ -1,0 +1,625 @@
+"""The set-based merge: one range of staged rows into one target table, with its audit, atomically.
+
+Per batch (a range of staging row numbers), one statement in one transaction:
+
+1. classify every row (a materialised CTE): the target row it is (by natural key, or the row a
+   duplicate check matched), the last imported hash, every reference resolved through its key
+   relation, the errors, and the action the mode implies; new rows get their key allocated
+   here, so the audit can name them without reading them back;
+2. write the audit rows — every record the batch created, updated, skipped or failed, with the
+   before-image of an updated row (unchanged records are only counted: the run summary holds them);
+3. UPDATE the changed rows, INSERT the new ones, remember the hashes in ``record_state``, keep the
+   references deferred to the late seed in ``pending_references``;
+4. where :mod:`import_pipelines.engine.references` allows it, lock the distinct rows the batch
+   points at ``FOR KEY SHARE`` and count them, in place of the per-row foreign-key triggers.
+
+A row the database refuses although the set-based checks passed (a CHECK, a cast) fails the
+statement; the batch is split in halves until the offending rows are isolated and recorded as
+``failed`` with the database's message, so one bad row never sinks its neighbours. More isolated
+rows than ``max_isolated`` in one stream means something systematic is wrong: the load stops
+with one error naming the column instead of isolating every row. A dropped connection, a
+serialisation failure or a deadlock is retried on a new session (bounded, with backoff); a batch
+whose commit had gone through before the connection dropped is recognised by its audit rows and
+never merged twice.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import psycopg
+from psycopg import sql
+
+from import_pipelines.control import CONTROL_SCHEMA
+from import_pipelines.db.sql import ident
+from import_pipelines.engine.audit import RunRef
+from import_pipelines.engine.plan import MergePlan, Ref
+
+CONTROL = ident(CONTROL_SCHEMA)
+MAX_ISOLATED = 100
+MESSAGE_VALUE_CHARS = 80
+_UNLOCKED = "unlocked:"
+_NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+TRANSIENT = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.OperationalError)
+RETRIES = 4
+
+
+class EngineError(RuntimeError):
+    """A load that cannot go on; the message says which table, column and why."""
+
+
+class _ReferenceGone(Exception):
+    """A row a batch references was deleted between the batch's snapshot and its lock."""
+
+
+def comparable(expr: sql.Composable, data_type: str) -> sql.Composable:
+    """``expr`` in a form that has an equality operator (json has none; compare it as jsonb)."""
+    if data_type == "json":
+        return sql.SQL("({})::jsonb").format(expr)
+    if data_type.split("(")[0] in _NO_EQUALITY:
+        return sql.SQL("({})::text").format(expr)
+    return expr
+
+
+def id_text(exprs: list[sql.Composable]) -> sql.Composable:
+    """A row key as text: the value for one column, a JSON array for several."""
+    if len(exprs) == 1:
+        return sql.SQL("({})::text").format(exprs[0])
+    return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(exprs))
+
+
+def key_text(names: tuple[str, ...] | list[str], exprs: list[sql.Composable]) -> sql.Composable:
+    """``{"atom": value, ...}`` as text: a natural key people can read in a message."""
+    pairs = [sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr in zip(names, exprs, strict=True)]
+    return sql.SQL("jsonb_build_object({})::text").format(sql.SQL(", ").join(pairs))
+
+
+def describe_error(error: psycopg.Error) -> str:
+    """The database's message with its constraint, column and detail; long values cut short."""
+    diag = error.diag
+    parts = [_shorten(diag.message_primary or str(error))]
+    if diag.constraint_name:
+        parts.append(f"constraint {diag.constraint_name}")
+    if diag.column_name:
+        parts.append(f"column {diag.column_name}")
+    if diag.message_detail:
+        parts.append(_shorten(diag.message_detail))
+    return "; ".join(parts)
+
+
+def _shorten(text: str) -> str:
+    """Quoted values in a database message cut to :data:`MESSAGE_VALUE_CHARS` (a 5 MB bad value
+    must not become a 5 MB error and log line)."""
+    import re
+
+    def cut(match: re.Match[str]) -> str:
+        value = match.group(1)
+        if len(value) <= MESSAGE_VALUE_CHARS:
+            return match.group(0)
+        return f'"{value[:MESSAGE_VALUE_CHARS]}…" ({len(value):,} characters)'
+
+    return re.sub(r'"((?:[^"\\]|\\.){%d,})"' % (MESSAGE_VALUE_CHARS + 1), cut, text, flags=re.S)
+
+
+class Merger:
+    """Composes the statements of one plan once, then merges staged ranges with them."""
+
+    def __init__(self, plan: MergePlan, *, staging: str, run: RunRef, stream_id: int,
+                 streams: Mapping[str, int] | None = None, dry_run: bool = False, first_import: bool = False,
+                 set_based_references: bool = False, placeholders: Mapping[str, Mapping[str, object]] | None = None,
+                 max_isolated: int = MAX_ISOLATED):
+        self.plan = plan
+        self.run = run
+        self.stream_id = stream_id
+        self.streams = dict(streams or {})
+        self.dry_run = dry_run
+        self.first_import = first_import
+        # see engine/references.py: the batch locks and counts what it points at, the FK triggers are skipped
+        self.set_based_references = set_based_references and not dry_run
+        self.placeholders = dict(placeholders or {})
+        self.max_isolated = max_isolated
+        self.isolated = 0
+        self.staging = ident(CONTROL_SCHEMA, staging)
+        self.target = ident(plan.table.schema, plan.table.name)
+        key_columns = {v.column for v in plan.key}
+        self._ref_columns = {c for ref in plan.refs for c in ref.columns}
+        self._value_columns = {v.column for v in plan.values}
+        self._key_only = [v for v in plan.key if v.column not in self._value_columns | self._ref_columns]
+        self._key_columns = key_columns
+        classify = self._classify()
+        if dry_run:
+            self._merge = self._dry_run_statement(classify)
+            self._merge_under_triggers = self._merge
+        else:
+            self._merge = self._statement(classify, locks=self.set_based_references)
+            self._merge_under_triggers = (self._statement(classify, locks=False) if self.set_based_references
+                                          else self._merge)
+
+    # -- classification -----------------------------------------------------------------------
+    def _row_key_type(self, i: int) -> sql.SQL:
+        return sql.SQL(self.plan.table.key_type(i))
+
+    def _resolved(self, i: int, ref: Ref, k: int) -> sql.Composable:
+        """The value reference ``i`` writes into its ``k``-th column (NULL when unresolved)."""
+        value: sql.Composable = ident(f"g{i}", f"r{k}")
+        stream = self.streams.get(ref.ref_stream or "")
+        if ref.follows_duplicates and len(ref.columns) == 1 and stream is not None:
+            # a record deduplicated into another (or matched to an existing row) has no natural
+            # key of its own in the target; record_state maps its source id to the row it
+            # became. A scalar sub-query: COALESCE evaluates it only when the key lookup missed
+            value = sql.SQL("COALESCE({}, (SELECT (rs.target_id)::{} FROM {}.record_state AS rs"
+                            " WHERE rs.stream_id = {} AND rs.source_id = {}))").format(
+                value, sql.SQL(ref.column_types[0]), CONTROL, sql.Literal(stream), ref.source_key)
+        return value
+
+    def _predicted(self, ref: Ref) -> sql.Composable:
+        """Dry run: the record an upstream dry run predicts will exist resolves as it would for real."""
+        if ref.ref_stream is None:
+            return sql.SQL("false")
+        return sql.SQL(
+            "EXISTS (SELECT 1 FROM {}.dry_run_records AS dk WHERE dk.run_id = %(run_id)s AND dk.profile = {}"
+            " AND dk.entity = {} AND dk.source_id = {} AND dk.resolves)").format(
+            CONTROL, sql.Literal(self.plan.profile), sql.Literal(ref.ref_stream), ref.source_key)
+
+    def _classify(self) -> sql.Composed:
+        p = self.plan
+        table = p.table
+        hashed = p.change == "hash"
+        selects: list[sql.Composable] = [
+            sql.SQL("s._rn, s._hash, s._error, s._dup_of, s._confidence, s._match, s._source_ref, {} AS _sid").format(
+                p.source_id)]
+        joins: list[sql.Composable] = []
+        for i, ref in enumerate(p.refs):
+            alias = ident(f"g{i}")
+            on = sql.SQL(" AND ").join(sql.SQL("{}.{} = {}").format(alias, ident(f"k{j}"), atom)
+                                       for j, atom in enumerate(ref.atoms))
+            joins.append(sql.SQL(" LEFT JOIN ({}) AS {} ON {}").format(ref.relation, alias, on))
+            resolved = [self._resolved(i, ref, k) for k in range(len(ref.columns))]
+            selects += [sql.SQL("{} AS {}").format(value, ident(f"_g{i}_{k}")) for k, value in enumerate(resolved)]
+            unresolved = sql.SQL("({}) AND {} IS NULL").format(ref.present, resolved[0])
+            if self.dry_run:
+                unresolved = sql.SQL("{} AND NOT {}").format(unresolved, self._predicted(ref))
+            selects.append(sql.SQL("CASE WHEN {} THEN {} END AS {}").format(unresolved, ref.describe_missing(ref.atoms),
+                                                                           ident(f"_miss{i}")))
+            if ref.required_message is not None:
+                selects.append(sql.SQL("CASE WHEN NOT ({}) THEN {} END AS {}").format(
+                    ref.present, sql.Literal(ref.required_message), ident(f"_req{i}")))
+            if ref.deferred:
+                selects += [sql.SQL("({})::text AS {}").format(atom, ident(f"_a{i}_{j}"))
+                            for j, atom in enumerate(ref.atoms)]
+        variable = [v for v in p.key if not isinstance(v.expr, sql.Literal)]
+        if p.key_null is not None:
+            selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(p.key_null,
+                                                                                 sql.Literal(p.key_message)))
+        elif variable:
+            selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(
+                sql.SQL(" OR ").join(sql.SQL("({}) IS NULL").format(v.expr) for v in variable),
+                sql.Literal(p.key_message)))
+        else:
+            selects.append(sql.SQL("NULL::text AS _keynull"))
+        selects += [sql.SQL("({})::{} AS {}").format(v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}"))
+                    for j, v in enumerate(p.values)]
+        selects += [sql.SQL("{} AS {}").format(v.expr, ident(f"_k{j}")) for j, v in enumerate(p.key)]
+        if self.first_import:
+            # nothing of this source is in the table or the state yet, and the batches of one run
+            # hold distinct source ids: looking each record up would only find nothing, at the
+            # price of a join against a table that grows with every batch
+            for i in range(len(table.row_key)):
+                existing: sql.Composable = sql.SQL("NULL::{}").format(self._row_key_type(i))
+                if p.dedupes and len(table.row_key) == 1:
+                    existing = sql.SQL("(s._match_tid)::{}").format(self._row_key_type(0))
+                selects.append(sql.SQL("{} AS {}").format(existing, ident(f"_e{i}")))
+            selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
+            selects.append(sql.SQL("false AS _changed"))
+        else:
+            match = sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(ident(v.column), v.expr) for v in p.key)
+            joins.append(sql.SQL(" LEFT JOIN {} AS t ON {}").format(self.target, match))
+            for i, column in enumerate(table.row_key):
+                existing = sql.SQL("t.{}").format(ident(column))
+                if p.dedupes and len(table.row_key) == 1:
+                    existing = sql.SQL("COALESCE({}, (s._match_tid)::{})").format(existing, self._row_key_type(0))
+                selects.append(sql.SQL("{} AS {}").format(existing, ident(f"_e{i}")))
+            if hashed:
+                joins.append(sql.SQL(" LEFT JOIN {}.record_state AS st ON st.stream_id = {} AND st.source_id = {}").format(
+                    CONTROL, sql.Literal(self.stream_id), p.source_id))
+                selects.append(sql.SQL("st.source_hash AS _old_hash, st.target_id AS _old_tid,"
+                                       " st.source_id IS NOT NULL AS _known"))
+            else:
+                selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
+            selects.append(sql.SQL("{} AS _changed").format(self._changed() if p.change == "columns"
+                                                            else sql.SQL("true")))
+        inner = sql.SQL("SELECT {} FROM {} AS s{} WHERE s._rn > %(lo)s AND s._rn <= %(hi)s").format(
+            sql.SQL(", ").join(selects), self.staging, sql.Composed(joins))
+
+        errors: list[sql.Composable] = [sql.SQL("y._error"), sql.SQL("y._keynull")]
+        warnings: list[sql.Composable] = []
+        for i, ref in enumerate(p.refs):
+            if ref.required_message is not None:
+                errors.append(ident("y", f"_req{i}"))
+            if ref.deferred:
+                continue
+            if ref.on_missing == "fail" or ref.required_message is not None:
+                errors.append(ident("y", f"_miss{i}"))
+            else:
+                warnings.append(sql.SQL("{} || '; left empty'").format(ident("y", f"_miss{i}")))
+        tid = id_text([ident("z", f"_e{i}") for i in range(len(table.row_key))])
+        if hashed:
+            unchanged = sql.SQL("z._old_hash = z._hash AND z._old_tid = {}").format(tid)
+        elif p.change == "columns":
+            unchanged = sql.SQL("NOT z._changed")
+        else:
+            unchanged = sql.SQL("false")
+        mode = sql.Literal(p.mode)
+        middle = sql.SQL(
+            "SELECT y.*, COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
+            " {warning} AS _warning FROM ({inner}) AS y").format(
+            errors=sql.SQL(", ").join(errors), inner=inner,
+            warning=(sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(warnings)) if warnings
+                     else sql.SQL("NULL::text")))
+        action = sql.SQL(
+            "SELECT z.*, CASE"
+            " WHEN z._dup_of IS NOT NULL THEN 'skipped'"
+            " WHEN z._err IS NOT NULL THEN 'failed'"
+            " WHEN {mode} = 'create_new' THEN 'created'"
+            " WHEN z._e0 IS NULL THEN CASE WHEN {mode} = 'update_only' THEN 'skipped' ELSE 'created' END"
+            " WHEN {unchanged} THEN 'unchanged'"
+            " WHEN {mode} = 'create_only' THEN 'skipped'"
+            " ELSE 'updated' END AS _action FROM ({middle}) AS z").format(
+            mode=mode, unchanged=unchanged, middle=middle)
+        allocated = [sql.SQL("CASE WHEN x._action = 'created' THEN {} ELSE x.{} END AS {}").format(
+            self._allocate(i), ident(f"_e{i}"), ident(f"_t{i}")) for i in range(len(table.row_key))]
+        return sql.SQL("SELECT x.*, {} FROM ({}) AS x").format(sql.SQL(", ").join(allocated), action)
+
+    def _allocate(self, i: int) -> sql.Composable:
+        """A new row's key column ``i``: drawn from its sequence, its default, or its natural key."""
+        table = self.plan.table
+        column = table.row_key[i]
+        if self.dry_run:
+            return sql.SQL("NULL::{}").format(self._row_key_type(i))
+        if len(table.row_key) == 1 and table.id_sequence:
+            return sql.SQL("nextval({}::regclass)").format(sql.Literal(table.id_sequence))
+        if len(table.row_key) == 1 and table.id_default:
+            return sql.SQL("({})::{}").format(sql.SQL(table.id_default), self._row_key_type(0))
+        for j, value in enumerate(self.plan.key):
+            if value.column == column:
+                return ident("x", f"_k{j}")
+        raise EngineError(f"{table.qualified}: a new row's key column {column!r} has no sequence, no default and is not"
+                          " part of the natural key, so the import cannot give new rows a key")
+
+    def _changed(self) -> sql.Composable:
+        """Whether the target row differs from what the batch would write (``columns`` detection)."""
+        p = self.plan
+        olds: list[sql.Composable] = []
+        news: list[sql.Composable] = []
+        for v in p.values:
+            if v.column in self._key_columns:
+                continue
+            kind = p.table.columns[v.column].type
+            olds.append(comparable(sql.SQL("t.{}").format(ident(v.column)), kind))
+            news.append(comparable(sql.SQL("({})::{}").format(v.expr, sql.SQL(kind)), kind))
+        parts: list[sql.Composable] = []
+        for i, ref in enumerate(p.refs):
+            for k, column in enumerate(ref.columns):
+                if column in self._key_columns:
+                    continue
+                olds.append(sql.SQL("t.{}").format(ident(column)))
+                news.append(self._resolved(i, ref, k))
+            if ref.deferred:
+                # a late reference whose row does not exist yet is a change by definition: the
+                # target cannot already point at a row that is only about to be created
+                parts.append(sql.SQL("(({}) AND {} IS NULL)").format(ref.present, ident(f"g{i}", "r0")))
+        if olds:
+            parts.insert(0, sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+                sql.SQL(", ").join(olds), sql.SQL(", ").join(news)))
+        if not parts:
+            return sql.SQL("false")
+        return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
+
+    # -- the writes ---------------------------------------------------------------------------
+    def _ref_value(self, i: int, ref: Ref, k: int) -> sql.Composable:
+        """What an insert writes for a reference column: a deferred one unresolved is NULL, or the
+        placeholder row's key when its column is NOT NULL."""
+        value = ident("b", f"_g{i}_{k}")
+        if not ref.deferred:
+            return value
+        placeholder = self.placeholders.get(ref.table.qualified)
+        pending: sql.Composable = sql.SQL("NULL::{}").format(sql.SQL(ref.column_types[k]))
+        if ref.not_null and placeholder is not None:
+            pending = sql.SQL("CAST({} AS {})").format(sql.Literal(placeholder[ref.ref_columns[k]]),
+                                                       sql.SQL(ref.column_types[k]))
+        return sql.SQL("CASE WHEN b.{} IS NOT NULL THEN {} ELSE {} END").format(ident(f"_miss{i}"), pending, value)
+
+    def _row_match(self, alias: str) -> sql.Composable:
+        return sql.SQL(" AND ").join(sql.SQL("{}.{} = b.{}").format(ident(alias), ident(c), ident(f"_t{i}"))
+                                     for i, c in enumerate(self.plan.table.row_key))
+
+    def _audit_sql(self) -> sql.Composed:
+        p = self.plan
+        tid = id_text([ident("b", f"_t{i}") for i in range(len(p.table.row_key))])
+        before = sql.SQL("(SELECT to_jsonb(t.*) FROM {} AS t WHERE {})").format(self.target, self._row_match("t"))
+        # the before-image is one key probe per updated row, never a join over the table
+        return sql.SQL(
+            "INSERT INTO {control}.audit_records (run_seq, stream_id, record_no, action, source_id, source_ref,"
+            " source_hash, target_id, duplicate_of, confidence, match_fields, error, before_image, run_day)"
+            " SELECT {run}, {stream}, b._rn, b._action, b._sid, b._source_ref, b._hash,"
+            " CASE WHEN b._t0 IS NOT NULL THEN {tid} END, b._dup_of, b._confidence, b._match,"
+            " COALESCE(b._err, b._warning), CASE WHEN b._action = 'updated' THEN {before} END, {day}"
+            " FROM b WHERE b._action <> 'unchanged'").format(
+            control=CONTROL, run=sql.Literal(self.run.run_seq), stream=sql.Literal(self.stream_id), tid=tid,
+            before=before, day=sql.Literal(self.run.run_day))
+
+    def _update_sql(self) -> sql.Composed:
+        p = self.plan
+        sets = [sql.SQL("{} = b.{}").format(ident(v.column), ident(f"_v{j}")) for j, v in enumerate(p.values)
+                if v.column not in self._key_columns]
+        for i, ref in enumerate(p.refs):
+            for k, column in enumerate(ref.columns):
+                if column in self._key_columns:
+                    continue
+                value: sql.Composable = ident("b", f"_g{i}_{k}")
+                if ref.deferred:  # keeps its value until the late seed resolves it
+                    value = sql.SQL("CASE WHEN b.{} IS NOT NULL THEN t.{} ELSE {} END").format(
+                        ident(f"_miss{i}"), ident(column), value)
+                sets.append(sql.SQL("{} = {}").format(ident(column), value))
+        sets += [sql.SQL("{} = now()").format(ident(c)) for c in p.touch]
+        if not sets:
+            return sql.SQL("SELECT 1")
+        return sql.SQL("UPDATE {} AS t SET {} FROM b WHERE b._action = 'updated' AND {}").format(
+            self.target, sql.SQL(", ").join(sets), self._row_match("t"))
+
+    def _insert_sql(self) -> sql.Composed:
+        p = self.plan
+        table = p.table
+        columns: list[str] = []
+        values: list[sql.Composable] = []
+        for i, column in enumerate(table.row_key):
+            if column in self._value_columns | self._ref_columns or any(v.column == column for v in self._key_only):
+                continue
+            columns.append(column)
+            values.append(ident("b", f"_t{i}"))
+        for v in self._key_only:
+            j = p.key.index(v)
+            columns.append(v.column)
+            values.append(sql.SQL("NULL") if p.mode == "create_new" and v.column in p.unlinked_key
+                          else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].type)))
+        for j, v in enumerate(p.values):
+            columns.append(v.column)
+            values.append(ident("b", f"_v{j}"))
+        for i, ref in enumerate(p.refs):
+            for k, column in enumerate(ref.columns):
+                columns.append(column)
+                values.append(self._ref_value(i, ref, k))
+        overriding = (sql.SQL(" OVERRIDING SYSTEM VALUE")
+                      if any(table.columns[c].identity == "always" for c in columns) else sql.SQL(""))
+        return sql.SQL("INSERT INTO {} ({}){} SELECT {} FROM b WHERE b._action = 'created'").format(
+            self.target, sql.SQL(", ").join(ident(c) for c in columns), overriding, sql.SQL(", ").join(values))
+
+    def _state_sql(self) -> tuple[sql.Composable, sql.Composable]:
+        if self.plan.change != "hash":
+            return sql.SQL("SELECT 1"), sql.SQL("SELECT 1")
+        tid = id_text([ident("b", f"_t{i}") for i in range(len(self.plan.table.row_key))])
+        select = sql.SQL(
+            "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, run_seq)"
+            " SELECT {stream}, b._sid, {tid}, b._hash, {run} FROM b WHERE b._action IN ('created', 'updated')"
+            " AND {known}").format
+        names = dict(control=CONTROL, stream=sql.Literal(self.stream_id), tid=tid,
+                     run=sql.Literal(self.run.run_seq))
+        # new source ids: a plain INSERT. Known ones (changed rows, the few): ON CONFLICT, which
+        # probes the primary key per row; an UPDATE ... FROM the CTE is at the planner's mercy
+        insert = select(known=sql.SQL("NOT b._known"), **names)
+        restate = sql.SQL("{} ON CONFLICT (stream_id, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
+                          " source_hash = EXCLUDED.source_hash, run_seq = EXCLUDED.run_seq").format(
+            select(known=sql.SQL("b._known"), **names))
+        return insert, restate
+
+    def _pending_sql(self) -> sql.Composable:
+        parts = []
+        row_key = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(
+            sql.SQL("(b.{})::text").format(ident(f"_t{i}")) for i in range(len(self.plan.table.row_key))))
+        for i, ref in enumerate(self.plan.refs):
+            if not ref.deferred:
+                continue
+            atoms = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(ident("b", f"_a{i}_{j}")
+                                                                    for j in range(len(ref.atoms))))
+            parts.append(sql.SQL(
+                "SELECT %(run_group)s, {stream}, {name}, {row_key}, {atoms}, b._sid, b._action = 'created'"
+                " FROM b WHERE b._action IN ('created', 'updated') AND b.{miss} IS NOT NULL").format(
+                stream=sql.Literal(self.stream_id), name=sql.Literal(ref.name), row_key=row_key, atoms=atoms,
+                miss=ident(f"_miss{i}")))
+        if not parts:
+            return sql.SQL("SELECT 1")
+        return sql.SQL("INSERT INTO {}.pending_references (run_group, stream_id, reference, row_key, atoms, source_id,"
+                       " created) {}").format(CONTROL, sql.SQL(" UNION ALL ").join(parts))
+
+    def _locks_sql(self) -> tuple[sql.Composable, sql.Composable]:
+        """Per checked reference, the distinct values written less the rows found and locked FOR KEY SHARE.
+
+        Zero for every reference means each row the batch points at exists and stays until commit.
+        A row deleted after the statement's snapshot was taken is not returned by the lock.
+        """
+        ctes, rows = [], []
+        for i, ref in enumerate(self.plan.refs):
+            ids = ident(f"_ids{i}")
+            values = [ident("b", f"_g{i}_{k}") for k in range(len(ref.columns))]
+            ctes.append(sql.SQL(", {ids} AS (SELECT DISTINCT {values} FROM b WHERE b._action IN ('created', 'updated')"
+                                " AND {present})").format(
+                ids=ids, values=sql.SQL(", ").join(sql.SQL("{} AS {}").format(v, ident(f"v{k}"))
+                                                   for k, v in enumerate(values)),
+                present=sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(v) for v in values)))
+            rows.append(sql.SQL(
+                " UNION ALL SELECT {key}, (SELECT count(*) FROM {ids}) - (SELECT count(*) FROM"
+                " (SELECT 1 FROM {table} AS r WHERE ({cols}) IN (SELECT {vs} FROM {ids}) FOR KEY SHARE OF r) AS l)").format(
+                key=sql.Literal(f"{_UNLOCKED}{i}"), ids=ids, table=ident(ref.table.schema, ref.table.name),
+                cols=sql.SQL(", ").join(ident("r", c) for c in ref.ref_columns),
+                vs=sql.SQL(", ").join(ident(f"v{k}") for k in range(len(ref.columns)))))
+        return sql.SQL("").join(ctes), sql.SQL("").join(rows)
+
+    def _statement(self, classify: sql.Composable, *, locks: bool) -> sql.Composed:
+        # one statement: every part reads the same snapshot, so the audit's before-images are the
+        # rows as they were before this batch's UPDATE, and the classification is computed once
+        insert_state, update_state = self._state_sql()
+        lock_ctes, lock_rows = self._locks_sql() if locks else (sql.SQL(""), sql.SQL(""))
+        return sql.SQL(
+            "WITH b AS MATERIALIZED ({classify}),"
+            " audit AS ({audit}), upd AS ({update}), ins AS ({insert}),"
+            " state_new AS ({insert_state}), state_old AS ({update_state}), pending AS ({pending}){lock_ctes}"
+            " SELECT b._action, count(*) FROM b GROUP BY b._action{lock_rows}"
+        ).format(classify=classify, audit=self._audit_sql(), update=self._update_sql(), insert=self._insert_sql(),
+                 insert_state=insert_state, update_state=update_state, pending=self._pending_sql(),
+                 lock_ctes=lock_ctes, lock_rows=lock_rows)
+
+    def _dry_run_statement(self, classify: sql.Composable) -> sql.Composed:
+        # classify only: the predicted action of every record goes to dry_run_records, the target
+        # tables and the audit are not touched
+        p = self.plan
+        tid = id_text([ident("b", f"_e{i}") for i in range(len(p.table.row_key))])
+        return sql.SQL(
+            "WITH b AS MATERIALIZED ({classify}),"
+            " predicted AS (INSERT INTO {control}.dry_run_records (run_id, profile, entity, source_id, action,"
+            " target_id, duplicate_of, confidence, error, resolves)"
+            " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, {tid}, b._dup_of,"
+            " b._confidence, COALESCE(b._err, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
+            " SELECT b._action, count(*) FROM b GROUP BY b._action"
+        ).format(classify=classify, control=CONTROL, profile=sql.Literal(p.profile), entity=sql.Literal(p.entity),
+                 tid=tid)
+
+    # -- execution ----------------------------------------------------------------------------
+    def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,
+              on_isolated: Callable[[int, str | None, str], None] | None = None) -> Counter[str]:
+        """Merge staging rows ``lo < _rn <= hi``; isolate rows the database refuses. Returns counts by action.
+
+        ``on_isolated(row number, source id, message)`` hears of every row isolated as refused.
+        """
+        try:
+            return self._run(conn, lo, hi)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as error:
+            if hi - lo == 1:
+                message = self._explain(conn, hi, error)
+                self.isolated += 1
+                if self.isolated > self.max_isolated:
+                    raise EngineError(
+                        f"{self.plan.table.qualified}: more than {self.max_isolated} rows of {self.plan.entity!r}"
+                        f" refused by the database, so the load stopped instead of isolating every row; the last:"
+                        f" {message}") from None
+                if on_isolated:
+                    sid = conn.execute(sql.SQL("SELECT {} FROM {} AS s WHERE s._rn = %s").format(
+                        self.plan.source_id, self.staging), (hi,)).fetchone()
+                    on_isolated(hi, sid[0] if sid else None, message)
+                return self._run(conn, lo, hi, forced_error=message)
+            middle = (lo + hi) // 2
+            counts = self.merge(conn, lo, middle, on_isolated=on_isolated)
+            counts.update(self.merge(conn, middle, hi, on_isolated=on_isolated))
+            return counts
+
+    def _explain(self, conn: psycopg.Connection, rn: int, error: psycopg.Error) -> str:
+        """The database's message for one refused row, naming the field when a value does not cast."""
+        message = describe_error(error)
+        if not isinstance(error, psycopg.errors.DataError) or error.diag.column_name:
+            return message
+        for value in self.plan.values:
+            kind = self.plan.table.columns[value.column].type
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("SELECT ({})::{} FROM {} AS s WHERE s._rn = %s").format(
+                        value.expr, sql.SQL(kind), self.staging), (rn,))
+            except psycopg.errors.DataError:
+                return f"{value.column}: {message}"
+        return message
+
+    def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
+        params = {"lo": lo, "hi": hi, "run_id": self.run.run_id, "run_group": self.run.run_group,
+                  "forced": forced_error}
+        if self.set_based_references:
+            try:
+                with conn.transaction():
+                    conn.execute("SET LOCAL session_replication_role = replica")
+                    counts = Counter(dict(conn.execute(self._merge, params).fetchall()))
+                    if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
+                        raise _ReferenceGone
+                return counts
+            except _ReferenceGone:
+                pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
+        with conn.transaction():
+            rows = conn.execute(self._merge_under_triggers, params).fetchall()
+        return Counter(dict(rows))
+
+    def problems(self, conn: psycopg.Connection, lo: int, hi: int, *, limit: int) -> list[tuple[str, str, str, str]]:
+        """Why rows of a merged range failed, structured: (source id, columns, referenced table, missing key).
+
+        An incomplete natural key has no referenced table. Read after the merge, from the staged
+        rows and the key relations (the audit rows hold the same as text).
+        """
+        p = self.plan
+        parts: list[sql.Composable] = []
+        key_null = p.key_null if p.key_null is not None else sql.SQL(" OR ").join(
+            [sql.SQL("({}) IS NULL").format(v.expr) for v in p.key if not isinstance(v.expr, sql.Literal)]
+            or [sql.SQL("false")])
+        names = ", ".join(v.column for v in p.key)
+        if p.key_null is not None:
+            parts.append(sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND s._rn > %(lo)s AND s._rn <= %(hi)s").format(
+                p.source_id, sql.Literal(names), self.staging, key_null))
+        for ref in p.refs:
+            if ref.deferred:
+                continue
+            on = sql.SQL(" AND ").join(sql.SQL("g.{} = {}").format(ident(f"k{j}"), atom)
+                                       for j, atom in enumerate(ref.atoms))
+            parts.append(sql.SQL(
+                "SELECT {}, {}, {}, {} FROM {} AS s LEFT JOIN ({}) AS g ON {} WHERE ({}) AND g.r0 IS NULL"
+                " AND s._rn > %(lo)s AND s._rn <= %(hi)s").format(
+                p.source_id, sql.Literal(ref.label), sql.Literal(ref.table.name),
+                key_text(ref.atom_names, list(ref.atoms)), self.staging, ref.relation, on, ref.present))
+        if not parts:
+            return []
+        return conn.execute(sql.SQL("{} LIMIT {}").format(sql.SQL(" UNION ALL ").join(parts), sql.Literal(limit)),
+                            {"lo": lo, "hi": hi}).fetchall()
+
+    def committed(self, conn: psycopg.Connection, lo: int, hi: int) -> Counter[str] | None:
+        """The counts of a batch that already committed (its audit rows exist), else ``None``.
+
+        After a dropped connection a batch may or may not have committed; its audit rows (written
+        in the same transaction) tell which. Unchanged records leave no audit row, so a committed
+        batch's unchanged count is the rest of its range.
+        """
+        rows = conn.execute(sql.SQL(
+            "SELECT action, count(*) FROM {}.audit_records WHERE run_day = %s AND run_seq = %s AND stream_id = %s"
+            " AND record_no > %s AND record_no <= %s GROUP BY action").format(CONTROL),
+            (self.run.run_day, self.run.run_seq, self.stream_id, lo, hi)).fetchall()
+        conn.rollback() if not conn.autocommit else None
+        if not rows:
+            return None
+        counts = Counter(dict(rows))
+        counts["unchanged"] += (hi - lo) - sum(counts.values())
+        return counts
+
+
+def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection],
+                       reconnect: Callable[[], psycopg.Connection], lo: int, hi: int, *,
+                       on_isolated: Callable[[int, str | None, str], None] | None = None,
+                       on_retry: Callable[[int, BaseException], None] | None = None,
+                       retries: int = RETRIES) -> Counter[str]:
+    """:meth:`Merger.merge` with transient failures retried on a fresh session (backoff with jitter).
+
+    ``session()`` is the connection to use now; ``reconnect()`` replaces a broken one. Before a
+    retry the batch's audit rows are looked up: a batch whose commit went through before the
+    connection dropped is counted, not merged again.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return merger.merge(session(), lo, hi, on_isolated=on_isolated)
+        except TRANSIENT as error:
+            if attempt == retries:
+                raise
+            if on_retry:
+                on_retry(attempt + 1, error)
+            time.sleep(min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random()))
+            conn = reconnect() if session().closed or session().broken else session()
+            if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            done = merger.committed(conn, lo, hi)
+            if done is not None:
+                return done
+    raise AssertionError("unreachable")
+

@@ -1,0 +1,79 @@
+"""Staging tables: one UNLOGGED table per stream and run in ``import_control``, the engine's input.
+
+Every source lands its rows here in the same layout — the stream's own columns, then the
+engine's slots — so everything after staging is the same whatever the source:
+
+| slot | meaning |
+|---|---|
+| ``_rn`` | row number, the unit of batches (ranges of it) and of audit ``record_no`` |
+| ``_hash`` | the source's hash of the record, compared with ``record_state`` |
+| ``_source_ref`` | where the record came from, for people: a file and line, a sheet cell, an API record |
+| ``_error`` | why the record cannot load (source, map and validation steps); it is recorded as failed |
+| ``_dup_of`` | the source id of the record this one duplicates (it is skipped) |
+| ``_match_tid`` | the key of an existing target row this record was matched to |
+| ``_confidence``, ``_match`` | the duplicate or match confidence (0-100) and its per-field scores |
+
+Staging tables are registered in ``import_control.staging_tables`` with their run, so those of a
+run that died (a killed worker never drops them, and they hold copies of source data) are swept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import psycopg
+from psycopg import sql
+
+from import_pipelines.control import CONTROL_SCHEMA
+from import_pipelines.db.sql import SCRATCH_TABLE, ident
+
+SLOTS = ("_hash bytea, _source_ref text, _error text, _dup_of text, _match_tid text, _confidence real,"
+         " _match jsonb")
+
+
+def staging_name(profile: str, entity: str, run_id: str) -> str:
+    """The staging table of one stream in one run (inside ``import_control``; at most 63 bytes)."""
+    return f"stg_{profile}_{entity}_{run_id.replace('-', '')[:12]}"[:63]
+
+
+def create_staging(conn: psycopg.Connection, *, table: str, columns: Sequence[tuple[str, str]], run_id: str) -> None:
+    """(Re)create ``import_control.<table>`` with ``columns`` (name, type) and the engine's slots."""
+    body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(name), sql.SQL(kind)) for name, kind in columns)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(CONTROL_SCHEMA, table)))
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}{}{}){}").format(
+        ident(CONTROL_SCHEMA, table), body, sql.SQL(", ") if columns else sql.SQL(""), sql.SQL(SLOTS),
+        SCRATCH_TABLE))
+    conn.execute("INSERT INTO import_control.staging_tables (name, run_id) VALUES (%s, %s)"
+                 " ON CONFLICT (name) DO UPDATE SET run_id = EXCLUDED.run_id, created_at = now()", (table, run_id))
+
+
+def index_staging(conn: psycopg.Connection, table: str) -> None:
+    """Index the row numbers batches are cut by, and give the planner statistics."""
+    name = ident(CONTROL_SCHEMA, table)
+    conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(name))
+    conn.execute(sql.SQL("ANALYZE {}").format(name))
+
+
+def drop_staging(conn: psycopg.Connection, table: str) -> None:
+    """Drop one staging table and its registration."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(CONTROL_SCHEMA, table)))
+    conn.execute("DELETE FROM import_control.staging_tables WHERE name = %s", (table,))
+
+
+def sweep_staging(conn: psycopg.Connection, *, finished: Callable[[str], bool], keep_run: str | None = None,
+                  older_than_hours: float | None = None) -> list[str]:
+    """Drop the staging tables of runs that are over (``finished(run_id)``) or older than a bound.
+
+    ``keep_run``'s tables are never dropped (the caller's own run). Returns the dropped names.
+    """
+    rows = conn.execute("SELECT name, run_id, created_at < now() - make_interval(secs => %s)"
+                        " FROM import_control.staging_tables", ((older_than_hours or 1e9) * 3600,)).fetchall()
+    dropped = []
+    for name, run_id, old in rows:
+        if run_id == keep_run or not (old or finished(run_id)):
+            continue
+        drop_staging(conn, name)
+        dropped.append(name)
+    if not conn.autocommit:
+        conn.commit()
+    return dropped
