@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,10 @@ from psycopg import sql
 from import_pipelines.control import ACTIONS
 from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.sql import ident
+from import_pipelines.engine.audit import RunRef, record_summary
 from import_pipelines.engine.merge import CONTROL, Merger, merge_with_retries
 from import_pipelines.engine.plan import MergePlan
+from import_pipelines.engine.references import set_based_check_refusal
 
 Log = Callable[[str], None]
 
@@ -112,9 +115,39 @@ class SessionPool:
             conn.close()
 
 
+def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[[], psycopg.Connection],
+                staging: str, run: RunRef, streams: dict[str, int], rows: int, batch_rows: int, workers: int,
+                log: Log, dry_run: bool = False, placeholders: dict | None = None,
+                epilogue: Callable[[psycopg.Connection], None] | None = None,
+                on_isolated: Callable[[int, str | None, str], None] | None = None) -> tuple[Merger, Counter[str], int]:
+    """Merge a whole staged stream and record the run's summary of it; returns the merger, counts and batches.
+
+    References are checked set-based where :mod:`import_pipelines.engine.references` allows it
+    (the step log says which way and why), and a first import skips the per-record lookups.
+    """
+    stream_id = streams[plan.entity]
+    refusal = None if dry_run else set_based_check_refusal(conn, plan)
+    if plan.refs and not dry_run:
+        log(f"{plan.entity} load: references checked "
+            + (f"by the foreign-key triggers, row by row ({refusal})" if refusal
+               else "set-based: each batch locks the rows it points at FOR KEY SHARE"))
+    merger = Merger(plan, staging=staging, run=run, stream_id=stream_id, streams=streams, dry_run=dry_run,
+                    first_import=is_first_import(conn, plan, stream_id=stream_id),
+                    set_based_references=refusal is None, placeholders=placeholders)
+    started = time.perf_counter()
+    counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
+                                   workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
+                                   on_isolated=on_isolated)
+    if not dry_run:
+        record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
+                       seconds=time.perf_counter() - started)
+    return merger, counts, batches
+
+
 def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], rows: int,
                  batch_rows: int, workers: int, log: Log, epilogue: Callable[[psycopg.Connection], None] | None = None,
-                 analyze: bool = True) -> Counter[str]:
+                 analyze: bool = True,
+                 on_isolated: Callable[[int, str | None, str], None] | None = None) -> tuple[Counter[str], int]:
     """Merge staging rows ``1..rows`` with ``merger`` on up to ``workers`` sessions; counts by action.
 
     ``conn`` is the first session (the caller keeps it); the others come from ``connect``. When
@@ -126,7 +159,11 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
     ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
     pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
     name = plan.entity
-    refused = lambda rn, sid, msg: log(f"{name} load: record {sid} (staging row {rn}) refused: {msg}")  # noqa: E731
+    def refused(rn: int, sid: str | None, message: str) -> None:
+        log(f"{name} load: record {sid} (staging row {rn}) refused: {message}")
+        if on_isolated is not None:
+            on_isolated(rn, sid, message)
+
     retried = lambda attempt, error: log(f"{name} load: transient failure ({type(error).__name__}: "  # noqa: E731
                                          f"{str(error).strip()[:200]}), retry {attempt} on a new session")
 
@@ -160,7 +197,7 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
                 task.result()
     finally:
         pool.close_extra()
-    return counts
+    return counts, len(ranges)
 
 
 def record_duplicate_states(conn: psycopg.Connection, *, staging: str, stream_id: int, run_seq: int,

@@ -23,13 +23,12 @@ from import_pipelines.control import CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
-from import_pipelines.engine.audit import RunRef, record_failure, record_summary, register_run, register_stream
+from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
 from import_pipelines.engine.late_seed import Placeholders, create_placeholders, late_seed, placeholder_tables
-from import_pipelines.engine.load import is_first_import
-from import_pipelines.engine.merge import Merger, describe_error, id_text, key_text
+from import_pipelines.engine.load import load_staged
+from import_pipelines.engine.merge import MAX_ISOLATED, Merger, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
-from import_pipelines.engine.references import set_based_check_refusal
-from import_pipelines.engine.staging import create_staging, drop_staging
+from import_pipelines.engine.staging import create_staging, drop_staging, index_staging
 from import_pipelines.engine.target import TargetTable, target_table
 from import_pipelines.mirror.plan import LoadPlan
 from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode, ReferenceProblem, TableReport
@@ -103,15 +102,11 @@ def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], m
 
 @dataclass
 class TableLoad:
-    """One table's staging table, its merger and how far it has been staged."""
+    """One table's staging table and what has been staged into it."""
 
     stage: str
-    merger: Merger
-    stream_id: int
     columns: int
     copy_slots: tuple[int, ...] | None = None  # order of the layout slots in the incoming lines
-    staged_to: int = 0  # the last staging row number written
-    analysed_at: int = 0  # staged_to when the staging table was last analysed
     unparsable: int = 0  # lines COPY refused (their audit rows are numbered -1, -2, ...)
 
     def copy_sql(self) -> sql.Composed:
@@ -145,6 +140,7 @@ class Loader:
         self.run: RunRef | None = None
         self.plans: dict[str, MergePlan] = {}
         self.loads: dict[str, TableLoad] = {}
+        self.streams: dict[str, int] = {}
         self.placeholders = Placeholders()
         self._lock = threading.Lock()  # guards the shared report lists when tables load concurrently
         self._started = time.perf_counter()
@@ -184,28 +180,19 @@ class Loader:
         for index, table in enumerate(self.plan.order):
             self.plans[table] = merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile,
                                            source=table)
-        stream_ids = {table: register_stream(conn, profile=self.profile, entity=table,
-                                             target_table=targets[table].qualified, source=table)
-                      for table in self.plan.order}
+        self.streams = {table: register_stream(conn, profile=self.profile, entity=table,
+                                               target_table=targets[table].qualified, source=table)
+                        for table in self.plan.order}
         tables = placeholder_tables(list(self.plans.values()))
         if tables:
             self.placeholders = create_placeholders(conn, schema, tables, marker_column=self._marker_column)
             self.report.placeholders = [name.split(".", 1)[1] for name in self.placeholders.rows]
         with conn.transaction():
             for index, table in enumerate(self.plan.order):
-                tp = self.plan.tables[table]
-                stage = f"mirror_{tag}_{index}_stage"
-                create_staging(conn, table=stage, columns=[(f"c{slot}", column.data_type)
-                                                           for slot, column in enumerate(tp.layout)],
-                               run_id=self.run_id)
-                conn.execute(sql.SQL("CREATE INDEX ON {} (_rn)").format(ident(CONTROL_SCHEMA, stage)))
-                plan = self.plans[table]
-                refusal = set_based_check_refusal(conn, plan)
-                merger = Merger(plan, staging=stage, run=self.run, stream_id=stream_ids[table], streams=stream_ids,
-                                first_import=is_first_import(conn, plan, stream_id=stream_ids[table]),
-                                set_based_references=refusal is None, placeholders=self.placeholders.rows)
-                self.loads[table] = TableLoad(stage=stage, merger=merger, stream_id=stream_ids[table],
-                                              columns=len(tp.layout))
+                layout = self.plan.tables[table].layout
+                self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", columns=len(layout))
+                create_staging(conn, table=self.loads[table].stage, run_id=self.run_id,
+                               columns=[(f"c{slot}", column.data_type) for slot, column in enumerate(layout)])
         if not conn.autocommit:
             conn.commit()  # the catalogue reads above opened a transaction the blocks above nested in
 
@@ -226,18 +213,32 @@ class Loader:
 
     def load_batches(self, table: str, batches: Iterable[list[bytes]], *, source_table: str | None = None,
                      conn: psycopg.Connection | None = None) -> TableReport:
-        """Load already batched rows into ``table`` (one staging append and one merge per batch) on ``conn``."""
+        """Stage every batch of ``table``'s rows, then merge the table through the engine on ``conn``."""
         conn = conn or self.conn
         report = self.report.tables[table]
+        load = self.loads[table]
         started = time.perf_counter()
         for batch in batches:
             if batch:
-                self._load_rows(conn, table, rows=batch, report=report)
-        report.seconds += time.perf_counter() - started
+                self._stage(conn, load, rows=batch, report=report)
+        index_staging(conn, load.stage)
+        staged = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
+            ident(CONTROL_SCHEMA, load.stage))).fetchone()[0]
+        if not conn.autocommit:
+            conn.commit()
         assert self.run is not None
-        record_summary(conn, run=self.run, stream_id=self.loads[table].stream_id, source_rows=report.rows,
-                       counts={a: getattr(report, a) for a in ("created", "updated", "unchanged", "skipped", "failed")},
-                       seconds=report.seconds)
+        merger, counts, report.batches = load_staged(
+            self.plans[table], conn=conn, connect=self.open_session, staging=load.stage, run=self.run,
+            streams=self.streams, rows=staged, batch_rows=self.batch_rows, workers=1, log=log.info,
+            placeholders=self.placeholders.rows, on_isolated=lambda rn, sid, message: self._isolated(table, sid, message))
+        report.rows += sum(counts.values())
+        for action, count in counts.items():
+            report.add(action, count)
+        if counts.get("failed"):
+            with self._lock:
+                self.report.error_count += counts["failed"]
+            self._report_failures(conn, table, merger, staged)
+        report.seconds += time.perf_counter() - started
         log.info("%s: %d rows, %d created, %d updated, %d skipped, %d unchanged, %d failed (%.0f rows/s)", table,
                  report.rows, report.created, report.updated, report.skipped, report.unchanged, report.failed,
                  report.rows_per_s)
@@ -279,7 +280,7 @@ class Loader:
         assert self.run is not None
         try:
             outcome = late_seed(self.conn, run=self.run, plans=[self.plans[t] for t in self.plan.order],
-                                stream_ids={t: load.stream_id for t, load in self.loads.items()},
+                                stream_ids=self.streams,
                                 placeholders=self.placeholders,
                                 max_problems=max(0, MAX_REPORTED_ERRORS - len(self.report.errors)))
         except EngineError as error:
@@ -308,38 +309,19 @@ class Loader:
         except psycopg.Error as exc:  # the connection may be gone; the tables are UNLOGGED scratch
             log.warning("could not drop staging tables: %s", exc)
 
-    # -- one batch ---------------------------------------------------------------------------
-    def _load_rows(self, conn: psycopg.Connection, table: str, *, rows: list[bytes], report: TableReport) -> None:
-        load = self.loads[table]
-        lo = load.staged_to
-        self._stage(conn, load, rows=rows, report=report)
-        hi = load.staged_to
-        if hi == lo:
-            return
-        if hi >= 2 * load.analysed_at + 1000 or load.analysed_at == 0:
-            conn.execute(sql.SQL("ANALYZE {}").format(ident(CONTROL_SCHEMA, load.stage)))
-            load.analysed_at = hi
+    # -- staging and failures ------------------------------------------------------------------
+    def _report_failures(self, conn: psycopg.Connection, table: str, merger: Merger, staged: int) -> None:
+        """Structured report entries for the table's failed records (natural key, reference, missing key)."""
+        with self._lock:
+            room = MAX_REPORTED_ERRORS - len(self.report.errors)
+        found = merger.problems(conn, 0, staged, limit=max(room, 0)) if room > 0 else []
         if not conn.autocommit:
             conn.commit()
-        counts = load.merger.merge(conn, lo, hi, on_isolated=lambda rn, sid, message: self._isolated(table, sid, message))
-        report.rows += sum(counts.values())
-        report.batches += 1
-        for action, count in counts.items():
-            report.add(action, count)
-        if counts.get("failed"):
-            with self._lock:
-                self.report.error_count += counts["failed"]
-                room = MAX_REPORTED_ERRORS - len(self.report.errors)
-            if room > 0:
-                found = load.merger.problems(conn, lo, hi, limit=room)
-                if not conn.autocommit:
-                    conn.commit()
-                with self._lock:
-                    for sid, column, ref_table, missing in found:
-                        message = (f"{table}: natural key ({column}) is NULL" if not ref_table else
-                                   f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")
-                        self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, missing, "load",
-                                                                   message))
+        with self._lock:
+            for sid, column, ref_table, missing in found:
+                message = (f"{table}: natural key ({column}) is NULL" if not ref_table else
+                           f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")
+                self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, missing, "load", message))
 
     def _isolated(self, table: str, sid: str | None, message: str) -> None:
         with self._lock:
@@ -354,10 +336,6 @@ class Loader:
                 # a few large writes instead of one per row
                 for start in range(0, len(rows), 2000):
                     copy.write(b"".join(rows[start:start + 2000]))
-            load.staged_to = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
-                ident(CONTROL_SCHEMA, load.stage))).fetchone()[0]
-            if not conn.autocommit:
-                conn.commit()
         except psycopg.errors.DataError as exc:
             if len(rows) > 1:
                 middle = len(rows) // 2
@@ -368,13 +346,13 @@ class Loader:
 
     def _unparsable(self, conn: psycopg.Connection, load: TableLoad, *, line: bytes, error: psycopg.Error,
                     report: TableReport) -> None:
-        table = load.merger.plan.entity
+        table = next(name for name, item in self.loads.items() if item is load)
         message = (f"{table}: the row could not be read: {describe_error(error)}; line: "
                    f"{line[:200].decode('utf-8', 'replace').rstrip()}")
         load.unparsable += 1
         assert self.run is not None
         with conn.transaction():
-            record_failure(conn, run=self.run, stream_id=load.stream_id, record_no=-load.unparsable, source_id=None,
+            record_failure(conn, run=self.run, stream_id=self.streams[table], record_no=-load.unparsable, source_id=None,
                            message=message)
         report.rows += 1
         report.failed += 1
@@ -382,9 +360,8 @@ class Loader:
             self.report.error_count += 1
             if len(self.report.errors) < MAX_REPORTED_ERRORS:
                 self.report.errors.append(ReferenceProblem(table, "", "*", "", "", "load", message))
-        load.merger.isolated += 1
-        if load.merger.isolated > load.merger.max_isolated:
-            raise MirrorError(f"{table}: more than {load.merger.max_isolated} rows refused; last error: {message}")
+        if load.unparsable > MAX_ISOLATED:
+            raise MirrorError(f"{table}: more than {MAX_ISOLATED} rows could not be read; last error: {message}")
 
 
 def run_in_dependency_order(plan: LoadPlan, task: Callable[[str], None], *, workers: int) -> None:

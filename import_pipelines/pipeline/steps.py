@@ -17,12 +17,10 @@ from psycopg import sql
 from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
-from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
+from import_pipelines.engine.audit import RunRef, register_run, register_stream
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
-from import_pipelines.engine.load import is_first_import, merge_staged, percent, record_duplicate_states
-from import_pipelines.engine.merge import Merger
-from import_pipelines.engine.references import set_based_check_refusal
+from import_pipelines.engine.load import load_staged, percent, record_duplicate_states
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
 from import_pipelines.extract.postgres import stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
@@ -240,8 +238,6 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             report = write_dry_run_report(conn, plan.merge, run_id=run.run_id)
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
-            record_summary(conn, run=ref, stream_id=streams[run.entity_name], source_rows=staged.rows, counts=counts,
-                           seconds=time.perf_counter() - staged.started)
             preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
         drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
@@ -261,12 +257,6 @@ def hash_key(text: str) -> int:
 def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: Staged, *, ref: RunRef,
            streams: dict[str, int], log: Log):
     merge = plan.merge
-    stream_id = streams[run.entity_name]
-    refusal = None if run.dry_run else set_based_check_refusal(conn, merge)
-    if merge.refs and not run.dry_run:
-        log(f"{run.entity_name} load: references checked "
-            + (f"by the foreign-key triggers, row by row ({refusal})" if refusal
-               else "set-based: each batch locks the rows it points at FOR KEY SHARE"))
     placeholders = None
     tables = placeholder_tables([merge])
     if tables and not run.dry_run:
@@ -274,11 +264,7 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
 
         system = run.template.natural_key.system_column
         placeholders = create_placeholders(conn, describe_schema(conn, plan.table.schema), tables,
-                                           marker_column=lambda table: system)
-    merger = Merger(merge, staging=staged.staging, run=ref, stream_id=stream_id, streams=streams,
-                    dry_run=run.dry_run, first_import=is_first_import(conn, merge, stream_id=stream_id),
-                    set_based_references=refusal is None,
-                    placeholders=placeholders.rows if placeholders else None)
+                                           marker_column=lambda table: system).rows
     last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
         ident(CONTROL_SCHEMA, staged.staging))).fetchone()[0]
 
@@ -288,12 +274,14 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
             # a duplicate points at the row its survivor became, which any batch may have
             # written; planned on fresh statistics, which know this entity's state rows (stale
             # ones, which do not, made the state lookup scan every row of the entity per duplicate)
-            record_duplicate_states(session, staging=staged.staging, stream_id=stream_id, run_seq=ref.run_seq,
-                                    source_id=merge.source_id)
+            record_duplicate_states(session, staging=staged.staging, stream_id=streams[run.entity_name],
+                                    run_seq=ref.run_seq, source_id=merge.source_id)
 
-    return merge_staged(merger, conn=conn, connect=lambda: connect(run.target_url, autocommit=True), rows=last,
-                        batch_rows=run.rows_per_batch, workers=run.workers, log=log,
-                        epilogue=None if run.dry_run else epilogue, analyze=not run.dry_run)
+    _, counts, _ = load_staged(merge, conn=conn, connect=lambda: connect(run.target_url, autocommit=True),
+                               staging=staged.staging, run=ref, streams=streams, rows=last,
+                               batch_rows=run.rows_per_batch, workers=run.workers, log=log, dry_run=run.dry_run,
+                               placeholders=placeholders, epilogue=None if run.dry_run else epilogue)
+    return counts
 
 
 def _preview(conn, plan: EntityPlan, run: RunRef, stream_id: int, limit: int) -> tuple[list[dict], list[str]]:
