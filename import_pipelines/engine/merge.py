@@ -169,7 +169,8 @@ class Merger:
         table = p.table
         hashed = p.change == "hash"
         selects: list[sql.Composable] = [
-            sql.SQL("s._rn, s._hash, s._error, s._dup_of, s._confidence, s._match, s._source_ref, {} AS _sid").format(
+            sql.SQL("s._rn, s._hash, s._error, s._dup_of, s._hold, s._confidence, s._match, s._source_ref,"
+                    " {} AS _sid").format(
                 p.source_id)]
         joins: list[sql.Composable] = []
         for i, ref in enumerate(p.refs):
@@ -263,6 +264,7 @@ class Merger:
             "SELECT z.*, CASE"
             " WHEN z._dup_of IS NOT NULL THEN 'skipped'"
             " WHEN z._err IS NOT NULL THEN 'failed'"
+            " WHEN z._hold IS NOT NULL THEN 'skipped'"
             " WHEN {mode} = 'create_new' THEN 'created'"
             " WHEN z._e0 IS NULL THEN CASE WHEN {mode} = 'update_only' THEN 'skipped' ELSE 'created' END"
             " WHEN {unchanged} THEN 'unchanged'"
@@ -346,7 +348,7 @@ class Merger:
             " source_hash, target_id, duplicate_of, confidence, match_fields, error, before_image, run_day)"
             " SELECT {run}, {stream}, b._rn, b._action, b._sid, b._source_ref, b._hash,"
             " CASE WHEN b._t0 IS NOT NULL THEN {tid} END, b._dup_of, b._confidence, b._match,"
-            " COALESCE(b._err, b._warning), CASE WHEN b._action = 'updated' THEN {before} END, {day}"
+            " COALESCE(b._err, b._hold, b._warning), CASE WHEN b._action = 'updated' THEN {before} END, {day}"
             " FROM b WHERE b._action <> 'unchanged'").format(
             control=CONTROL, run=sql.Literal(self.run.run_seq), stream=sql.Literal(self.stream_id), tid=tid,
             before=before, day=sql.Literal(self.run.run_day))
@@ -481,7 +483,7 @@ class Merger:
             " predicted AS (INSERT INTO {control}.dry_run_records (run_id, profile, entity, source_id, action,"
             " target_id, duplicate_of, confidence, error, resolves)"
             " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, {tid}, b._dup_of,"
-            " b._confidence, COALESCE(b._err, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
+            " b._confidence, COALESCE(b._err, b._hold, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
             " SELECT b._action, count(*) FROM b GROUP BY b._action"
         ).format(classify=classify, control=CONTROL, profile=sql.Literal(p.profile), entity=sql.Literal(p.entity),
                  tid=tid)

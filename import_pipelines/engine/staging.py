@@ -10,6 +10,7 @@ engine's slots — so everything after staging is the same whatever the source:
 | ``_source_ref`` | where the record came from, for people: a file and line, a sheet cell, an API record |
 | ``_error`` | why the record cannot load (source, map and validation steps); it is recorded as failed |
 | ``_dup_of`` | the source id of the record this one duplicates (it is skipped) |
+| ``_hold`` | why the record waits (a possible duplicate under review): it is skipped with that reason |
 | ``_match_tid`` | the key of an existing target row this record was matched to |
 | ``_confidence``, ``_match`` | the duplicate or match confidence (0-100) and its per-field scores |
 
@@ -27,7 +28,7 @@ from psycopg import sql
 from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.sql import SCRATCH_TABLE, ident
 
-SLOTS = ("_hash bytea, _source_ref text, _error text, _dup_of text, _match_tid text, _confidence real,"
+SLOTS = ("_hash bytea, _source_ref text, _error text, _dup_of text, _hold text, _match_tid text, _confidence real,"
          " _match jsonb")
 
 
