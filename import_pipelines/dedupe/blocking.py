@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
+from import_pipelines.dedupe.comparison import email_mailbox, email_parts
 from import_pipelines.dedupe.normalize import PreparedFrame, fold_accents, prepare_frame
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ FALLBACK_CAP_DIVISOR = 10
 """Fallback keys (name tokens, Soundex pairs) are capped at ``max_block_size // 10``."""
 
 _MAX_NAME_WORDS = 4
+_HALF_MIN = 3  # letters of a mailbox-name half: shorter halves ("jo") would block crowds together
 _WORD_SPLIT = re.compile(r"[\s\-]+")
 _PUNCTUATION = re.compile(r"[^\w\s\-]")
 # Soundex digit per letter; vowels and y become "0" (they separate repeated codes), h and w vanish.
@@ -100,6 +102,8 @@ class CandidatePairs:
 
 def _value_key(key_type: str, prepared: PreparedFrame, name: str, *, normalized: bool = False) -> KeyColumn:
     """The field's value itself as the key, reusing the hashes computed with the values."""
+    if name in prepared.rule.all_values and not normalized:
+        return KeyColumn(key_type, *_derived(prepared, name, lambda value: value))
     positions = prepared.present(name, normalized=normalized)
     return KeyColumn(key_type, positions, prepared.values(name, normalized=normalized)[positions],
                      hashes=prepared.hashes(name, normalized=normalized)[positions])
@@ -107,7 +111,18 @@ def _value_key(key_type: str, prepared: PreparedFrame, name: str, *, normalized:
 
 def _derived(prepared: PreparedFrame, name: str,
              transform: Callable[[str], str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """One key per record: ``transform(value)`` where the value and the result are not None."""
+    """One key per record and value: ``transform(value)`` where the value and the result are not None.
+
+    A multi-valued field (``rule.all_values``) gives a key for each of the record's values.
+    """
+    if name in prepared.rule.all_values:
+        rows, keys = [], []
+        for position, values in enumerate(prepared.multi(name).tolist()):
+            for key in dict.fromkeys(transform(value) for value in values or ()):
+                if key is not None:
+                    rows.append(position)
+                    keys.append(key)
+        return np.array(rows, dtype=np.int64), np.array(keys + [None], dtype=object)[:-1]
     positions = prepared.present(name)
     values = prepared.values(name)[positions]
     keys = np.array([transform(value) for value in values.tolist()] + [None], dtype=object)[:-1]
@@ -115,10 +130,42 @@ def _derived(prepared: PreparedFrame, name: str,
     return positions[kept], keys[kept]
 
 
+def _derived_many(prepared: PreparedFrame, name: str,
+                  transform: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several keys per value: ``transform(value)`` (a list) for each of the record's values."""
+    values = prepared.multi(name) if name in prepared.rule.all_values else prepared.values(name)
+    rows, keys = [], []
+    for position, items in enumerate(values.tolist()):
+        if items is None:
+            continue
+        for key in dict.fromkeys(k for item in (items if isinstance(items, tuple) else (items,))
+                                 for k in transform(item)):
+            rows.append(position)
+            keys.append(key)
+    return np.array(rows, dtype=np.int64), np.array(keys + [None], dtype=object)[:-1]
+
+
 def _email_local(email: str) -> str | None:
-    local = email.partition("@")[0].partition("+")[0]
+    # the mailbox name as the comparison reads it: dots, underscores, hyphens and +tags aside
+    local = email_mailbox(email)
     # One or two letter local parts ("a@x.com") would block unrelated people together.
     return local if len(local) >= 3 else None
+
+
+def _email_halves(email: str) -> list[str]:
+    """The first and the last part of the mailbox name, each with the domain.
+
+    One typo (a transposed, dropped or replaced letter) changes at most one of them, so two
+    addresses one typo apart share a key, while a whole-address key would not.
+    """
+    _, _, mailbox, letters, digits = email_parts(email)
+    if len(mailbox) < 2 * _HALF_MIN:
+        return []
+    domain = email.rpartition("@")[2]
+    # the other address may be a letter longer or shorter: its halves are cut where this one's
+    # would be at that length
+    cuts = sorted({max(_HALF_MIN, (len(mailbox) + d) // 2 - 1) for d in (-1, 0, 1)})
+    return [key for k in cuts for key in (f"<{mailbox[:k]}@{domain}", f">{mailbox[-k:]}@{domain}")]
 
 
 def _last7(phone: str) -> str:
@@ -126,8 +173,16 @@ def _last7(phone: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    """Accent-free words of a normalised name, punctuation dropped (``o'brien`` -> ``obrien``)."""
+    """Latin, accent-free words of a normalised name, punctuation dropped (``o'brien`` -> ``obrien``).
+
+    Other scripts are transliterated (``дмитрий`` -> ``dmitriy``), so that a name written in its
+    own script and in Latin letters shares the phonetic key.
+    """
     text = fold_accents(text)
+    if not text.isascii():
+        from anyascii import anyascii
+
+        text = anyascii(text).lower()
     if not text.replace(" ", "").isalpha():
         text = _PUNCTUATION.sub("", text)
         return [word for word in _WORD_SPLIT.split(text) if word][:_MAX_NAME_WORDS]
@@ -199,11 +254,12 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def keyed_fields(rule: DedupeRule) -> list[str]:
-    """The compared fields that get blocking keys of their own (see the module docstring)."""
-    fields = rule.primary_fields
-    if rule.threshold <= rule.secondary_weight * 100:
-        fields = fields + rule.secondary_fields
-    return fields
+    """The compared fields that get blocking keys of their own: the primary ones.
+
+    A pair matches only with evidence from its primary fields, so a pair that shares no primary
+    value (nor, under ``fuzzy``, a name key) cannot match.
+    """
+    return rule.primary_fields
 
 
 def record_keys(prepared: PreparedFrame, rule: DedupeRule) -> list[KeyColumn]:
@@ -218,6 +274,7 @@ def record_keys(prepared: PreparedFrame, rule: DedupeRule) -> list[KeyColumn]:
         elif kind == "email":
             keys.append(_value_key(f"{name}:norm", prepared, name))
             keys.append(KeyColumn(f"{name}:local", *_derived(prepared, name, _email_local)))
+            keys.append(KeyColumn(f"{name}:half", *_derived_many(prepared, name, _email_halves)))
         elif kind == "phone":
             keys.append(KeyColumn(f"{name}:last7", *_derived(prepared, name, _last7)))
         else:

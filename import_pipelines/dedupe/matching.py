@@ -1,25 +1,30 @@
 """Dedupe rules, pair scoring, and matching an incoming batch against existing target rows.
 
-Confidence (0-100) of a pair of records:
+Scoring is Fellegi-Sunter record linkage (see :mod:`.comparison` for the levels and weights):
 
-1. Each field present on both sides gets a similarity: 100 or 0 under ``exact`` and
-   ``case_insensitive``, normalised Levenshtein similarity x 100 under ``fuzzy``.
-2. Within the primary fields and within the secondary fields, the weighted mean over the fields
-   present on both sides (a field missing on either side counts neither for nor against).
-3. ``primary_weight * primary + secondary_weight * secondary``. With no primary field present on
-   both sides the primary part is 0; with no secondary field present on both sides the secondary
-   weight goes to the primary part (missing secondary data must not cap a perfect primary match
-   at 80).
-4. ``match_any``: a pair whose normalised values agree on any listed field is a duplicate with
-   confidence 100, whatever the weighted score.
+1. Each compared field present on both sides is put in a comparison level of its kind, worth a
+   weight in bits (log2 Bayes factor); agreement on a rare value weighs more than on a common
+   one (term frequencies, :mod:`.frequency`). A field missing on either side weighs 0.
+2. A multi-valued field (``all_values``: every address of a customer) compares every value of
+   one record with every value of the other and keeps the best agreement, or, when none agrees,
+   the strongest disagreement (``name2@`` beside ``name@`` is evidence against).
+3. When the rule has exactly two ``name`` fields (given and family name), a record with the
+   whole name in the first and none in the second is split, and a pair is also scored with the
+   names crossed, keeping the better assignment.
+4. ``bits = prior + (primary_weight / 0.8) * primary + (secondary_weight / 0.2) * secondary``,
+   each tier the sum of its fields' bits times their field weights: at the default 80/20 every
+   field counts its own weight; other tier weights scale a tier's evidence up or down.
+5. ``confidence = 100 * posterior probability``. A pair *matches* when its confidence reaches
+   ``threshold``, its primary fields give evidence for it (positive primary bits: agreeing
+   names alone never merge two records) and no name field contradicts it (level ``else``:
+   addresses and phones are shared in households and offices, names tell their people apart). A pair at or above ``review_threshold`` that does not
+   match is *for review*: it is never merged, and a person decides.
+6. ``match_any``: a pair whose normalised values agree on any listed field is a duplicate with
+   confidence 100, whatever the score.
 
-When a tier holds exactly two ``name`` fields (first and last name), a pair is also scored with
-them crossed and keeps the better assignment, so ``Doe John`` matches ``John Doe``.
-
-Scoring is vectorised: candidate pairs are index arrays and every field is scored for all pairs
-in one ``rapidfuzz.process.cpdist`` call (C++, all cores). ``cpdist`` exists since rapidfuzz
-3.8 and ``setup.py`` requires 3.9, so there is no fallback. Pairs whose primary score cannot
-reach the threshold any more are dropped before the secondary fields are scored.
+Under ``exact`` and ``case_insensitive`` every field has only the levels ``exact`` and ``else``
+(raw or normalised values). Equal values are found vectorised; unequal ones go through the
+per-pair comparisons of :mod:`.comparison`, whose per-value features are cached.
 """
 
 from __future__ import annotations
@@ -33,16 +38,28 @@ from typing import Annotated, Literal
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
-
 from import_pipelines.dedupe import blocking
+from import_pipelines.dedupe.comparison import (
+    FULL_NAME_PRIOR_FREQUENCY,
+    FULL_NAME_PRIOR_WEIGHT,
+    FULL_NAME_RANGE,
+    PRIOR_BITS,
+    compare,
+    frequency_bits,
+    full_name,
+    probability,
+)
+from import_pipelines.dedupe.frequency import Frequencies
 from import_pipelines.dedupe.normalize import FieldKind, PreparedFrame, infer_kind, prepare_frame
 
 Strategy = Literal["exact", "case_insensitive", "fuzzy"]
-MatchBasis = Literal["score", "match_any", "chain"]
-"""Why a pair counts as a duplicate: its weighted score reached the threshold, a ``match_any``
-field agreed, or (within a batch only) it joined the cluster through other members."""
+MatchBasis = Literal["score", "match_any", "chain", "accepted", "review"]
+"""Why a pair counts as a duplicate: its score reached the threshold, a ``match_any`` field
+agreed, (within a batch only) it joined the cluster through other members, or a person accepted
+it; ``review`` marks a pair listed for a person to decide."""
+
+DEFAULT_PRIMARY_WEIGHT = 0.8
+DEFAULT_SECONDARY_WEIGHT = 0.2
 
 DEFAULT_MAX_BLOCK_SIZE = 100
 # float32 scores summed and divided can land a hair below an exactly reached threshold.
@@ -84,7 +101,9 @@ class DedupeRule(BaseModel):
     primary_weight: float = Field(default=0.8, ge=0, le=1)
     secondary_weight: float = Field(default=0.2, ge=0, le=1)
     threshold: float = Field(default=85.0, ge=0, le=100)
+    review_threshold: float | None = Field(default=None, ge=0, le=100)
     match_any: list[str] = Field(default_factory=list)
+    all_values: dict[str, str] = Field(default_factory=dict)
     field_kinds: dict[str, FieldKind] = Field(default_factory=dict)
     phone_country: str = Field(default="1", pattern=r"^[1-9][0-9]{0,2}$")
 
@@ -92,6 +111,11 @@ class DedupeRule(BaseModel):
     def _check(self) -> DedupeRule:
         if not self.primary:
             raise ValueError("dedupe rule: 'primary' must list at least one field")
+        if self.primary_weight <= 0:
+            raise ValueError("dedupe rule: primary_weight must be above 0 (the primary fields decide a match)")
+        if self.review_threshold is not None and self.review_threshold >= self.threshold and self.threshold > 0:
+            raise ValueError(f"dedupe rule: review_threshold ({self.review_threshold:g}) must be below threshold"
+                             f" ({self.threshold:g})")
         total = self.primary_weight + self.secondary_weight
         if not math.isclose(total, 1.0, abs_tol=1e-6):
             raise ValueError(
@@ -109,6 +133,12 @@ class DedupeRule(BaseModel):
         for name in self.match_any:
             if not name:
                 raise ValueError("dedupe rule: match_any holds an empty field name")
+        for name, column in self.all_values.items():
+            if name not in seen:
+                raise ValueError(f"dedupe rule: all_values names {name!r}, which is not a primary or secondary field")
+            if column in seen or column in self.match_any:
+                raise ValueError(f"dedupe rule: all_values maps {name!r} to {column!r}, which is a compared field;"
+                                 " it must be a field of its own holding a list")
         unknown = sorted(set(self.field_kinds) - seen - set(self.match_any))
         if unknown:
             raise ValueError(f"dedupe rule: field_kinds names fields the rule does not use: {unknown}")
@@ -148,12 +178,23 @@ class DedupeRule(BaseModel):
         """Every column a frame must have for this rule (compared fields, then match_any)."""
         return list(dict.fromkeys(self.compared_fields + self.match_any))
 
+    @property
+    def list_columns(self) -> list[str]:
+        """The columns holding every value of a multi-valued field (optional in a frame)."""
+        return list(dict.fromkeys(self.all_values.values()))
+
+    @property
+    def review_from(self) -> float:
+        """The confidence at which the review band starts."""
+        return self.review_threshold if self.review_threshold is not None else max(0.0, self.threshold - 35.0)
+
 
 @dataclass(frozen=True)
 class Match:
-    """One record found to duplicate another.
+    """One record found to duplicate another (or, with basis ``review``, perhaps to).
 
-    ``matched_fields`` holds every field present on both sides with its 0-100 similarity.
+    ``matched_fields`` holds every field present on both sides with its evidence in bits
+    (positive for a match, negative against); ``levels`` names each field's comparison level.
     """
 
     record_id: Hashable
@@ -161,16 +202,21 @@ class Match:
     confidence: float
     matched_fields: dict[str, float]
     basis: MatchBasis
+    levels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Matches:
-    """The result of :func:`match_against`: the best existing match per incoming record."""
+    """The result of :func:`match_against`: the best existing match per incoming record.
+
+    ``review`` lists, for incoming records without a match, their pairs in the review band.
+    """
 
     matches: list[Match]
     unmatched: list[Hashable]
     pairs_compared: int
     capped_blocks: dict[str, int] = field(default_factory=dict)
+    review: list[Match] = field(default_factory=list)
 
     @cached_property
     def _by_id(self) -> dict[Hashable, Match]:
@@ -193,7 +239,12 @@ class Matches:
 
 @dataclass(frozen=True)
 class PairScores:
-    """Scores of candidate pairs given as positions into a left and a right frame."""
+    """Scores of candidate pairs given as positions into a left and a right frame.
+
+    ``field_scores`` are bits per field (NaN where a side lacks the field), ``levels`` the
+    comparison level names; ``primary_ok`` says whether the primary fields gave evidence for
+    the pair, which a match needs.
+    """
 
     left: np.ndarray
     right: np.ndarray
@@ -201,11 +252,13 @@ class PairScores:
     field_scores: np.ndarray
     fields: tuple[str, ...]
     match_any_hit: np.ndarray
+    levels: np.ndarray
+    primary_ok: np.ndarray
 
     def select(self, mask: np.ndarray) -> PairScores:
-        """The subset of pairs where ``mask`` is true."""
+        """The subset of pairs where ``mask`` is true (a boolean mask or positions)."""
         return PairScores(self.left[mask], self.right[mask], self.confidence[mask], self.field_scores[mask],
-                          self.fields, self.match_any_hit[mask])
+                          self.fields, self.match_any_hit[mask], self.levels[mask], self.primary_ok[mask])
 
     @classmethod
     def concat(cls, parts: list[PairScores], *, fields: tuple[str, ...]) -> PairScores:
@@ -215,21 +268,31 @@ class PairScores:
                    np.concatenate([p.right for p in parts] + [empty]),
                    np.concatenate([p.confidence for p in parts] + [np.empty(0)]),
                    np.concatenate([p.field_scores for p in parts] + [np.empty((0, len(fields)), dtype=np.float32)]),
-                   fields, np.concatenate([p.match_any_hit for p in parts] + [np.empty(0, dtype=bool)]))
+                   fields, np.concatenate([p.match_any_hit for p in parts] + [np.empty(0, dtype=bool)]),
+                   np.concatenate([p.levels for p in parts] + [np.empty((0, len(fields)), dtype=object)]),
+                   np.concatenate([p.primary_ok for p in parts] + [np.empty(0, dtype=bool)]))
 
     def is_match(self, threshold: float) -> np.ndarray:
-        """Per pair: a match_any hit or a confidence at or above ``threshold``."""
-        return self.match_any_hit | (self.confidence >= threshold - _EPSILON)
+        """Per pair: a match_any hit, or a confidence at or above ``threshold`` with primary evidence."""
+        return self.match_any_hit | ((self.confidence >= threshold - _EPSILON) & self.primary_ok)
+
+    def in_review(self, rule: DedupeRule) -> np.ndarray:
+        """Per pair: not a match, but at or above the rule's review threshold."""
+        return ~self.is_match(rule.threshold) & (self.confidence >= rule.review_from - _EPSILON)
 
     def basis(self, threshold: float) -> np.ndarray:
-        """Per pair: ``match_any``, ``score`` or ``chain`` (below threshold)."""
-        return np.where(self.match_any_hit, "match_any",
-                        np.where(self.confidence >= threshold - _EPSILON, "score", "chain"))
+        """Per pair: ``match_any``, ``score``, or ``chain`` (not a match by itself)."""
+        return np.where(self.match_any_hit, "match_any", np.where(self.is_match(threshold), "score", "chain"))
 
     def matched_fields(self) -> list[dict[str, float]]:
-        """Per pair, ``{field: score}`` over the fields present on both sides."""
+        """Per pair, ``{field: bits}`` over the fields present on both sides."""
         rounded = np.round(self.field_scores.astype(np.float64), 2).tolist()
         return [{name: score for name, score in zip(self.fields, row) if score == score} for row in rounded]
+
+    def level_names(self) -> list[dict[str, str]]:
+        """Per pair, ``{field: level}`` over the fields present on both sides."""
+        return [{name: level for name, level in zip(self.fields, row) if level is not None}
+                for row in self.levels.tolist()]
 
 
 def matches_frame(matches: list[Match], *, unmatched: list[Hashable] | None = None) -> pd.DataFrame:
@@ -248,106 +311,169 @@ def matches_frame(matches: list[Match], *, unmatched: list[Hashable] | None = No
     })
 
 
-def similarity(left: np.ndarray, right: np.ndarray, *, strategy: Strategy) -> np.ndarray:
-    """0-100 similarity of aligned object arrays of strings (both sides present)."""
-    equal = (left == right).astype(bool)
-    if strategy != "fuzzy":
-        return np.where(equal, 100.0, 0.0).astype(np.float32)
-    scores = np.full(len(left), 100.0, dtype=np.float32)
-    differ = ~equal
-    if differ.any():
-        scores[differ] = process.cpdist(left[differ], right[differ], scorer=Levenshtein.normalized_similarity,
-                                        score_multiplier=100, dtype=np.float32, workers=-1)
-    return scores
+def _reduce_best(rows: np.ndarray, weights: np.ndarray, levels: np.ndarray,
+                 size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of several value pairs: the best positive weight, else the most negative one."""
+    order = np.lexsort((-weights, rows))
+    rows, weights, levels = rows[order], weights[order], levels[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    ends = np.r_[starts[1:], len(rows)] - 1
+    pick = np.where(weights[starts] > 0, starts, ends)
+    return rows[pick], weights[pick], levels[pick]
 
 
-def _field_scores(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: np.ndarray, name: str,
-                  strategy: Strategy) -> np.ndarray:
-    a, b = left.take(name, i), right.take(name, j)
-    present = np.not_equal(a, None) & np.not_equal(b, None)
-    scores = np.full(len(i), np.nan, dtype=np.float32)
-    if present.any():
-        scores[present] = similarity(a[present], b[present], strategy=strategy)
-    return scores
+def _field_evidence(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: np.ndarray, name: str,
+                    rule: DedupeRule, frequencies: Frequencies, primary: bool,
+                    values: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bits (NaN where missing) and level names (None where missing) of one field for pairs ``i``, ``j``."""
+    kind = rule.kind_of(name)
+    options = {"kind": kind, "field": name, "fuzzy": rule.strategy == "fuzzy", "primary": primary,
+               "counts": frequencies.counts, "population": frequencies.population}
+    bits = np.full(len(i), np.nan)
+    levels = np.full(len(i), None, dtype=object)
+    if name in rule.all_values and values is None:
+        a, b = left.multi(name)[i], right.multi(name)[j]
+        present = np.flatnonzero(np.not_equal(a, None) & np.not_equal(b, None))
+        if not len(present):
+            return bits, levels
+        sizes_a = np.fromiter((len(v) for v in a[present]), dtype=np.int64, count=len(present))
+        sizes_b = np.fromiter((len(v) for v in b[present]), dtype=np.int64, count=len(present))
+        single = present[(sizes_a == 1) & (sizes_b == 1)]
+        if len(single):
+            x = np.array([v[0] for v in a[single]] + [None], dtype=object)[:-1]
+            y = np.array([v[0] for v in b[single]] + [None], dtype=object)[:-1]
+            levels[single], bits[single] = compare(x, y, **options)
+        several = present[(sizes_a > 1) | (sizes_b > 1)]
+        if len(several):
+            rows, xs, ys = [], [], []
+            for row, va, vb in zip(several.tolist(), a[several].tolist(), b[several].tolist()):
+                for x in va:
+                    for y in vb:
+                        rows.append(row)
+                        xs.append(x)
+                        ys.append(y)
+            x = np.array(xs + [None], dtype=object)[:-1]
+            y = np.array(ys + [None], dtype=object)[:-1]
+            found_levels, found_bits = compare(x, y, **options)
+            rows_done, best_bits, best_levels = _reduce_best(np.array(rows, dtype=np.int64), found_bits, found_levels,
+                                                             len(i))
+            bits[rows_done], levels[rows_done] = best_bits, best_levels
+        return bits, levels
+    a, b = values if values is not None else (left.take(name, i), right.take(name, j))
+    present = np.flatnonzero(np.not_equal(a, None) & np.not_equal(b, None))
+    if len(present):
+        levels[present], bits[present] = compare(a[present], b[present], **options)
+    return bits, levels
 
 
-def _tier_scores(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: np.ndarray, names: list[str],
-                 rule: DedupeRule) -> np.ndarray:
-    """Field scores of one tier, with first/last names crossed where that scores better."""
-    columns = [_field_scores(left, right, i=i, j=j, name=name, strategy=rule.strategy) for name in names]
-    scores = np.column_stack(columns) if columns else np.empty((len(i), 0), dtype=np.float32)
-    name_columns = [k for k, name in enumerate(names) if rule.kind_of(name) == "name"]
-    if len(name_columns) == 2:
-        a, b = name_columns
-        fa, fb = names[a], names[b]
-        direct = scores[:, a] + scores[:, b]
-        # Only pairs with all four names present and an imperfect direct match can gain.
-        cross_rows = np.flatnonzero(~np.isnan(direct) & (direct < 200))
-        if len(cross_rows):
-            ci, cj = i[cross_rows], j[cross_rows]
-            ab = similarity(left.take(fa, ci), right.take(fb, cj), strategy=rule.strategy)
-            ba = similarity(left.take(fb, ci), right.take(fa, cj), strategy=rule.strategy)
-            better = (ab + ba) > direct[cross_rows]
-            rows = cross_rows[better]
-            scores[rows, a] = ab[better]
-            scores[rows, b] = ba[better]
-    return scores
+def _split_names(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the last name is missing and the first holds several words, the last word is the last name."""
+    rows = [k for k, (f, l) in enumerate(zip(first.tolist(), last.tolist())) if l is None and f and " " in f]
+    if rows:
+        first, last = first.copy(), last.copy()
+        for k in rows:
+            head, _, tail = first[k].rpartition(" ")
+            first[k], last[k] = head, tail
+    return first, last
 
 
-def _weighted(scores: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean over present fields, and whether any field was present."""
-    present = ~np.isnan(scores)
-    w = present * weights
-    denominator = w.sum(axis=1)
-    numerator = (np.nan_to_num(scores) * w).sum(axis=1)
-    any_present = denominator > 0
-    mean = np.divide(numerator, denominator, out=np.zeros(len(scores)), where=any_present)
-    return mean, any_present
+def _name_evidence(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: np.ndarray, names: list[str],
+                   tiers: list[bool], rule: DedupeRule,
+                   frequencies: Frequencies) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Given and family name scored together: split whole names, and cross them where that scores better."""
+    fa, la = _split_names(left.take(names[0], i), left.take(names[1], i))
+    fb, lb = _split_names(right.take(names[0], j), right.take(names[1], j))
+    options = {"rule": rule, "frequencies": frequencies}
+    first = _field_evidence(left, right, i=i, j=j, name=names[0], primary=tiers[0], values=(fa, fb), **options)
+    last = _field_evidence(left, right, i=i, j=j, name=names[1], primary=tiers[1], values=(la, lb), **options)
+    direct = first[0] + last[0]
+    rows = np.flatnonzero(~np.isnan(direct) & (direct < 2 * 8.0))
+    if len(rows):
+        sub = (i[rows], j[rows])
+        ab = _field_evidence(left, right, i=sub[0], j=sub[1], name=names[0], primary=tiers[0],
+                             values=(fa[rows], lb[rows]), **options)
+        ba = _field_evidence(left, right, i=sub[0], j=sub[1], name=names[1], primary=tiers[1],
+                             values=(la[rows], fb[rows]), **options)
+        better = (ab[0] + ba[0]) > direct[rows]
+        take = rows[better]
+        first[0][take], first[1][take] = ab[0][better], ab[1][better]
+        last[0][take], last[1][take] = ba[0][better], ba[1][better]
+    # agreeing on both names says no more than the full name's own frequency allows
+    agree = np.flatnonzero(np.isin(first[1], ["exact", "translit"]) & np.isin(last[1], ["exact", "translit"]))
+    if len(agree):
+        both = first[0][agree] + last[0][agree]
+        forms = np.array([full_name(f, l) for f, l in zip(fa[agree].tolist(), la[agree].tolist())] + [None],
+                         dtype=object)[:-1]
+        cap = frequency_bits(frequencies.counts("names:full", forms), population=frequencies.population,
+                             bounds=FULL_NAME_RANGE, prior=FULL_NAME_PRIOR_FREQUENCY, prior_weight=FULL_NAME_PRIOR_WEIGHT)
+        scale = np.where(both > cap, cap / np.maximum(both, 1e-9), 1.0)
+        first[0][agree] *= scale
+        last[0][agree] *= scale
+    return [first[0], last[0]], [first[1], last[1]]
 
 
 def score_pairs(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: np.ndarray, rule: DedupeRule,
-                prune: bool = True) -> PairScores:
-    """Score the pairs ``(left[i[k]], right[j[k]])`` under ``rule``.
-
-    With ``prune``, pairs that cannot reach the threshold after their primary fields are scored
-    (and have no ``match_any`` hit) are dropped from the result, saving the secondary scoring.
-    """
+                frequencies: Frequencies) -> PairScores:
+    """Score the pairs ``(left[i[k]], right[j[k]])`` under ``rule`` (see the module docstring)."""
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
     hit = np.zeros(len(i), dtype=bool)
     hit_by_field: dict[str, np.ndarray] = {}
     for name in rule.match_any:
-        a, b = left.take(name, i, normalized=True), right.take(name, j, normalized=True)
-        agree = np.not_equal(a, None) & (a == b).astype(bool)
+        if name in rule.all_values:
+            a, b = left.multi(name)[i], right.multi(name)[j]
+            agree = np.array([x is not None and y is not None and not set(x).isdisjoint(y)
+                              for x, y in zip(a.tolist(), b.tolist())], dtype=bool).reshape(len(i))
+        else:
+            a, b = left.take(name, i, normalized=True), right.take(name, j, normalized=True)
+            agree = np.not_equal(a, None) & (a == b).astype(bool)
         hit_by_field[name] = agree
         hit |= agree
 
-    primary = _tier_scores(left, right, i=i, j=j, names=rule.primary_fields, rule=rule)
-    primary_mean, _ = _weighted(primary, np.array([f.weight for f in rule.primary_weights]))
-    if prune:
-        best_possible = rule.primary_weight * primary_mean + rule.secondary_weight * 100.0
-        keep = hit | (best_possible >= rule.threshold - _EPSILON)
-        i, j, hit, primary, primary_mean = i[keep], j[keep], hit[keep], primary[keep], primary_mean[keep]
-        hit_by_field = {name: agree[keep] for name, agree in hit_by_field.items()}
-
-    secondary = _tier_scores(left, right, i=i, j=j, names=rule.secondary_fields, rule=rule)
-    secondary_mean, secondary_present = _weighted(secondary, np.array([f.weight for f in rule.secondary_weights]))
-    confidence = np.where(secondary_present,
-                          rule.primary_weight * primary_mean + rule.secondary_weight * secondary_mean,
-                          primary_mean)
-    # Rounded so that float32 noise cannot break a tie that the arithmetic says is exact.
-    confidence = np.round(np.where(hit, 100.0, confidence), 4)
-
     fields = tuple(rule.compared_fields)
-    scores = np.hstack([primary, secondary]).astype(np.float32)
-    extra = [name for name in rule.match_any if name not in fields]
-    if extra:
-        scores = np.hstack([scores, np.full((len(i), len(extra)), np.nan, dtype=np.float32)])
-        fields = fields + tuple(extra)
+    primary = set(rule.primary_fields)
+    weights = {item.field: item.weight for item in [*rule.primary_weights, *rule.secondary_weights]}
+    bits: dict[str, np.ndarray] = {}
+    levels: dict[str, np.ndarray] = {}
+    names = [name for name in fields if rule.kind_of(name) == "name"]
+    if len(names) == 2:
+        found_bits, found_levels = _name_evidence(left, right, i=i, j=j, names=names,
+                                                  tiers=[name in primary for name in names], rule=rule,
+                                                  frequencies=frequencies)
+        bits.update(zip(names, found_bits))
+        levels.update(zip(names, found_levels))
+    for name in fields:
+        if name not in bits:
+            bits[name], levels[name] = _field_evidence(left, right, i=i, j=j, name=name, rule=rule,
+                                                       frequencies=frequencies, primary=name in primary)
+    primary_bits = sum((np.nan_to_num(bits[name]) * weights[name] for name in rule.primary_fields),
+                       np.zeros(len(i)))
+    secondary_bits = sum((np.nan_to_num(bits[name]) * weights[name] for name in rule.secondary_fields),
+                         np.zeros(len(i)))
+    total = (PRIOR_BITS + rule.primary_weight / DEFAULT_PRIMARY_WEIGHT * primary_bits
+             + rule.secondary_weight / DEFAULT_SECONDARY_WEIGHT * secondary_bits)
+    # rounded so that float noise cannot break a tie that the arithmetic says is exact
+    confidence = np.round(np.where(hit, 100.0, 100.0 * probability(total)), 4)
+
+    extra = tuple(name for name in rule.match_any if name not in fields)
+    all_fields = fields + extra
+    scores = np.column_stack([bits[name] for name in fields] + [np.full(len(i), np.nan)] * len(extra)
+                             ).astype(np.float32) if all_fields else np.empty((len(i), 0), dtype=np.float32)
+    level_table = np.empty((len(i), len(all_fields)), dtype=object)
+    for k, name in enumerate(fields):
+        level_table[:, k] = levels[name]
     for name, agree in hit_by_field.items():
-        # A match_any field that agreed after normalisation is a full match of that field.
-        scores[agree, fields.index(name)] = 100.0
-    return PairScores(i, j, confidence, scores, fields, hit)
+        # a match_any field that agreed after normalisation is recorded as an exact agreement
+        column = all_fields.index(name)
+        level_table[agree, column] = "exact"
+        if name in extra:
+            scores[agree, column] = 0.0
+    # identifiers are shared in households and offices: names that contradict each other veto a
+    # match however strongly the shared address and phone agree (the pair goes to review instead)
+    contradicted = np.zeros(len(i), dtype=bool)
+    for name in names:
+        contradicted |= levels[name] == "else"
+    return PairScores(i, j, confidence, scores, all_fields, hit, level_table, (primary_bits > 0) & ~contradicted)
 
 
 def id_order(ids: np.ndarray) -> np.ndarray:
@@ -371,37 +497,54 @@ def best_per_left(matched: PairScores, *, right_rank: np.ndarray) -> PairScores:
     return matched.select(order[first])
 
 
-def build_matches(scores: PairScores, *, left_ids: np.ndarray, right_ids: np.ndarray,
-                  threshold: float) -> list[Match]:
+def build_matches(scores: PairScores, *, left_ids: np.ndarray, right_ids: np.ndarray, threshold: float,
+                  basis: MatchBasis | None = None) -> list[Match]:
     """Turn scored pairs into :class:`Match` objects (left id duplicates right id)."""
     record_ids = left_ids[scores.left].tolist()
     duplicate_of = right_ids[scores.right].tolist()
     confidence = np.round(scores.confidence, 2).tolist()
-    basis = scores.basis(threshold).tolist()
+    bases = [basis] * len(record_ids) if basis else scores.basis(threshold).tolist()
     fields = scores.matched_fields()
-    return [Match(record_id=r, duplicate_of=d, confidence=c, matched_fields=f, basis=b)
-            for r, d, c, f, b in zip(record_ids, duplicate_of, confidence, fields, basis)]
+    levels = scores.level_names()
+    return [Match(record_id=r, duplicate_of=d, confidence=c, matched_fields=f, basis=b, levels=lv)
+            for r, d, c, f, b, lv in zip(record_ids, duplicate_of, confidence, fields, bases, levels)]
+
+
+def review_pairs(scores: PairScores, *, rule: DedupeRule, limit: int = 3) -> PairScores:
+    """The pairs in the review band, at most ``limit`` per left record, the most likely first."""
+    band = scores.select(scores.in_review(rule))
+    order = np.lexsort((band.right, -band.confidence, band.left))
+    band = band.select(order)
+    starts = np.flatnonzero(np.r_[True, band.left[1:] != band.left[:-1]]) if len(band.left) else np.empty(0, int)
+    rank = np.arange(len(band.left)) - np.repeat(starts, np.diff(np.r_[starts, len(band.left)]))
+    return band.select(rank < limit)
 
 
 def match_against(incoming_df: pd.DataFrame, existing_df: pd.DataFrame, rule: DedupeRule, *, incoming_id: str,
-                  existing_id: str, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE) -> Matches:
+                  existing_id: str, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+                  frequencies: Frequencies | None = None) -> Matches:
     """Find, for each incoming record, its best existing match at or above the rule's threshold.
 
     ``existing_df`` is meant to hold the target rows that share a blocking key with the batch
     (see :func:`~import_pipelines.dedupe.blocking.blocking_keys`), but any superset works.
     Ties on confidence go to the lowest existing id. Blocks holding more than
     ``max_block_size`` records (both sides together; a tenth of that for name keys) are
-    skipped and reported in ``capped_blocks``.
+    skipped and reported in ``capped_blocks``. Term frequencies are those of both frames
+    together unless ``frequencies`` gives others. Unmatched records' pairs in the review band
+    are listed in ``review``.
     """
     left = prepare_frame(incoming_df, rule, id_column=incoming_id, side="incoming")
     right = prepare_frame(existing_df, rule, id_column=existing_id, side="existing")
+    frequencies = frequencies or Frequencies.of([left, right], rule)
     candidates = blocking.candidate_pairs_between(left, right, rule, max_block_size=max_block_size)
-    scores = score_pairs(left, right, i=candidates.left, j=candidates.right, rule=rule)
+    scores = score_pairs(left, right, i=candidates.left, j=candidates.right, rule=rule, frequencies=frequencies)
     matched = scores.select(scores.is_match(rule.threshold))
 
     best = best_per_left(matched, right_rank=id_order(right.ids)[matched.right])
     matches = build_matches(best, left_ids=left.ids, right_ids=right.ids, threshold=rule.threshold)
     has_match = np.zeros(left.size, dtype=bool)
     has_match[best.left] = True
+    band = review_pairs(scores.select(~has_match[scores.left]), rule=rule)
+    review = build_matches(band, left_ids=left.ids, right_ids=right.ids, threshold=rule.threshold, basis="review")
     return Matches(matches=matches, unmatched=left.ids[~has_match].tolist(),
-                   pairs_compared=candidates.pairs_compared, capped_blocks=candidates.capped_blocks)
+                   pairs_compared=candidates.pairs_compared, capped_blocks=candidates.capped_blocks, review=review)

@@ -206,6 +206,9 @@ class PreparedFrame:
         self.ids = ids
         self.rule = rule
         self._columns = {name: df[name] for name in rule.columns}
+        # every value of a multi-valued field (all of a customer's addresses), when the frame has them
+        self._lists = {name: df[column] for name, column in rule.all_values.items() if column in df.columns}
+        self._multi: dict[str, np.ndarray] = {}
         self._full: dict[tuple[str, bool], np.ndarray] = {}
         self._hashes: dict[tuple[str, bool], np.ndarray] = {}
         self._present: dict[tuple[str, bool], np.ndarray] = {}
@@ -280,6 +283,39 @@ class PreparedFrame:
             done[todo] = True
         self._partial[key] = (cache, done)
         return cache[positions]
+
+
+    def multi(self, name: str) -> np.ndarray:
+        """Every value of ``name`` per record: a tuple of distinct compared values, or None.
+
+        The field's own value comes first, then those of its list column (``rule.all_values``)
+        where the frame has one; a record without any value has None.
+        """
+        if name not in self._multi:
+            single = self.values(name)
+            merged = np.empty(self.size, dtype=object)
+            lists = self._lists.get(name)
+            if lists is None:
+                merged[:] = [(v,) if v is not None else None for v in single.tolist()]
+            else:
+                positions, flat = [], []
+                for k, items in enumerate(lists.tolist()):
+                    if isinstance(items, str):  # a list sent as text: one value a line
+                        items = items.splitlines()
+                    if items is None or (not isinstance(items, (list, tuple, np.ndarray))):
+                        continue
+                    for item in items:
+                        positions.append(k)
+                        flat.append(item)
+                normalised = self._convert(name, pd.Series(flat, dtype=object), normalized=False) if flat else []
+                extra: list[list[str]] = [[] for _ in range(self.size)]
+                for k, value in zip(positions, list(normalised)):
+                    if value is not None:
+                        extra[k].append(value)
+                merged[:] = [tuple(dict.fromkeys(([v] if v is not None else []) + more)) or None
+                             for v, more in zip(single.tolist(), extra)]
+            self._multi[name] = merged
+        return self._multi[name]
 
 
 def prepare_frame(df: pd.DataFrame, rule: DedupeRule, *, id_column: str | None,

@@ -13,7 +13,7 @@ only joined through other members has basis ``chain``.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -23,11 +23,14 @@ from import_pipelines.dedupe.matching import (
     DEFAULT_MAX_BLOCK_SIZE,
     DedupeRule,
     Match,
+    PairScores,
     build_matches,
     id_order,
     matches_frame,
+    review_pairs,
     score_pairs,
 )
+from import_pipelines.dedupe.frequency import Frequencies
 from import_pipelines.dedupe.normalize import PreparedFrame, prepare_frame
 
 
@@ -47,6 +50,7 @@ class DuplicateGroups:
     duplicates: list[Match]
     pairs_compared: int
     capped_blocks: dict[str, int] = field(default_factory=dict)
+    review: list[Match] = field(default_factory=list)
 
     @property
     def survivors(self) -> list[Hashable]:
@@ -120,7 +124,8 @@ def survivor_ranks(df: pd.DataFrame, *, ids: np.ndarray, updated_column: str | N
 
 
 def find_duplicates_within(df: pd.DataFrame, rule: DedupeRule, *, id_column: str, updated_column: str | None = None,
-                           max_block_size: int = DEFAULT_MAX_BLOCK_SIZE) -> DuplicateGroups:
+                           max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+                           frequencies: Frequencies | None = None) -> DuplicateGroups:
     """Cluster the duplicates inside one batch and pick a survivor per cluster.
 
     Pairs are candidates only within blocks (see :mod:`import_pipelines.dedupe.blocking`;
@@ -128,23 +133,47 @@ def find_duplicates_within(df: pd.DataFrame, rule: DedupeRule, *, id_column: str
     reported); matched pairs (confidence at or above the threshold, or a ``match_any`` hit) are
     joined into clusters. Survivors: most recent ``updated_column``, then most complete, then
     lowest id. Cluster members are listed survivor first; every non-survivor is reported
-    against its survivor with confidence and field scores.
+    against its survivor with confidence and field scores. Pairs in the review band between
+    records of different clusters are listed in ``review`` (never merged). Term frequencies are
+    the batch's unless ``frequencies`` gives others.
     """
     if updated_column is not None and updated_column not in df.columns:
         raise ValueError(f"dedupe: the incoming frame has no updated column {updated_column!r}")
     prepared = prepare_frame(df, rule, id_column=id_column, side="incoming")
+    frequencies = frequencies or Frequencies.of([prepared], rule)
     candidates = blocking.candidate_pairs_within(prepared, rule, max_block_size=max_block_size)
-    scores = score_pairs(prepared, prepared, i=candidates.left, j=candidates.right, rule=rule)
+    scores = score_pairs(prepared, prepared, i=candidates.left, j=candidates.right, rule=rule, frequencies=frequencies)
     edges = scores.select(scores.is_match(rule.threshold))
     clusters, duplicates = cluster_matches(df, prepared, left=edges.left, right=edges.right, rule=rule,
-                                           id_column=id_column, updated_column=updated_column)
+                                           id_column=id_column, updated_column=updated_column,
+                                           frequencies=frequencies)
+    labels = connected_components(prepared.size, a=edges.left, b=edges.right)
+    band = review_pairs(oriented(scores.select(labels[scores.left] != labels[scores.right]),
+                                 survivor_side(df, prepared, id_column=id_column, updated_column=updated_column)),
+                        rule=rule)
+    review = build_matches(band, left_ids=prepared.ids, right_ids=prepared.ids, threshold=rule.threshold,
+                           basis="review")
     return DuplicateGroups(clusters=clusters, duplicates=duplicates, pairs_compared=candidates.pairs_compared,
-                           capped_blocks=candidates.capped_blocks)
+                           capped_blocks=candidates.capped_blocks, review=review)
+
+
+def survivor_side(df: pd.DataFrame, prepared: PreparedFrame, *, id_column: str | None,
+                  updated_column: str | None) -> np.ndarray:
+    """Survivor rank of every record of the batch (0 = would survive first)."""
+    return survivor_ranks(df, ids=prepared.ids, updated_column=updated_column, id_column=id_column)
+
+
+def oriented(scores: PairScores, ranks: np.ndarray) -> PairScores:
+    """Pairs turned so that the left record is the one that would not survive (it waits for review)."""
+    swap = ranks[scores.left] < ranks[scores.right]
+    left = np.where(swap, scores.right, scores.left)
+    right = np.where(swap, scores.left, scores.right)
+    return replace(scores, left=left, right=right)
 
 
 def cluster_matches(df: pd.DataFrame, prepared: PreparedFrame, *, left: np.ndarray, right: np.ndarray,
-                    rule: DedupeRule, id_column: str | None,
-                    updated_column: str | None) -> tuple[list[DuplicateCluster], list[Match]]:
+                    rule: DedupeRule, id_column: str | None, updated_column: str | None,
+                    frequencies: Frequencies) -> tuple[list[DuplicateCluster], list[Match]]:
     """Clusters of the matched pairs ``(left[k], right[k])`` (row positions of ``df`` / ``prepared``).
 
     Survivor per cluster by :func:`survivor_ranks`; every other member is reported against its
@@ -168,7 +197,8 @@ def cluster_matches(df: pd.DataFrame, prepared: PreparedFrame, *, left: np.ndarr
     survivor = survivor_of_label[member_labels]
 
     losers = members[members != survivor]
-    direct = score_pairs(prepared, prepared, i=losers, j=survivor[members != survivor], rule=rule, prune=False)
+    direct = score_pairs(prepared, prepared, i=losers, j=survivor[members != survivor], rule=rule,
+                         frequencies=frequencies)
     duplicates = build_matches(direct, left_ids=prepared.ids, right_ids=prepared.ids, threshold=rule.threshold)
 
     ids = prepared.ids[members].tolist()

@@ -1,0 +1,323 @@
+"""Comparison levels per field kind, and the evidence (in bits) each level is worth.
+
+A pair of values is put in one *level* of its field kind, best first; the level's weight is the
+log2 Bayes factor ``log2(m / u)`` of Fellegi-Sunter record linkage: ``m`` is how often two records
+of one person show that level, ``u`` how often two records of different people do. Positive
+weights are evidence for a match, negative ones against; a value missing on either side is no
+level at all and weighs 0.
+
+| kind | level | bits | why |
+|---|---|---|---|
+| email | ``exact`` (normalised) | 15 - log2(n - 1) | a mailbox belongs to one person; n = records holding it, so a shared family or team mailbox weighs less |
+| email | ``same_mailbox`` (a ``+tag`` aside; dots too at Gmail) | 12 | the provider delivers both to one mailbox |
+| email | ``digits_differ`` | -6 | ``name2@`` beside ``name@``: how providers hand out a second account, usually to a second person |
+| email | ``typo`` (one transposed or dropped letter in the local part as written, no digit touched, same domain) | 8 (4 when short) | a slip of the keyboard in a long name is rarely another person's address |
+| email | ``separators`` (only dots, ``_``, ``-`` differ) | 2 | ``john.smith@`` and ``johnsmith@`` are two mailboxes, often two people |
+| email | ``other_domain`` (same mailbox name) | 1.5 - log2(n - 1) | the same name at another provider; n = records with that mailbox name |
+| email | ``substituted`` (one letter replaced, no digit touched, same domain) | 5 | a slip of the keyboard; ``jan.smith`` / ``jon.smith`` are told apart by their names (a contradicting name vetoes) |
+| email | ``else`` | -2 | people do have several addresses |
+| phone | ``exact`` (digits with country code) | 12 - log2(n - 1) | a shared office or household line weighs less |
+| phone | ``last7`` | 3 | the same line written with another area or country code |
+| phone | ``else`` | -1 | people have several numbers |
+| name | ``exact`` | log2(0.9 / p), 1 to 9 | term frequency: p is the smoothed frequency of the name, so "Thomas" counts little and "Siobhán" much |
+| name | ``translit`` (same letters after transliteration: accents, scripts, case, spacing) | as ``exact`` - 1 | ``Müller`` / ``Muller`` / ``MUELLER``, ``Дмитрий`` / ``Dmitriy`` |
+| name | ``nickname`` | 3.5 | ``Bob`` / ``Robert`` (the ``nicknames`` dataset) |
+| name | ``typo`` (Jaro-Winkler >= 0.9, or one edit in four letters or more) | 2.5 | |
+| name | ``initial`` | 0.5 | ``J.`` / ``John`` |
+| name | both names agree | at most log2(0.9 / p) of the full name, 2 to 16 | given and family name are not independent: "Li Na" or "Maria Garcia" are common as pairs |
+| name | ``else`` | -8 | a different given name sharing an address is a relative or a colleague; it also vetoes a match (see :mod:`.matching`) |
+| text | ``exact`` | log2(0.9 / p), 0.5 to 4 (secondary); 12 - log2(n - 1) (primary) | a primary text field identifies, a secondary one describes |
+| text | ``similar`` (Jaro-Winkler >= 0.9) | 1 | |
+| text | ``else`` | -0.5 (secondary), -2 (primary) | |
+
+Under the ``exact`` and ``case_insensitive`` strategies only ``exact`` and ``else`` exist.
+
+Pairs whose values are equal are found vectorised; only the unequal ones take the per-pair
+path, which reads per-value features (mailbox parts, transliterations) from caches, since
+names and addresses repeat across pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz.distance import JaroWinkler
+
+from import_pipelines.dedupe.normalize import FieldKind
+
+Counts = Callable[[str, np.ndarray], np.ndarray]
+"""``counts(namespace, values)``: how many records of the population hold each value (>= 1)."""
+
+PRIOR_BITS = -10.0
+"""Log2 odds of a match before any evidence: about one pair in a thousand blocked pairs."""
+
+EMAIL_BITS = {"exact": 15.0, "same_mailbox": 12.0, "digits_differ": -6.0, "typo": 8.0, "typo_short": 4.0,
+              "separators": 2.0, "other_domain": 1.5, "substituted": 5.0, "else": -2.0}
+# providers that deliver mail whatever the dots in the mailbox name
+DOTS_IGNORED = frozenset({"gmail.com", "googlemail.com"})
+PHONE_BITS = {"exact": 12.0, "last7": 3.0, "else": -1.0}
+NAME_BITS = {"nickname": 3.5, "typo": 2.5, "initial": 0.5, "else": -8.0}
+TEXT_BITS = {"similar": 1.0, "else": -0.5}
+PRIMARY_TEXT_BITS = {"exact": 12.0, "else": -2.0}
+
+NAME_M = 0.9  # how often two records of one person agree exactly on a name
+NAME_PRIOR_FREQUENCY = 0.01  # a name's frequency before the data says otherwise
+NAME_PRIOR_WEIGHT = 500.0  # in records: small populations lean on the prior frequency
+NAME_RANGE = (1.0, 9.0)
+FULL_NAME_PRIOR_FREQUENCY = 1e-4  # a full name's frequency before the data says otherwise
+FULL_NAME_PRIOR_WEIGHT = 10_000.0  # full names are sparse: a few hundred records say little about one
+FULL_NAME_RANGE = (2.0, 16.0)
+TEXT_RANGE = (0.5, 4.0)
+TYPO_MIN_LETTERS = 5  # shorter mailbox names are too easily another person's after one edit
+JARO_WINKLER_SIMILAR = 0.9
+
+_CACHE = 1 << 18
+_SEPARATORS = re.compile(r"[._\-]")
+
+
+def identifier_penalty(counts: np.ndarray) -> np.ndarray:
+    """Bits taken off an identifier held by ``n`` records: ``log2(n - 1)`` (none for one or two)."""
+    return np.log2(np.maximum(counts - 1, 1).astype(np.float64))
+
+
+def frequency_bits(counts: np.ndarray, *, population: int, bounds: tuple[float, float],
+                   prior: float = NAME_PRIOR_FREQUENCY, prior_weight: float = NAME_PRIOR_WEIGHT) -> np.ndarray:
+    """Term-frequency weight of an exact agreement: ``log2(m / p)``, clipped to ``bounds``.
+
+    ``p`` is the value's frequency, smoothed towards :data:`NAME_PRIOR_FREQUENCY` by
+    :data:`NAME_PRIOR_WEIGHT` pseudo-records, so that a name seen twice among five records is not
+    taken for a common one.
+    """
+    frequency = (counts + prior_weight * prior) / (population + prior_weight)
+    return np.clip(np.log2(NAME_M / frequency), *bounds)
+
+
+# -- per-value features ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=_CACHE)
+def email_parts(address: str) -> tuple[str, str, str, str, str]:
+    """``(local, domain, mailbox, letters, digits)`` of a normalised address.
+
+    ``local`` is the local part without a ``+tag`` (and without dots where the provider ignores
+    them); ``mailbox`` is it without dots, underscores and hyphens; ``letters`` and ``digits``
+    split the mailbox.
+    """
+    local, _, domain = address.rpartition("@") if "@" in address else (address, "", "")
+    local = local.partition("+")[0]
+    if domain in DOTS_IGNORED:
+        local = local.replace(".", "")
+    mailbox = _SEPARATORS.sub("", local)
+    letters = "".join(c for c in mailbox if not c.isdigit())
+    digits = "".join(c for c in mailbox if c.isdigit())
+    return local, domain, mailbox, letters, digits
+
+
+def full_name(first: str, last: str) -> str:
+    """Given and family name as one counted form, in either order (``li na`` = ``na li``)."""
+    a, b = name_letters(first), name_letters(last)
+    return f"{a} {b}" if a <= b else f"{b} {a}"
+
+
+def email_mailbox(address: str) -> str:
+    """The mailbox name of an address (see :func:`email_parts`); term frequencies count it."""
+    return email_parts(address)[2]
+
+
+@lru_cache(maxsize=_CACHE)
+def name_letters(name: str) -> str:
+    """A name reduced to its lower-case Latin letters: transliterated, accents and punctuation gone.
+
+    ``Müller`` -> ``muller``, ``Дмитрий`` -> ``dmitriy``, ``O'Brien`` -> ``obrien``. German
+    ``ue``/``oe``/``ae`` after a consonant stand for umlauts and are read as one vowel.
+    """
+    from anyascii import anyascii
+
+    text = name if name.isascii() else anyascii(unicodedata.normalize("NFKC", name))
+    letters = "".join(c for c in text.lower() if c.isalpha())
+    return letters
+
+
+@lru_cache(maxsize=_CACHE)
+def _umlauts_folded(letters: str) -> str:
+    return re.sub(r"(?<=[^aeiou])([aou])e", r"\1", letters)
+
+
+def one_edit(a: str, b: str) -> str | None:
+    """``transposition``, ``dropped`` or ``substituted`` when ``a`` and ``b`` are one such edit apart."""
+    if a == b:
+        return None
+    if len(a) == len(b):
+        diff = [k for k in range(len(a)) if a[k] != b[k]]
+        if len(diff) == 1:
+            return "substituted"
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]:
+            return "transposition"
+        return None
+    if abs(len(a) - len(b)) != 1:
+        return None
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    k = 0
+    while k < len(short) and short[k] == long[k]:
+        k += 1
+    return "dropped" if short[k:] == long[k + 1:] else None
+
+
+@lru_cache(maxsize=1)
+def nickname_groups() -> dict[str, frozenset[str]]:
+    """Given name -> the names it is a nickname of or has as nicknames (``bob`` -> robert, bobby ...).
+
+    From the ``nicknames`` dataset (a hand-curated CSV of English given names and their
+    nicknames). Two nicknames of the same name (``bob``, ``rob``) are related too.
+    """
+    import csv
+
+    from nicknames import with_names_csv_path
+
+    related: dict[str, set[str]] = {}
+    with with_names_csv_path() as path, open(path, encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            name, nick = row["name1"].lower(), row["name2"].lower()
+            related.setdefault(name, set()).add(nick)
+            related.setdefault(nick, set()).add(name)
+    groups: dict[str, frozenset[str]] = {}
+    for name, names in related.items():
+        # a nickname's siblings: the other nicknames of the names it stands for
+        siblings = {other for canonical in names for other in related.get(canonical, ())}
+        groups[name] = frozenset(names | siblings)
+    return groups
+
+
+# -- levels ---------------------------------------------------------------------------------------
+
+def email_level(a: str, b: str) -> str:
+    """The level of two unequal normalised addresses (see the module table)."""
+    local_a, domain_a, mailbox_a, letters_a, digits_a = email_parts(a)
+    local_b, domain_b, mailbox_b, letters_b, digits_b = email_parts(b)
+    if local_a == local_b and domain_a == domain_b and local_a:
+        return "same_mailbox"
+    if mailbox_a == mailbox_b and domain_a == domain_b and mailbox_a:
+        # john.smith@ and johnsmith@ are two mailboxes at most providers, often two people
+        return "separators"
+    if letters_a == letters_b and digits_a != digits_b and letters_a:
+        return "digits_differ"
+    if mailbox_a == mailbox_b and len(mailbox_a) >= 4:
+        return "other_domain"
+    if domain_a == domain_b and digits_a == digits_b:
+        # one edit of the local part as written: a slip beside a changed separator is two edits
+        edit = one_edit(local_a, local_b)
+        shortest = min(len(letters_a), len(letters_b))
+        if edit in ("transposition", "dropped"):
+            return "typo" if shortest >= TYPO_MIN_LETTERS else "typo_short"
+        if edit == "substituted" and shortest >= TYPO_MIN_LETTERS:
+            return "substituted"
+    return "else"
+
+
+def phone_level(a: str, b: str) -> str:
+    """The level of two unequal normalised phone numbers."""
+    return "last7" if len(a) >= 7 and a[-7:] == b[-7:] else "else"
+
+
+def name_level(a: str, b: str) -> str:
+    """The level of two unequal normalised names."""
+    la, lb = name_letters(a), name_letters(b)
+    if la == lb or (la and _umlauts_folded(la) == _umlauts_folded(lb)):
+        return "translit" if la else "else"
+    if not la or not lb:
+        return "else"
+    if lb in nickname_groups().get(la, ()):
+        return "nickname"
+    if (len(la) == 1 or len(lb) == 1) and la[0] == lb[0]:
+        return "initial"
+    if min(len(la), len(lb)) >= 3 and JaroWinkler.similarity(la, lb) >= JARO_WINKLER_SIMILAR:
+        return "typo"
+    if min(len(la), len(lb)) >= 4 and one_edit(la, lb) is not None:
+        return "typo"
+    return "else"
+
+
+def text_level(a: str, b: str) -> str:
+    """The level of two unequal normalised texts."""
+    return "similar" if JaroWinkler.similarity(a, b) >= JARO_WINKLER_SIMILAR else "else"
+
+
+_LEVEL_OF: dict[FieldKind, Callable[[str, str], str]] = {
+    "email": email_level, "phone": phone_level, "name": name_level, "text": text_level}
+
+
+def tf_namespaces(kind: FieldKind, field: str) -> dict[str, Callable[[str], str]]:
+    """The term-frequency counts a field of ``kind`` needs: namespace -> the form that is counted.
+
+    Names share one namespace, so a name counts the same as a given or a family name (a pair
+    scored with the names crossed reads the same counts).
+    """
+    if kind == "email":
+        return {f"{field}:address": str, f"{field}:mailbox": email_mailbox}
+    if kind == "name":
+        return {"names:letters": name_letters}
+    if kind == "phone":
+        return {f"{field}:number": str}
+    return {f"{field}:text": str}
+
+
+def compare(a: np.ndarray, b: np.ndarray, *, kind: FieldKind, field: str, fuzzy: bool, primary: bool,
+            counts: Counts, population: int) -> tuple[np.ndarray, np.ndarray]:
+    """Levels and weights (bits) of aligned object arrays of present, normalised values."""
+    equal = (a == b).astype(bool)
+    levels = np.where(equal, "exact", "else").astype(object)
+    if fuzzy and not equal.all():
+        level_of = _LEVEL_OF[kind]
+        rows = np.flatnonzero(~equal)
+        levels[rows] = [level_of(x, y) for x, y in zip(a[rows].tolist(), b[rows].tolist())]
+    weights = np.empty(len(a), dtype=np.float64)
+    if kind == "email":
+        table = EMAIL_BITS
+    elif kind == "phone":
+        table = PHONE_BITS
+    elif kind == "name":
+        table = NAME_BITS
+    else:
+        table = PRIMARY_TEXT_BITS if primary else TEXT_BITS
+    for level in set(levels.tolist()):
+        rows = np.flatnonzero(levels == level)
+        weights[rows] = _weights(level, a[rows], b[rows], kind=kind, field=field, primary=primary, table=table,
+                                 counts=counts, population=population)
+    return levels, weights
+
+
+def _weights(level: str, a: np.ndarray, b: np.ndarray, *, kind: FieldKind, field: str, primary: bool,
+             table: dict[str, float], counts: Counts, population: int) -> np.ndarray:
+    """Weights of the pairs of one level, term-frequency adjusted where the level is an agreement."""
+    if kind == "email" and level == "exact":
+        return EMAIL_BITS["exact"] - identifier_penalty(counts(f"{field}:address", a))
+    if kind == "email" and level == "other_domain":
+        mailboxes = np.array([email_mailbox(v) for v in a.tolist()] + [None], dtype=object)[:-1]
+        return EMAIL_BITS["other_domain"] - identifier_penalty(counts(f"{field}:mailbox", mailboxes))
+    if kind == "phone" and level == "exact":
+        return PHONE_BITS["exact"] - identifier_penalty(counts(f"{field}:number", a))
+    if kind == "name" and level in ("exact", "translit"):
+        letters = [np.array([name_letters(v) for v in side.tolist()] + [None], dtype=object)[:-1] for side in (a, b)]
+        seen = np.maximum(counts("names:letters", letters[0]), counts("names:letters", letters[1]))
+        bits = frequency_bits(seen, population=population, bounds=NAME_RANGE)
+        return bits - (1.0 if level == "translit" else 0.0)
+    if kind == "text" and level == "exact":
+        if primary:
+            return PRIMARY_TEXT_BITS["exact"] - identifier_penalty(counts(f"{field}:text", a))
+        return frequency_bits(counts(f"{field}:text", a), population=population, bounds=TEXT_RANGE)
+    return np.full(len(a), table.get(level, table["else"]), dtype=np.float64)
+
+
+def probability(bits: np.ndarray) -> np.ndarray:
+    """Posterior match probability (0-1) from the total log2 odds."""
+    return 1.0 / (1.0 + np.exp2(-np.clip(bits, -60, 60)))
+
+
+def bits_for(probability_percent: float) -> float:
+    """The log2 odds at which the posterior probability is ``probability_percent`` / 100."""
+    p = min(max(probability_percent / 100.0, 1e-12), 1 - 1e-12)
+    return math.log2(p / (1 - p))
