@@ -115,7 +115,8 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
         staging = staging_name(run.profile, run.entity_name, run.run_id)
         with connect(run.source_url, read_only=True) as probe:
             version = probe.info.server_version
-        compiled = compile_query(entity.query, entity.fields, server_version=version)
+        # match fields (every email of a customer) are staged beside the written fields, never written
+        compiled = compile_query(entity.query, entity.staged_fields, server_version=version)
         target.autocommit = False
         rows = stream_to_staging(
             source_url=run.source_url, target=target, compiled=compiled, table=staging,

@@ -92,13 +92,17 @@ def compile_field(spec: FieldSpec, *, aliases: set[str], server_version: int = 1
                                                                sql.Literal(spec.case.default))
     elif spec.json_ is not None:
         _known_alias(spec.json_.column, aliases)
-        path = sql.Literal([str(p) for p in spec.json_.path])
         source = column(spec.json_.column)
-        if server_version >= 160000:
-            expr = sql.SQL("CASE WHEN pg_input_is_valid(({0})::text, 'jsonb') THEN ({0})::jsonb #>> {1} END"
-                           ).format(source, path)
+        if "*" in spec.json_.path:
+            # every element where the path says "*": a JSON array, through a bound jsonpath
+            extract = sql.SQL("jsonb_path_query_array(({})::jsonb, {}::jsonpath)").format(
+                source, sql.Literal(json_path(spec.json_.path)))
         else:
-            expr = sql.SQL("(({})::jsonb #>> {})").format(source, path)
+            extract = sql.SQL("({})::jsonb #>> {}").format(source, sql.Literal([str(p) for p in spec.json_.path]))
+        if server_version >= 160000:
+            expr = sql.SQL("CASE WHEN pg_input_is_valid(({})::text, 'jsonb') THEN {} END").format(source, extract)
+        else:
+            expr = sql.SQL("({})").format(extract)
     elif spec.expression is not None:
         expr = sql.SQL("({})").format(sql.SQL(check_expression(spec.expression, aliases=aliases)))
     elif spec.coalesce is not None:
@@ -112,6 +116,19 @@ def compile_field(spec: FieldSpec, *, aliases: set[str], server_version: int = 1
         else:
             expr = sql.SQL(_TRANSFORMS[transform]).format(expr)
     return expr
+
+
+def json_path(path: list[str | int]) -> str:
+    """A SQL/JSON path for ``path``: ``["*", "value"]`` -> ``$[*]."value"`` (keys quoted and escaped)."""
+    parts = ["$"]
+    for step in path:
+        if step == "*":
+            parts.append("[*]")
+        elif isinstance(step, int):
+            parts.append(f"[{step}]")
+        else:
+            parts.append('."' + step.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "".join(parts)
 
 
 def _case_key(key: str | int) -> str:
@@ -137,10 +154,13 @@ def _compile_join(join: Join, *, aliases: set[str]) -> sql.Composed:
     on = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(column(j), column(p)) for j, p in join.on.items())
     # a first-row join filters the joined table before picking the first row, so its condition
     # may only use the joined table's own columns (the parent is not in scope there)
-    condition = (check_expression(join.condition, aliases={join.alias} if join.first else aliases)
+    own = join.first is not None or join.collect is not None
+    condition = (check_expression(join.condition, aliases={join.alias} if own else aliases)
                  if join.condition else None)
     keyword = sql.SQL(_JOIN_SQL[join.type])
     table = _table(join.schema_, join.table)
+    if join.collect is not None:
+        return _compile_collect(join, keyword=keyword, table=table, on=on, condition=condition)
     if join.first is None:
         extra = sql.SQL(" AND ({})").format(sql.SQL(condition)) if condition else sql.SQL("")
         return sql.SQL(" {} {} AS {} ON {}{}").format(keyword, table, ident(join.alias), on, extra)
@@ -153,6 +173,28 @@ def _compile_join(join: Join, *, aliases: set[str]) -> sql.Composed:
         keys=sql.SQL(", ").join(keys), alias=ident(join.alias), table=table, where=where,
         order=sql.SQL(", ").join([*keys, *order]))
     return sql.SQL(" {} ({}) AS {} ON {}").format(keyword, inner, ident(join.alias), on)
+
+
+def _compile_collect(join: Join, *, keyword: sql.SQL, table: sql.Identifier, on: sql.Composable,
+                     condition: str | None) -> sql.Composed:
+    """All joined rows per parent, their ``collect`` columns as arrays: one grouped derived table.
+
+    Set-based like the first-row join (one aggregate over the joined table); the condition and
+    the order may only use the joined table's own columns, since the parent is not in scope.
+    """
+    alias = ident(join.alias)
+    keys = [column(j) for j in join.on]
+    order = [sql.SQL(check_expression(e, aliases={join.alias})) for e in join.collect.order_by]
+    ordered = sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(order)) if order else sql.SQL("")
+    arrays = sql.SQL(", ").join(
+        sql.SQL("array_agg({a}.{c}{o}) FILTER (WHERE {a}.{c} IS NOT NULL) AS {c}").format(
+            a=alias, c=ident(name), o=ordered) for name in join.collect.columns)
+    key_names = sql.SQL(", ").join(sql.SQL("{} AS {}").format(k, ident(j.split(".", 1)[1]))
+                                   for k, j in zip(keys, join.on))
+    where = sql.SQL(" WHERE {}").format(sql.SQL(condition)) if condition else sql.SQL("")
+    inner = sql.SQL("SELECT {key_names}, {arrays} FROM {table} AS {alias}{where} GROUP BY {keys}").format(
+        key_names=key_names, arrays=arrays, table=table, alias=alias, where=where, keys=sql.SQL(", ").join(keys))
+    return sql.SQL(" {} ({}) AS {} ON {}").format(keyword, inner, alias, on)
 
 
 def _compile_filter(flt: Filter, params: list[Any]) -> sql.Composable:

@@ -84,11 +84,12 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
         return problems
     for name, entity in template.entities.items():
         aliases = entity.query.aliases
-        for field_name, spec in entity.fields.items():
-            try:
-                compile_field(spec, aliases=aliases)
-            except (ExpressionError, ValueError) as error:
-                problems.append((f"entities.{name}.fields.{field_name}", str(error)))
+        for section, specs in (("fields", entity.fields), ("match_fields", entity.match_fields)):
+            for field_name, spec in specs.items():
+                try:
+                    compile_field(spec, aliases=aliases)
+                except (ExpressionError, ValueError) as error:
+                    problems.append((f"entities.{name}.{section}.{field_name}", str(error)))
         try:
             compile_query(entity.query, {}, server_version=160000)
         except (ExpressionError, ValueError) as error:

@@ -59,17 +59,46 @@ class FirstRow(_Strict):
     order_by: list[str] = Field(min_length=1)
 
 
+class Collect(_Strict):
+    """Gather ``columns`` of every joined row per parent into arrays, ordered by ``order_by``.
+
+    The joined alias then offers each listed column as an array (all of a customer's emails),
+    so a parent never fans out into several rows.
+    """
+
+    columns: list[str] = Field(min_length=1)
+    order_by: list[str] = Field(default_factory=list)
+
+    @field_validator("columns")
+    @classmethod
+    def _plain_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"collect column {name!r} must be a plain column name (no alias)")
+        return value
+
+
 class Join(TableRef):
     """A join: ``on`` maps joined columns to parent columns; ``condition`` is one extra SQL predicate.
 
     With ``first`` only the first matching row per parent is kept (the preferred email, the first
-    customer thread), so a parent never fans out into several rows.
+    customer thread); with ``collect`` the listed columns of all matching rows become arrays. Either
+    way a parent never fans out into several rows.
     """
 
     type: JoinType = "left"
     on: dict[str, str] = Field(min_length=1)
     condition: str | None = None
     first: FirstRow | None = None
+    collect: Collect | None = None
+
+    @model_validator(mode="after")
+    def _one_way_per_parent(self) -> Join:
+        if self.first is not None and self.collect is not None:
+            raise ValueError("a join takes either first or collect, not both")
+        if self.collect is not None and self.type not in ("left", "inner"):
+            raise ValueError(f"a collect join is a left or inner join, not {self.type}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -99,7 +128,11 @@ class DateFormat(_Strict):
 
 
 class JsonValue(_Strict):
-    """A value taken from JSON text: ``{column: c.phones, path: [0, value]}``."""
+    """A value taken from JSON text: ``{column: c.phones, path: [0, value]}``.
+
+    A ``"*"`` in the path takes every element of an array there, and the value becomes a JSON
+    array of what was found: ``[*, value]`` is every phone number of the list.
+    """
 
     column: str
     path: list[str | int] = Field(min_length=1)
@@ -234,6 +267,9 @@ class Entity(_Strict):
     query: Query
     fields: dict[str, FieldSpec] = Field(min_length=1)
     references: dict[str, Reference] = Field(default_factory=dict)
+    match_fields: dict[str, FieldSpec] = Field(
+        default_factory=dict, description="fields staged for duplicate detection only, never written (lists of"
+                                          " every email or phone)")
     dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
     survivor_updated: str | None = Field(default=None, description="field whose latest value wins a duplicate cluster")
     notes: list[str] = Field(default_factory=list)
@@ -242,11 +278,18 @@ class Entity(_Strict):
     def _consistent(self) -> Entity:
         if self.source_id not in self.fields:
             raise ValueError(f"source_id {self.source_id!r} is not one of the fields")
+        clash = sorted(set(self.match_fields) & set(self.fields))
+        if clash:
+            raise ValueError(f"match_fields {', '.join(clash)} are also fields; a match field is staged, never written")
         if self.dedupe is not None:
             unknown = [f for f in self.dedupe.columns if f not in self.fields]
             if unknown:
                 raise ValueError(f"dedupe uses {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not"
                                  " among the fields")
+            lists = [f for f in self.dedupe.list_columns if f not in self.match_fields]
+            if lists:
+                raise ValueError(f"dedupe all_values uses {', '.join(lists)}, which {'is' if len(lists) == 1 else 'are'}"
+                                 " not among the match_fields")
         if self.survivor_updated is not None and self.survivor_updated not in self.fields:
             raise ValueError(f"survivor_updated {self.survivor_updated!r} is not one of the fields")
         for column, ref in self.references.items():
@@ -255,6 +298,11 @@ class Entity(_Strict):
             if column in self.fields:
                 raise ValueError(f"reference column {column!r} is also a field; a target column is written once")
         return self
+
+    @property
+    def staged_fields(self) -> dict[str, FieldSpec]:
+        """What extract stages: the written fields, then the match fields."""
+        return {**self.fields, **self.match_fields}
 
 
 class NaturalKey(_Strict):
