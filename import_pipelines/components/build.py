@@ -87,7 +87,9 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         """Collapse duplicate source records before anything is written."""
         from import_pipelines.pipeline.steps import dedupe
 
-        return dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+        result = dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+        context.add_output_metadata(review_metadata(result))
+        return result
 
     @dg.op(name=f"{prefix}__load", required_resource_keys=keys, ins={"staged": dg.In(), "after": dg.In(dg.Nothing)},
            tags=step_tags("load", depth=depth))
@@ -96,7 +98,8 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         from import_pipelines.pipeline.steps import load
 
         result = load(_entity_run(context, profile, template, entity), staged, log=context.log.info)
-        return dg.Output(result.counts, metadata=materialization_metadata(result, target=spec.target))
+        return dg.Output(result.counts, metadata=materialization_metadata(result, target=spec.target)
+                         | review_metadata(staged))
 
     ins = {name: dg.AssetIn(key=[profile.name, name], dagster_type=dg.Nothing) for name in upstream}
 
@@ -131,6 +134,21 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
     meta["duration_s"] = dg.MetadataValue.float(round(result.seconds, 3))
     meta["target_table"] = dg.MetadataValue.text(target)
     meta["preview"] = dg.MetadataValue.md(_markdown(result.preview, result.preview_columns))
+    return meta
+
+
+def review_metadata(staged: Any) -> dict[str, Any]:
+    """The pairs waiting for review: a count, a table (the first 200) and the CSV of them all."""
+    pairs = list(getattr(staged, "review", ()) or ())
+    meta: dict[str, Any] = {"review_pairs": dg.MetadataValue.int(len(pairs))}
+    if pairs:
+        columns = ["review_id", "source_id", "candidate", "confidence", "fields"]
+        meta["review"] = dg.MetadataValue.table(
+            records=[dg.TableRecord({c: pair[c] for c in columns}) for pair in pairs[:200]],
+            schema=dg.TableSchema(columns=[dg.TableColumn(c, "float" if c == "confidence" else
+                                                          "int" if c == "review_id" else "string")
+                                           for c in columns]))
+        meta["review_report"] = dg.MetadataValue.path(staged.review_report)
     return meta
 
 

@@ -36,27 +36,35 @@ def value_hashes(namespace: str, values: np.ndarray | list[str]) -> np.ndarray:
     return hashes ^ namespace_hash(namespace)
 
 
-def record_frequency_keys(prepared: PreparedFrame, rule: DedupeRule) -> np.ndarray:
-    """Every counting key of every record of ``prepared``, each record counting a value once."""
-    parts: list[np.ndarray] = []
+def record_frequency_keys(prepared: PreparedFrame, rule: DedupeRule) -> tuple[np.ndarray, np.ndarray]:
+    """Every counting key of every record of ``prepared`` (positions, keys); a record counts a value once."""
+    positions: list[int] = []
+    keys: list[np.ndarray] = []
     for name in rule.compared_fields:
         kind = rule.kind_of(name)
         values = prepared.multi(name) if name in rule.all_values else prepared.values(name)
         for namespace, form in tf_namespaces(kind, name).items():
-            per_record = [{form(v) for v in (item if isinstance(item, tuple) else (item,))}
-                          for item in values.tolist() if item is not None]
-            flat = [v for forms in per_record for v in forms if v]
+            flat: list[str] = []
+            for position, item in enumerate(values.tolist()):
+                if item is None:
+                    continue
+                for value in {form(v) for v in (item if isinstance(item, tuple) else (item,))}:
+                    if value:
+                        positions.append(position)
+                        flat.append(value)
             if flat:
-                parts.append(value_hashes(namespace, flat))
+                keys.append(value_hashes(namespace, flat))
     names = [name for name in rule.compared_fields if rule.kind_of(name) == "name"]
     if len(names) == 2:
-        first, last = prepared.values(names[0]), prepared.values(names[1])
-        both = [full_name(f, l) for f, l in zip(first.tolist(), last.tolist()) if f is not None and l is not None]
+        both = [(k, full_name(f, l)) for k, (f, l) in enumerate(zip(prepared.values(names[0]).tolist(),
+                                                                    prepared.values(names[1]).tolist()))
+                if f is not None and l is not None]
         if both:
-            parts.append(value_hashes("names:full", both))
-    if not parts:
-        return np.empty(0, dtype=np.int64)
-    return np.concatenate(parts)
+            positions.extend(k for k, _ in both)
+            keys.append(value_hashes("names:full", [form for _, form in both]))
+    if not keys:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.array(positions, dtype=np.int64), np.concatenate(keys)
 
 
 class Frequencies:
@@ -70,7 +78,7 @@ class Frequencies:
     @classmethod
     def of(cls, sides: list[PreparedFrame], rule: DedupeRule) -> Frequencies:
         """The frequencies of the records of all ``sides`` together."""
-        keys = np.concatenate([record_frequency_keys(side, rule) for side in sides] + [np.empty(0, np.int64)])
+        keys = np.concatenate([record_frequency_keys(side, rule)[1] for side in sides] + [np.empty(0, np.int64)])
         unique, counts = np.unique(keys, return_counts=True)
         return cls(unique, counts, population=sum(side.size for side in sides))
 

@@ -30,6 +30,7 @@ from psycopg import sql
 
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
+from import_pipelines.dedupe.frequency import record_frequency_keys, value_hashes
 from import_pipelines.dedupe.matching import (
     DEFAULT_MAX_BLOCK_SIZE,
     DedupeRule,
@@ -37,10 +38,12 @@ from import_pipelines.dedupe.matching import (
     best_per_left,
     build_matches,
     id_order,
+    review_pairs,
     score_pairs,
 )
 from import_pipelines.dedupe.normalize import prepare_frame
-from import_pipelines.dedupe.survivor import cluster_matches
+from import_pipelines.dedupe.review import Decisions, ReviewPair
+from import_pipelines.dedupe.survivor import cluster_matches, survivor_ranks
 
 CHUNK_ROWS = 20_000
 """Rows (staged records, target records or candidate pairs) worked on at a time."""
@@ -49,7 +52,8 @@ _INTEGER_OIDS = {20, 21, 23}  # int8, int2, int4: ids that travel as binary bigi
 # COPY ... (FORMAT BINARY): signature, flags, header extension length; a field count of -1 ends it
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER = b"\xff\xff"
-_TEMP_TABLES = ("_dedupe_keys", "_dedupe_pairs", "_dedupe_target_keys", "_dedupe_skip", "_dedupe_target_pairs")
+_TEMP_TABLES = ("_dedupe_keys", "_dedupe_pairs", "_dedupe_target_keys", "_dedupe_skip", "_dedupe_target_pairs",
+                "_dedupe_tf")
 
 _VALID = sql.SQL("s._dup_of IS NULL AND s._error IS NULL")  # the staged rows the rule looks at
 
@@ -65,6 +69,7 @@ class DedupeOutcome:
     against_target: int = 0
     pairs_compared: int = 0
     confidences: list[float] = field(default_factory=list)
+    review: list[ReviewPair] = field(default_factory=list)
 
     @property
     def found(self) -> int:
@@ -93,12 +98,37 @@ class _Context:
     survivor_updated: str | None
     chunk_rows: int
     caps: dict[str, int]
+    lists: list[str]
+    decisions: Decisions
+    frequencies: SessionFrequencies | None = None
+
+
+class SessionFrequencies:
+    """Term frequencies counted in the session's ``_dedupe_tf`` table (values held by two records or more).
+
+    Reads the same numbers as :class:`~.frequency.Frequencies` over the staged and target rows,
+    fetching only the counts a chunk of pairs needs.
+    """
+
+    def __init__(self, conn: psycopg.Connection, *, population: int) -> None:
+        self.conn = conn
+        self.population = population
+
+    def counts(self, namespace: str, values: np.ndarray) -> np.ndarray:
+        """How many records hold each of ``values`` (at least 1)."""
+        if len(values) == 0:
+            return np.empty(0, dtype=np.int64)
+        hashes = value_hashes(namespace, values.tolist())
+        found = dict(self.conn.execute("SELECT h, n FROM _dedupe_tf WHERE h = ANY(%s)",
+                                       (np.unique(hashes).tolist(),)).fetchall())
+        return np.fromiter((found.get(h, 1) for h in hashes.tolist()), dtype=np.int64, count=len(hashes))
 
 
 def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql.Identifier, primary_key: str,
                natural_key: tuple[str, str], source_system: str, source_id: str, rule: DedupeRule,
                survivor_updated: str | None = None, reader: psycopg.Connection | None = None,
-               chunk_rows: int = CHUNK_ROWS, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE) -> DedupeOutcome:
+               chunk_rows: int = CHUNK_ROWS, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+               decisions: Decisions | None = None) -> DedupeOutcome:
     """Find duplicates for the staged rows and write the findings into the staging table.
 
     Every valid staged row takes part in the within-batch clustering; survivors that the target
@@ -110,24 +140,40 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
     ``reader``, a second session on the same database, streams the staged and target rows while
     ``conn`` takes in their keys, so that reading, computing keys and the server's intake
     overlap. It sees committed rows only. Without it ``conn`` does all of it in turn.
+
+    Pairs in the review band are returned in ``review`` (the record held back first) and never
+    merged; ``decisions`` taken on earlier runs merge accepted pairs and keep rejected ones apart.
     """
+    present = {d.name for d in conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(staging)).description}
     ctx = _Context(conn=conn, reader=reader, staging=staging, target=target, primary_key=primary_key,
                    natural_key=natural_key, source_system=source_system, source_id=source_id, rule=rule,
                    survivor_updated=survivor_updated, chunk_rows=chunk_rows,
-                   caps={"cap": max_block_size, "fallback_cap": fallback_cap(max_block_size)})
+                   caps={"cap": max_block_size, "fallback_cap": fallback_cap(max_block_size)},
+                   lists=[c for c in rule.list_columns if c in present], decisions=decisions or Decisions())
     with conn.transaction():
-        conn.execute("CREATE TEMP TABLE _dedupe_keys (h bigint, id bigint, fb boolean) ON COMMIT DROP")
+        conn.execute("CREATE TEMP TABLE _dedupe_keys (h bigint, id bigint, fb boolean, tf boolean) ON COMMIT DROP")
         staged = _stage_keys(ctx, table="_dedupe_keys", id_column="_rn", side="incoming", query=sql.SQL(
             "SELECT s._rn, {cols} FROM {stg} AS s WHERE {valid}").format(
-            cols=ident_list(rule.columns, prefix="s"), stg=staging, valid=_VALID))
+            cols=ident_list(rule.columns + ctx.lists, prefix="s"), stg=staging, valid=_VALID))
         outcome = DedupeOutcome()
         if staged:
-            findings, duplicates, within_pairs = _within_batch(ctx)
-            against, target_pairs = _against_target(ctx, findings=findings, duplicates=duplicates)
+            target_rows = _stage_target_keys(ctx)
+            conn.execute("CREATE TEMP TABLE _dedupe_tf ON COMMIT DROP AS SELECT h, count(*)::int AS n FROM ("
+                         " SELECT h FROM _dedupe_keys WHERE tf UNION ALL SELECT h FROM _dedupe_target_keys WHERE tf)"
+                         " AS k GROUP BY h HAVING count(*) > 1")
+            conn.execute("CREATE UNIQUE INDEX ON _dedupe_tf (h)")
+            ctx = replace(ctx, frequencies=SessionFrequencies(conn, population=staged + target_rows))
+            findings, duplicates, within_pairs, review = _within_batch(ctx)
+            against, target_pairs = _against_target(ctx, findings=findings, duplicates=duplicates,
+                                                    target_rows=target_rows, review=review)
             if findings:
                 _write_back(conn, staging=staging, findings=findings)
+            if review:
+                _hold_for_review(conn, staging=staging, source_id=source_id, review=review,
+                                 has_slot="_review" in present)
             outcome = DedupeOutcome(within=len(duplicates), against_target=against,
-                                    pairs_compared=within_pairs + target_pairs, confidences=[f[3] for f in findings])
+                                    pairs_compared=within_pairs + target_pairs, confidences=[f[3] for f in findings],
+                                    review=review)
         # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(ident(t) for t in _TEMP_TABLES)))
     return outcome
@@ -142,6 +188,7 @@ def _frame(rows: list[tuple], *, columns: list[str], rule: DedupeRule, id_column
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
     for name in rule.columns:
         frame[name] = frame[name].astype("string")
+    # list columns (text[] or a JSON array) arrive as Python lists and stay so
     if id_column is not None and pd.api.types.infer_dtype(frame[id_column].to_numpy()) == "integer":
         frame[id_column] = frame[id_column].astype(np.int64)
     return frame
@@ -151,15 +198,17 @@ def _frame(rows: list[tuple], *, columns: list[str], rule: DedupeRule, id_column
 
 def _stage_keys(ctx: _Context, *, table: str, query: sql.Composable, id_column: str, side: str,
                 params: tuple = (), create: sql.Composable | None = None) -> int:
-    """Stream ``query`` (an id, then the rule's fields) and COPY every row's blocking keys into ``table``.
+    """Stream ``query`` (an id, then the rule's fields) and COPY every row's keys into ``table``.
 
-    ``table`` (``h``, ``id``, ``fb``) exists already unless ``create`` makes it; integer ids are
+    Blocking keys and term-frequency counting keys (``tf``) go to the same table. ``table``
+    (``h``, ``id``, ``fb``, ``tf``) exists already unless ``create`` makes it; integer ids are
     widened to bigint so that they travel as binary. With a reader session the rows come from
     it and one COPY stays open on the main session for the whole stream, written by a worker
     thread, so that the server takes in a chunk's keys while the next chunk's are computed.
     Returns the number of rows streamed.
     """
     conn, rule = ctx.conn, ctx.rule
+    lists = ctx.lists if side == "incoming" else []
     with (ctx.reader or conn).cursor(name=f"import_pipelines{table}") as cursor:
         cursor.itersize = ctx.chunk_rows
         cursor.execute(query, params)
@@ -176,10 +225,13 @@ def _stage_keys(ctx: _Context, *, table: str, query: sql.Composable, id_column: 
         def keys_of(chunk: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             nonlocal rows
             rows += len(chunk)
-            frame = _frame(chunk, columns=[id_column, *rule.columns], rule=rule, id_column=id_column)
+            frame = _frame(chunk, columns=[id_column, *rule.columns, *lists], rule=rule, id_column=id_column)
             prepared = prepare_frame(frame, rule, id_column=id_column, side=side)
             positions, hashes, fallback = hashed_keys(prepared, rule)
-            return hashes, prepared.ids[positions], fallback
+            tf_positions, tf_hashes = record_frequency_keys(prepared, rule)
+            return (np.concatenate([hashes, tf_hashes]), prepared.ids[np.concatenate([positions, tf_positions])],
+                    np.concatenate([fallback, np.zeros(len(tf_hashes), dtype=bool)]),
+                    np.r_[np.zeros(len(hashes), dtype=bool), np.ones(len(tf_hashes), dtype=bool)])
 
         chunks = _chunks(cursor, first=first, size=ctx.chunk_rows, ahead=ctx.reader is not None)
         if ctx.reader is None:
@@ -213,29 +265,29 @@ def _chunks(cursor: psycopg.ServerCursor, *, first: list[tuple], size: int, ahea
 
 @contextmanager
 def _key_copy(conn: psycopg.Connection, *, table: str,
-              binary: bool) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray], None]]:
-    """A COPY into a key table; yields ``send(hashes, ids, fallback)``.
+              binary: bool) -> Iterator[Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]]:
+    """A COPY into a key table; yields ``send(hashes, ids, fallback, tf)``.
 
     A worker thread writes what is sent, so ``send`` returns while the server is still taking
     the rows in; it waits only for the chunk before, so at most two chunks are ever held.
     """
-    statement = sql.SQL("COPY {} (h, id, fb) FROM STDIN{}").format(
+    statement = sql.SQL("COPY {} (h, id, fb, tf) FROM STDIN{}").format(
         ident(table), sql.SQL(" (FORMAT BINARY)" if binary else ""))
     with conn.cursor() as cursor, cursor.copy(statement) as copy, ThreadPoolExecutor(max_workers=1) as writer:
         pending: Future | None = None
 
-        def write(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray) -> None:
+        def write(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray, tf: np.ndarray) -> None:
             if binary:
-                copy.write(_binary_rows([hashes, ids.astype(np.int64), fallback]))
+                copy.write(_binary_rows([hashes, ids.astype(np.int64), fallback, tf]))
             else:
-                for row in zip(hashes.tolist(), ids.tolist(), fallback.tolist()):
+                for row in zip(hashes.tolist(), ids.tolist(), fallback.tolist(), tf.tolist()):
                     copy.write_row(row)
 
-        def send(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray) -> None:
+        def send(hashes: np.ndarray, ids: np.ndarray, fallback: np.ndarray, tf: np.ndarray) -> None:
             nonlocal pending
             if pending is not None:
                 pending.result()
-            pending = writer.submit(write, hashes, ids, fallback)
+            pending = writer.submit(write, hashes, ids, fallback, tf)
 
         if binary:
             copy.write(_COPY_HEADER)
@@ -261,13 +313,15 @@ def _binary_rows(columns: list[np.ndarray]) -> bytes:
 
 # -- scoring candidate pairs a chunk at a time ---------------------------------------------------
 
-def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str],
-                  right: list[str]) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores]]:
-    """Score the pairs that ``query`` streams, a chunk at a time; yield the matched ones.
+def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str], right: list[str], decision_of: Callable,
+                  ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
+    """Score the pairs that ``query`` streams, a chunk at a time; yield the matched and the review ones.
 
     Each row is the ``left`` record's columns, then the ``right`` one's; both include the rule's
-    fields. Yields the two records of the matched pairs (row ``k`` of each frame is pair ``k``
-    of the scores).
+    fields. ``decision_of(a, b, k)`` gives a person's decision on pair ``k`` of the chunk: an
+    accepted pair matches, a rejected one neither matches nor waits for review. Yields the two
+    records of the kept pairs (row ``k`` of each frame is pair ``k``), then the matched and the
+    review pairs as positions into them.
     """
     rule = ctx.rule
     with ctx.conn.cursor(name="import_pipelines_dedupe_pairs") as cursor:
@@ -278,76 +332,126 @@ def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str],
             b = _frame([row[len(left):] for row in chunk], columns=right, rule=rule, id_column=right[0])
             positions = np.arange(len(chunk))
             scores = score_pairs(prepare_frame(a, rule, id_column=None), prepare_frame(b, rule, id_column=None),
-                                 i=positions, j=positions, rule=rule)
-            matched = scores.select(scores.is_match(rule.threshold))
-            if len(matched.left):
-                renumbered = np.arange(len(matched.left))
-                yield (a.iloc[matched.left].reset_index(drop=True), b.iloc[matched.right].reset_index(drop=True),
-                       replace(matched, left=renumbered, right=renumbered))
+                                 i=positions, j=positions, rule=rule, frequencies=ctx.frequencies)
+            decided = np.array([decision_of(a, b, k) for k in range(len(chunk))] + [None], dtype=object)[:-1]
+            accepted, rejected = decided == "accepted", decided == "rejected"
+            matched_mask = (scores.is_match(rule.threshold) | accepted) & ~rejected
+            review_mask = scores.in_review(rule) & ~accepted & ~rejected
+            keep = np.flatnonzero(matched_mask | review_mask)
+            if len(keep):
+                kept = scores.select(keep)
+                renumbered = np.arange(len(keep))
+                kept = replace(kept, left=renumbered, right=renumbered,
+                               confidence=np.where(accepted[keep], np.maximum(kept.confidence, ctx.rule.threshold),
+                                                   kept.confidence))
+                yield (a.iloc[keep].reset_index(drop=True), b.iloc[keep].reset_index(drop=True),
+                       kept.select(matched_mask[keep]), kept.select(review_mask[keep]))
 
 
-def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int]:
+def _fields_of(scores: PairScores) -> list[dict[str, dict]]:
+    """Per pair: ``{field: {"level": ..., "bits": ...}}``."""
+    return [{name: {"level": levels[name], "bits": bits[name]} for name in levels}
+            for levels, bits in zip(scores.level_names(), scores.matched_fields())]
+
+
+def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int, list[ReviewPair]]:
     """Duplicates inside the batch: every non-survivor of a cluster against its survivor.
 
     Candidate pairs share a block of 2 to cap records (``_dedupe_keys``). The matched pairs
     bring their records' source ids and update times, so clustering and the survivor rule read
-    nothing else. Returns the findings, the duplicates' row numbers, and the pairs compared.
+    nothing else. Pairs in the review band between records of different clusters are listed
+    with the record that would not survive first. Returns the findings, the duplicates' row
+    numbers, the pairs compared and the review pairs.
     """
     conn, rule = ctx.conn, ctx.rule
     conn.execute("CREATE TEMP TABLE _dedupe_pairs (a bigint, b bigint) ON COMMIT DROP")
     pairs = conn.execute(
         "INSERT INTO _dedupe_pairs (a, b)"
-        " WITH blocks AS (SELECT h FROM _dedupe_keys GROUP BY h HAVING count(*) >= 2"
+        " WITH blocks AS (SELECT h FROM _dedupe_keys WHERE NOT tf GROUP BY h HAVING count(*) >= 2"
         "   AND count(*) <= CASE WHEN bool_or(fb) THEN %(fallback_cap)s ELSE %(cap)s END),"
-        " members AS MATERIALIZED (SELECT k.h, k.id FROM _dedupe_keys AS k WHERE k.h IN (SELECT h FROM blocks))"
+        " members AS MATERIALIZED (SELECT k.h, k.id FROM _dedupe_keys AS k WHERE NOT k.tf"
+        "   AND k.h IN (SELECT h FROM blocks))"
         " SELECT DISTINCT a.id, b.id FROM members AS a JOIN members AS b ON b.h = a.h AND a.id < b.id",
         ctx.caps).rowcount
-    record = list(dict.fromkeys(["_rn", *rule.columns, ctx.source_id]
+    record = list(dict.fromkeys(["_rn", *rule.columns, *ctx.lists, ctx.source_id]
                                 + ([ctx.survivor_updated] if ctx.survivor_updated else [])))
+    sid = ctx.source_id
+
+    def decision_of(a: pd.DataFrame, b: pd.DataFrame, k: int) -> str | None:
+        return ctx.decisions.of(str(a[sid].iat[k]), "source", str(b[sid].iat[k]))
+
     matched: list[pd.DataFrame] = []
     edges: list[tuple[np.ndarray, np.ndarray]] = []
-    for a, b, _ in _scored_pairs(ctx, left=record, right=record, query=sql.SQL(
+    band: list[tuple[pd.DataFrame, pd.DataFrame, PairScores]] = []
+    for a, b, hits, doubts in _scored_pairs(ctx, left=record, right=record, decision_of=decision_of, query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_pairs AS p JOIN {stg} AS x ON x._rn = p.a JOIN {stg} AS y ON y._rn = p.b"
     ).format(a=ident_list(record, prefix="x"), b=ident_list(record, prefix="y"), stg=ctx.staging)):
-        matched += [a, b]
-        edges.append((a["_rn"].to_numpy(), b["_rn"].to_numpy()))
-    if not edges:
-        return [], set(), pairs
+        if len(hits.left):
+            matched += [a.iloc[hits.left], b.iloc[hits.right]]
+            edges.append((a["_rn"].to_numpy()[hits.left], b["_rn"].to_numpy()[hits.right]))
+        if len(doubts.left):
+            band.append((a.iloc[doubts.left].reset_index(drop=True), b.iloc[doubts.right].reset_index(drop=True),
+                         doubts))
+    findings: list[Finding] = []
+    duplicates: set[int] = set()
+    cluster_of: dict[int, int] = {}
+    if edges:
+        members = pd.concat(matched, ignore_index=True).drop_duplicates("_rn").sort_values("_rn", ignore_index=True)
+        rns = members["_rn"].to_numpy()
+        prepared = prepare_frame(members, rule, id_column="_rn")
+        left = np.searchsorted(rns, np.concatenate([e[0] for e in edges]))
+        right = np.searchsorted(rns, np.concatenate([e[1] for e in edges]))
+        clusters, found = cluster_matches(members, prepared, left=left, right=right, rule=rule, id_column="_rn",
+                                          updated_column=ctx.survivor_updated, frequencies=ctx.frequencies)
+        source_ids = dict(zip(rns.tolist(), map(str, members[ctx.source_id].tolist())))
+        findings = [(int(dup.record_id), source_ids[dup.duplicate_of], None, float(dup.confidence),
+                     json.dumps(dup.matched_fields)) for dup in found]
+        duplicates = {int(dup.record_id) for dup in found}
+        cluster_of = {int(member): k for k, cluster in enumerate(clusters) for member in cluster.members}
+    review: list[ReviewPair] = []
+    for a, b, doubts in band:
+        ra, rb = a["_rn"].to_numpy(), b["_rn"].to_numpy()
+        both = pd.concat([a, b], ignore_index=True)
+        ranks = survivor_ranks(both, ids=both["_rn"].to_numpy(), updated_column=ctx.survivor_updated, id_column="_rn")
+        for k, fields in enumerate(_fields_of(doubts)):
+            x, y = int(ra[k]), int(rb[k])
+            if x in cluster_of and cluster_of.get(x) == cluster_of.get(y):
+                continue  # merged through other members anyway
+            held, other = (a, b) if ranks[k] > ranks[len(a) + k] else (b, a)
+            review.append(ReviewPair(source_id=str(held[sid].iat[k]), candidate_kind="source",
+                                     candidate=str(other[sid].iat[k]), confidence=float(round(doubts.confidence[k], 2)),
+                                     fields=fields))
+    return findings, duplicates, pairs, review
 
-    members = pd.concat(matched, ignore_index=True).drop_duplicates("_rn").sort_values("_rn", ignore_index=True)
-    rns = members["_rn"].to_numpy()
-    prepared = prepare_frame(members, rule, id_column="_rn")
-    _, duplicates = cluster_matches(
-        members, prepared, left=np.searchsorted(rns, np.concatenate([e[0] for e in edges])),
-        right=np.searchsorted(rns, np.concatenate([e[1] for e in edges])), rule=rule, id_column="_rn",
-        updated_column=ctx.survivor_updated)
-    source_ids = dict(zip(rns.tolist(), map(str, members[ctx.source_id].tolist())))
-    findings: list[Finding] = [(int(dup.record_id), source_ids[dup.duplicate_of], None, float(dup.confidence),
-                                json.dumps(dup.matched_fields)) for dup in duplicates]
-    return findings, {int(dup.record_id) for dup in duplicates}, pairs
+
+def _stage_target_keys(ctx: _Context) -> int:
+    """Stream the target's rows (but those this batch holds by natural key) into ``_dedupe_target_keys``."""
+    system, id_column = (ident(name) for name in ctx.natural_key)
+    return _stage_keys(
+        ctx, table="_dedupe_target_keys", id_column=ctx.primary_key, side="existing", params=(ctx.source_system,),
+        query=sql.SQL("SELECT t.{pk}, {cols} FROM {t} AS t WHERE NOT (t.{sys} = %s AND t.{idc} IS NOT NULL"
+                      " AND EXISTS (SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = t.{idc}))").format(
+            pk=ident(ctx.primary_key), cols=ident_list(ctx.rule.columns, prefix="t"), t=ctx.target, sys=system,
+            idc=id_column, stg=ctx.staging, sid=ident(ctx.source_id)),
+        create=sql.SQL("CREATE TEMP TABLE _dedupe_target_keys ON COMMIT DROP AS"
+                       " SELECT 0::bigint AS h, t.{pk} AS id, false AS fb, false AS tf FROM {t} AS t WITH NO DATA"
+                       ).format(pk=ident(ctx.primary_key), t=ctx.target))
 
 
-def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[int]) -> tuple[int, int]:
-    """Match the batch's survivors against the target's rows; append to ``findings``.
+def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[int], target_rows: int,
+                    review: list[ReviewPair]) -> tuple[int, int]:
+    """Match the batch's survivors against the target's rows; append to ``findings`` and ``review``.
 
     Survivors are the valid staged rows that are neither ``duplicates`` nor held by the target
     by natural key. Blocks are sized over both sides together, as in
     :func:`~.matching.match_against`; each survivor keeps its best match, and one target row
-    takes one record: its best match, the others becoming that record's duplicates. Returns the
-    records matched to the target and the pairs compared.
+    takes one record: its best match, the others becoming that record's duplicates. A survivor
+    without a match lists its pairs in the review band. Returns the records matched to the
+    target and the pairs compared.
     """
     conn, rule = ctx.conn, ctx.rule
     system, id_column = (ident(name) for name in ctx.natural_key)
     sid = ident(ctx.source_id)
-    target_rows = _stage_keys(
-        ctx, table="_dedupe_target_keys", id_column=ctx.primary_key, side="existing", params=(ctx.source_system,),
-        query=sql.SQL("SELECT t.{pk}, {cols} FROM {t} AS t WHERE NOT (t.{sys} = %s AND t.{idc} IS NOT NULL"
-                      " AND EXISTS (SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = t.{idc}))").format(
-            pk=ident(ctx.primary_key), cols=ident_list(rule.columns, prefix="t"), t=ctx.target, sys=system,
-            idc=id_column, stg=ctx.staging, sid=sid),
-        create=sql.SQL("CREATE TEMP TABLE _dedupe_target_keys ON COMMIT DROP AS"
-                       " SELECT 0::bigint AS h, t.{pk} AS id, false AS fb FROM {t} AS t WITH NO DATA").format(
-            pk=ident(ctx.primary_key), t=ctx.target))
     if not target_rows:
         return 0, 0
 
@@ -361,52 +465,100 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
                  " SELECT 0::bigint AS rn, id FROM _dedupe_target_keys WITH NO DATA")
     pairs = conn.execute(
         "INSERT INTO _dedupe_target_pairs (rn, id)"
-        " WITH incoming AS MATERIALIZED (SELECT k.h, k.id, k.fb FROM _dedupe_keys AS k"
-        "   WHERE NOT EXISTS (SELECT 1 FROM _dedupe_skip AS x WHERE x.id = k.id)),"
+        " WITH incoming AS MATERIALIZED (SELECT k.h, k.id, k.fb FROM _dedupe_keys AS k WHERE NOT k.tf"
+        "   AND NOT EXISTS (SELECT 1 FROM _dedupe_skip AS x WHERE x.id = k.id)),"
         " sizes AS (SELECT h, count(*) AS n, bool_or(fb) AS fb FROM incoming GROUP BY h),"
-        " target_sizes AS (SELECT h, count(*) AS n FROM _dedupe_target_keys WHERE h IN (SELECT h FROM sizes)"
-        "   GROUP BY h),"
+        " target_sizes AS (SELECT h, count(*) AS n FROM _dedupe_target_keys WHERE NOT tf"
+        "   AND h IN (SELECT h FROM sizes) GROUP BY h),"
         " blocks AS (SELECT s.h FROM sizes AS s JOIN target_sizes AS t ON t.h = s.h"
         "   WHERE s.n + t.n <= CASE WHEN s.fb THEN %(fallback_cap)s ELSE %(cap)s END)"
         " SELECT DISTINCT i.id, t.id FROM incoming AS i JOIN blocks AS b ON b.h = i.h"
-        " JOIN _dedupe_target_keys AS t ON t.h = i.h", ctx.caps).rowcount
+        " JOIN _dedupe_target_keys AS t ON t.h = i.h AND NOT t.tf", ctx.caps).rowcount
     if not pairs:
         return 0, 0
 
-    incoming = list(dict.fromkeys(["_rn", *rule.columns, ctx.source_id]))
+    incoming = list(dict.fromkeys(["_rn", *rule.columns, *ctx.lists, ctx.source_id]))
     existing = list(dict.fromkeys([ctx.primary_key, *rule.columns]))
-    lefts, rights, parts = [], [], []
-    for a, b, scores in _scored_pairs(ctx, left=incoming, right=existing, query=sql.SQL(
+    pk = ctx.primary_key
+
+    def decision_of(a: pd.DataFrame, b: pd.DataFrame, k: int) -> str | None:
+        return ctx.decisions.of(str(a[ctx.source_id].iat[k]), "target", str(b[pk].iat[k]))
+
+    lefts, rights, parts, band = [], [], [], []
+    for a, b, hits, doubts in _scored_pairs(ctx, left=incoming, right=existing, decision_of=decision_of,
+                                            query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_target_pairs AS p JOIN {stg} AS s ON s._rn = p.rn"
             " JOIN {t} AS t ON t.{pk} = p.id").format(
             a=ident_list(incoming, prefix="s"), b=ident_list(existing, prefix="t"), stg=ctx.staging, t=ctx.target,
-            pk=ident(ctx.primary_key))):
-        lefts.append(a[["_rn", ctx.source_id]])
-        rights.append(b[ctx.primary_key].to_numpy())
-        parts.append(scores)
-    if not parts:
-        return 0, pairs
-    left = pd.concat(lefts, ignore_index=True)
-    record_ids, left_positions = np.unique(left["_rn"].to_numpy(), return_inverse=True)
-    target_ids, right_positions = np.unique(np.concatenate(rights), return_inverse=True)
-    scored = replace(PairScores.concat(parts, fields=parts[0].fields), left=left_positions, right=right_positions)
-    best = best_per_left(scored, right_rank=id_order(target_ids)[scored.right])
-    matches = build_matches(best, left_ids=record_ids, right_ids=target_ids, threshold=rule.threshold)
-    source_ids = dict(zip(left["_rn"].tolist(), map(str, left[ctx.source_id].tolist())))
-
-    # one target row takes one incoming record: the best match; the others are its duplicates
+            pk=ident(pk))):
+        if len(hits.left):
+            lefts.append(a.iloc[hits.left][["_rn", ctx.source_id]])
+            rights.append(b[pk].to_numpy()[hits.right])
+            parts.append(replace(hits, left=np.arange(len(hits.left)), right=np.arange(len(hits.left))))
+        if len(doubts.left):
+            band.append((a.iloc[doubts.left].reset_index(drop=True), b.iloc[doubts.right].reset_index(drop=True),
+                         doubts))
+    matched_rns: set[int] = set()
     against = 0
-    owners: dict[str, object] = {}
-    for match in sorted(matches, key=lambda m: (-m.confidence, m.record_id)):
-        owner = owners.setdefault(str(match.duplicate_of), match)
-        if owner is match:
-            findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
-                             json.dumps(match.matched_fields)))
-            against += 1
-        else:
-            findings.append((int(match.record_id), source_ids[owner.record_id], None, float(match.confidence),
-                             json.dumps(match.matched_fields)))
+    if parts:
+        left = pd.concat(lefts, ignore_index=True)
+        record_ids, left_positions = np.unique(left["_rn"].to_numpy(), return_inverse=True)
+        target_ids, right_positions = np.unique(np.concatenate(rights), return_inverse=True)
+        scored = replace(PairScores.concat(parts, fields=parts[0].fields), left=left_positions, right=right_positions)
+        best = best_per_left(scored, right_rank=id_order(target_ids)[scored.right])
+        matches = build_matches(best, left_ids=record_ids, right_ids=target_ids, threshold=rule.threshold)
+        source_ids = dict(zip(left["_rn"].tolist(), map(str, left[ctx.source_id].tolist())))
+        # one target row takes one incoming record: the best match; the others are its duplicates
+        owners: dict[str, object] = {}
+        for match in sorted(matches, key=lambda m: (-m.confidence, m.record_id)):
+            matched_rns.add(int(match.record_id))
+            owner = owners.setdefault(str(match.duplicate_of), match)
+            if owner is match:
+                findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
+                                 json.dumps(match.matched_fields)))
+                against += 1
+            else:
+                findings.append((int(match.record_id), source_ids[owner.record_id], None, float(match.confidence),
+                                 json.dumps(match.matched_fields)))
+    held_within = {pair.source_id for pair in review}
+    per_record: dict[str, int] = {}
+    for a, b, doubts in band:
+        order = np.argsort(-doubts.confidence, kind="stable")
+        fields = _fields_of(doubts)
+        for k in order.tolist():
+            source = str(a[ctx.source_id].iat[k])
+            if int(a["_rn"].iat[k]) in matched_rns or source in held_within or per_record.get(source, 0) >= 3:
+                continue
+            per_record[source] = per_record.get(source, 0) + 1
+            review.append(ReviewPair(source_id=source, candidate_kind="target", candidate=str(b[pk].iat[k]),
+                                     confidence=float(round(doubts.confidence[k], 2)), fields=fields[k]))
     return against, pairs
+
+
+def _hold_for_review(conn: psycopg.Connection, *, staging: sql.Identifier, source_id: str, review: list[ReviewPair],
+                     has_slot: bool) -> None:
+    """Hold the records that wait for review back from the load: not merged, and not created yet.
+
+    The load engine records a row with ``_error`` as failed, writing nothing; the message names
+    the pair and the command that decides it, and ``_review`` (where the staging table has the
+    slot) carries the pairs. A record already marked a duplicate or matched stays as it is.
+    """
+    held: dict[str, list[ReviewPair]] = {}
+    for pair in review:
+        held.setdefault(pair.source_id, []).append(pair)
+    conn.execute("CREATE TEMP TABLE _dedupe_held (sid text, message text, pairs jsonb) ON COMMIT DROP")
+    with conn.cursor().copy("COPY _dedupe_held FROM STDIN") as copy:
+        for sid, pairs in held.items():
+            best = max(pairs, key=lambda p: p.confidence)
+            message = (f"waiting for review: possible duplicate of {best.candidate_kind} record {best.candidate}"
+                       f" (confidence {best.confidence:.1f}); decide with `python -m import_pipelines review`")
+            copy.write_row((sid, message, json.dumps([{"candidate_kind": p.candidate_kind, "candidate": p.candidate,
+                                                       "confidence": p.confidence} for p in pairs])))
+    slot = sql.SQL(", _review = h.pairs") if has_slot else sql.SQL("")
+    conn.execute(sql.SQL("UPDATE {stg} AS s SET _error = h.message{slot} FROM _dedupe_held AS h"
+                         " WHERE (s.{sid})::text = h.sid AND s._dup_of IS NULL AND s._match_tid IS NULL"
+                         " AND s._error IS NULL").format(stg=staging, slot=slot, sid=ident(source_id)))
+    conn.execute("DROP TABLE _dedupe_held")
 
 
 def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier, findings: list[Finding]) -> None:

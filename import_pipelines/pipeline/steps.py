@@ -72,6 +72,8 @@ class Staged:
     extract_seconds: float = 0.0
     matched_target: int = 0
     confidences: tuple[float, ...] = ()
+    review: tuple[dict, ...] = ()  # pairs held for review: review_id, source_id, candidate, confidence, fields
+    review_report: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     (exact, case-insensitive or fuzzy, weighted confidence, threshold) within the batch, with the
     survivor rule applied, and records matching a row the target already holds.
     """
+    from import_pipelines.dedupe.review import describe_fields, load_decisions, record_review, write_review_report
     from import_pipelines.dedupe.staging import apply_rule
 
     started = time.perf_counter()
@@ -199,18 +202,30 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
             return replace(staged, duplicates=duplicates, confidences=(100.0,) * duplicates)
         plan = run.plan(conn)
         nk = run.template.natural_key
+        decisions = load_decisions(conn, profile=run.profile, entity=run.entity_name)
         # a second session streams the rows while this one takes in their blocking keys
         with conn.transaction(), connect(run.target_url, read_only=True) as reader:
             outcome = apply_rule(conn, staging=table, target=ident(plan.table.schema, plan.table.name),
                                  primary_key=plan.table.primary_key, natural_key=(nk.system_column, nk.id_column),
                                  source_system=plan.source_system, source_id=entity.source_id, rule=entity.dedupe,
-                                 survivor_updated=entity.survivor_updated, reader=reader)
+                                 survivor_updated=entity.survivor_updated, reader=reader, decisions=decisions)
+            ids = record_review(conn, outcome.review, profile=run.profile, entity=run.entity_name,
+                                run_id=run.run_id)
+        review = tuple({"review_id": i, "source_id": p.source_id, "candidate": f"{p.candidate_kind} {p.candidate}",
+                        "confidence": p.confidence, "fields": describe_fields(p.fields)}
+                       for i, p in zip(ids, outcome.review))
+        report = write_review_report(outcome.review, ids, profile=run.profile, entity=run.entity_name,
+                                     run_id=run.run_id) if outcome.review else None
     mean = f", mean confidence {outcome.mean_confidence:.1f}" if outcome.mean_confidence is not None else ""
     log(f"{run.entity_name} dedupe ({entity.dedupe.strategy}): {outcome.within:,} duplicates within the batch,"
         f" {outcome.against_target:,} matching target rows, {outcome.pairs_compared:,} pairs compared{mean}"
         f" in {time.perf_counter() - started:.2f} s")
+    if review:
+        log(f"{run.entity_name} dedupe: {len({p['source_id'] for p in review}):,} records wait for review"
+            f" ({len(review):,} pairs, {report}); decide with `python -m import_pipelines review`")
     return replace(staged, duplicates=duplicates + outcome.within, matched_target=outcome.against_target,
-                   confidences=(100.0,) * duplicates + tuple(outcome.confidences))
+                   confidences=(100.0,) * duplicates + tuple(outcome.confidences), review=review,
+                   review_report=report)
 
 
 def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
