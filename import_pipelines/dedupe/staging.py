@@ -158,9 +158,11 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
         outcome = DedupeOutcome()
         if staged:
             target_rows = _stage_target_keys(ctx)
-            conn.execute("CREATE TEMP TABLE _dedupe_tf ON COMMIT DROP AS SELECT h, count(*)::int AS n FROM ("
-                         " SELECT h FROM _dedupe_keys WHERE tf UNION ALL SELECT h FROM _dedupe_target_keys WHERE tf)"
-                         " AS k GROUP BY h HAVING count(*) > 1")
+            # an empty target leaves no key table behind (its id type comes from its first rows)
+            target_tf = sql.SQL(" UNION ALL SELECT h FROM _dedupe_target_keys WHERE tf" if target_rows else "")
+            conn.execute(sql.SQL("CREATE TEMP TABLE _dedupe_tf ON COMMIT DROP AS SELECT h, count(*)::int AS n FROM ("
+                                 " SELECT h FROM _dedupe_keys WHERE tf{}) AS k GROUP BY h HAVING count(*) > 1"
+                                 ).format(target_tf))
             conn.execute("CREATE UNIQUE INDEX ON _dedupe_tf (h)")
             ctx = replace(ctx, frequencies=SessionFrequencies(conn, population=staged + target_rows))
             findings, duplicates, within_pairs, review = _within_batch(ctx)
