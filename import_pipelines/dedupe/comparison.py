@@ -73,6 +73,7 @@ FULL_NAME_PRIOR_FREQUENCY = 1e-4  # a full name's frequency before the data says
 FULL_NAME_PRIOR_WEIGHT = 10_000.0  # full names are sparse: a few hundred records say little about one
 FULL_NAME_RANGE = (2.0, 16.0)
 TEXT_RANGE = (0.5, 4.0)
+REFERENCE_POPULATION = 10_000  # records; the prior odds (PRIOR_BITS) are those of a population this size
 TYPO_MIN_LETTERS = 5  # shorter mailbox names are too easily another person's after one edit
 JARO_WINKLER_SIMILAR = 0.9
 
@@ -89,11 +90,15 @@ def frequency_bits(counts: np.ndarray, *, population: int, bounds: tuple[float, 
                    prior: float = NAME_PRIOR_FREQUENCY, prior_weight: float = NAME_PRIOR_WEIGHT) -> np.ndarray:
     """Term-frequency weight of an exact agreement: ``log2(m / p)``, clipped to ``bounds``.
 
-    ``p`` is the value's frequency, smoothed towards :data:`NAME_PRIOR_FREQUENCY` by
-    :data:`NAME_PRIOR_WEIGHT` pseudo-records, so that a name seen twice among five records is not
-    taken for a common one.
+    ``p`` is the value's frequency, smoothed towards ``prior`` by ``prior_weight`` pseudo-records,
+    so that a name seen twice among five records is not taken for a common one. Beyond
+    :data:`REFERENCE_POPULATION` records the frequency is read against that many: in a larger
+    population two records are less likely to be one person to begin with (the prior odds
+    shrink as the population grows), and a value held by the same number of records is no
+    better evidence, although its frequency is smaller.
     """
     frequency = (counts + prior_weight * prior) / (population + prior_weight)
+    frequency = frequency * max(1.0, population / REFERENCE_POPULATION)
     return np.clip(np.log2(NAME_M / frequency), *bounds)
 
 
@@ -147,16 +152,17 @@ def _umlauts_folded(letters: str) -> str:
     return re.sub(r"(?<=[^aeiou])([aou])e", r"\1", letters)
 
 
-def one_edit(a: str, b: str) -> str | None:
-    """``transposition``, ``dropped`` or ``substituted`` when ``a`` and ``b`` are one such edit apart."""
+def one_edit(a: str, b: str) -> tuple[str, int] | None:
+    """``(kind, position)`` when ``a`` and ``b`` are one edit apart: a ``transposition``, a
+    ``dropped`` character or one ``substituted`` for another, at ``position``."""
     if a == b:
         return None
     if len(a) == len(b):
         diff = [k for k in range(len(a)) if a[k] != b[k]]
         if len(diff) == 1:
-            return "substituted"
+            return "substituted", diff[0]
         if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]:
-            return "transposition"
+            return "transposition", diff[0]
         return None
     if abs(len(a) - len(b)) != 1:
         return None
@@ -164,15 +170,17 @@ def one_edit(a: str, b: str) -> str | None:
     k = 0
     while k < len(short) and short[k] == long[k]:
         k += 1
-    return "dropped" if short[k:] == long[k + 1:] else None
+    return ("dropped", k) if short[k:] == long[k + 1:] else None
 
 
 @lru_cache(maxsize=1)
 def nickname_groups() -> dict[str, frozenset[str]]:
-    """Given name -> the names it is a nickname of or has as nicknames (``bob`` -> robert, bobby ...).
+    """Given name -> the names it is a nickname of and its own nicknames (``bob`` -> robert).
 
     From the ``nicknames`` dataset (a hand-curated CSV of English given names and their
-    nicknames). Two nicknames of the same name (``bob``, ``rob``) are related too.
+    nicknames). Only direct relations count: two names that share a nickname, or are both
+    nicknames of a third, are not related by it ("Kit" stands for Christopher and for
+    Katherine; "Betty" and "Lisa" are both short for Elizabeth, and usually two people).
     """
     import csv
 
@@ -184,12 +192,7 @@ def nickname_groups() -> dict[str, frozenset[str]]:
             name, nick = row["name1"].lower(), row["name2"].lower()
             related.setdefault(name, set()).add(nick)
             related.setdefault(nick, set()).add(name)
-    groups: dict[str, frozenset[str]] = {}
-    for name, names in related.items():
-        # a nickname's siblings: the other nicknames of the names it stands for
-        siblings = {other for canonical in names for other in related.get(canonical, ())}
-        groups[name] = frozenset(names | siblings)
-    return groups
+    return {name: frozenset(names - {name}) for name, names in related.items()}
 
 
 # -- levels ---------------------------------------------------------------------------------------
@@ -208,12 +211,17 @@ def email_level(a: str, b: str) -> str:
     if mailbox_a == mailbox_b and len(mailbox_a) >= 4:
         return "other_domain"
     if domain_a == domain_b and digits_a == digits_b:
-        # one edit of the local part as written: a slip beside a changed separator is two edits
+        # one edit of the local part as written: a slip beside a changed separator is two edits.
+        # The first character is no slip: "jsmith" and "msmith" are an initial and a surname,
+        # two people; a letter in place of a separator ("debora.miller", "deborahmiller") neither
         edit = one_edit(local_a, local_b)
+        if edit is None or edit[1] == 0:
+            return "else"
+        kind, at = edit
         shortest = min(len(letters_a), len(letters_b))
-        if edit in ("transposition", "dropped"):
+        if kind in ("transposition", "dropped"):
             return "typo" if shortest >= TYPO_MIN_LETTERS else "typo_short"
-        if edit == "substituted" and shortest >= TYPO_MIN_LETTERS:
+        if kind == "substituted" and shortest >= TYPO_MIN_LETTERS and local_a[at].isalpha() and local_b[at].isalpha():
             return "substituted"
     return "else"
 

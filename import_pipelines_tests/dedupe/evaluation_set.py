@@ -59,12 +59,12 @@ SCRIPTS = [("Дмитрий", "Иванов", ["Dmitry", "Dmitri", "Dmitriy"], [
            ("Олена", "Шевченко", ["Olena", "Elena"], ["Shevchenko"])]
 # nicknames as people use them (not every one is in a dictionary)
 NICKNAMES = {"Robert": ["Bob", "Rob", "Bobby"], "William": ["Bill", "Will", "Billy", "Liam"],
-             "Elizabeth": ["Liz", "Beth", "Betty", "Eliza"], "Katherine": ["Kate", "Katie", "Kathy"],
+             "Elizabeth": ["Liz", "Beth", "Betty", "Eliza", "Lisa"], "Katherine": ["Kate", "Katie", "Kathy"],
              "Margaret": ["Maggie", "Peggy", "Meg"], "Richard": ["Rick", "Rich", "Dick"], "James": ["Jim", "Jimmy"],
              "Michael": ["Mike", "Mikey"], "Jennifer": ["Jen", "Jenny"], "Christopher": ["Chris", "Kit"],
              "Daniel": ["Dan", "Danny"], "Thomas": ["Tom", "Tommy"], "Joseph": ["Joe", "Joey"],
              "Anthony": ["Tony"], "Patricia": ["Pat", "Patty", "Trish"], "Susan": ["Sue", "Susie"],
-             "Deborah": ["Deb", "Debbie"], "Jonathan": ["Jon", "Johnny"], "Nicholas": ["Nick", "Nicky"],
+             "Deborah": ["Deb", "Debbie"], "Jonathan": ["Jon", "Johnny", "John"], "Nicholas": ["Nick", "Nicky"],
              "Samuel": ["Sam", "Sammy"], "Matthew": ["Matt"], "Andrew": ["Andy", "Drew"],
              "Edward": ["Ed", "Eddie", "Ted"], "Charles": ["Charlie", "Chuck"], "Rebecca": ["Becky", "Becca"],
              "Dmitry": ["Dima"], "Sergey": ["Seryozha"]}
@@ -164,7 +164,9 @@ class _People:
         """One person; ``household`` shares its address and phone, ``company`` its office phone."""
         given, family, latin_first, latin_last, rare = self.name()
         if household:
-            while given == household["first"]:  # a relative has a given name of their own
+            # a relative has a given name of their own, not a nickname of another's in the home:
+            # "Elizabeth" and "Lisa" at one address and phone are one person to anybody reading them
+            while _same_given_name(given, household["given_names"]):
                 given, *_ = self.name()
         if first or last:  # another person's name: its Latin spellings and rarity are not this one's
             latin_first, latin_last, rare = [], [], False
@@ -190,9 +192,19 @@ class _People:
             phones.append(self.office_phone[company])
             shared.add(self.office_phone[company])
         self.next_entity += 1
+        given_names = household["given_names"] if household else set()
+        given_names.add(first)
         return {"entity": self.next_entity, "first": first, "last": last, "latin": latin,
                 "latin_first": latin_first, "latin_last": latin_last, "rare": rare, "emails": emails,
-                "phones": phones, "company": company, "shared_phones": shared}
+                "phones": phones, "company": company, "shared_phones": shared, "given_names": given_names}
+
+
+def _same_given_name(given: str, taken: set[str]) -> bool:
+    """Whether a reader would take ``given`` for one of ``taken``: the same name, a nickname of
+    it (or it of ``given``), or a name beginning with the same three letters (Jon, John, Jonathan)."""
+    forms = {given, *NICKNAMES.get(given, [])}
+    return any(name in forms or given in NICKNAMES.get(name, []) or _ascii(name)[:3].lower() == _ascii(given)[:3].lower()
+               for name in taken)
 
 
 def _format_phone(digits: str, rng: np.random.Generator) -> str:
@@ -385,8 +397,6 @@ def _lookalike(maker: _People, people: list[dict], rng: np.random.Generator) -> 
     elif roll < 0.6:
         # a relative writing from the household's address
         person = maker.person(last=other["last"], household=other)
-        while person["first"] == other["first"]:
-            person["first"] = COMMON_FIRST[rng.integers(len(COMMON_FIRST))]
     elif roll < 0.8 and other["company"]:
         # a colleague: the office phone, sometimes the team mailbox
         person = maker.person(company=other["company"])
