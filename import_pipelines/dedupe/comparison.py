@@ -9,6 +9,7 @@ level at all and weighs 0.
 | kind | level | bits | why |
 |---|---|---|---|
 | email | ``exact`` (normalised) | 15 - log2(n - 1) | a mailbox belongs to one person; n = records holding it, so a shared family or team mailbox weighs less |
+| email | ``role`` (``info@``, ``support@``, ``family@`` ... the same address) | 3 - log2(n - 1) | a role's mailbox is read by a team or a household; other levels do not apply to it |
 | email | ``same_mailbox`` (a ``+tag`` aside; dots too at Gmail) | 12 | the provider delivers both to one mailbox |
 | email | ``digits_differ`` | -6 | ``name2@`` beside ``name@``: how providers hand out a second account, usually to a second person |
 | email | ``typo`` (one transposed or dropped letter in the local part as written, no digit touched, same domain) | 8 (4 when short) | a slip of the keyboard in a long name is rarely another person's address |
@@ -16,16 +17,20 @@ level at all and weighs 0.
 | email | ``other_domain`` (same mailbox name) | 1.5 - log2(n - 1) | the same name at another provider; n = records with that mailbox name |
 | email | ``substituted`` (one letter replaced, no digit touched, same domain) | 5 | a slip of the keyboard; ``jan.smith`` / ``jon.smith`` are told apart by their names (a contradicting name vetoes) |
 | email | ``else`` | -2 | people do have several addresses |
-| phone | ``exact`` (digits with country code) | 12 - log2(n - 1) | a shared office or household line weighs less |
+| phone | ``exact`` (digits with country code) | 10 - log2(n - 1) | weaker than an address: households and offices share a line more often than a mailbox; a line shared by n records weighs less still |
 | phone | ``last7`` | 3 | the same line written with another area or country code |
 | phone | ``else`` | -1 | people have several numbers |
 | name | ``exact`` | log2(0.9 / p), 1 to 9 | term frequency: p is the smoothed frequency of the name, so "Thomas" counts little and "Siobhán" much |
 | name | ``translit`` (same letters after transliteration: accents, scripts, case, spacing) | as ``exact`` - 1 | ``Müller`` / ``Muller`` / ``MUELLER``, ``Дмитрий`` / ``Dmitriy`` |
 | name | ``nickname`` | 3.5 | ``Bob`` / ``Robert`` (the ``nicknames`` dataset) |
+| name | ``part`` (the words of one are some of the other's) | 2 | ``García`` / ``García López``, ``Anna`` / ``Anna M.`` |
 | name | ``typo`` (Jaro-Winkler >= 0.9, or one edit in four letters or more) | 2.5 | |
 | name | ``initial`` | 0.5 | ``J.`` / ``John`` |
 | name | both names agree | at most log2(0.9 / p) of the full name, 2 to 16 | given and family name are not independent: "Li Na" or "Maria Garcia" are common as pairs |
-| name | ``else`` | -8 | a different given name sharing an address is a relative or a colleague; it also vetoes a match (see :mod:`.matching`) |
+| name | ``else`` | -8 | a different given name sharing an address is a relative or a colleague; it also vetoes a match (see :mod:`.matching`); so does a generational suffix (``Jr.``, ``III``) on one side only, or two different ones |
+
+Names are compared by their words in Latin letters (:func:`name_words`): titles (``Dr.``,
+``Mrs``) dropped, a generational suffix set apart.
 | text | ``exact`` | log2(0.9 / p), 0.5 to 4 (secondary); 12 - log2(n - 1) (primary) | a primary text field identifies, a secondary one describes |
 | text | ``similar`` (Jaro-Winkler >= 0.9) | 1 | |
 | text | ``else`` | -0.5 (secondary), -2 (primary) | |
@@ -56,12 +61,12 @@ Counts = Callable[[str, np.ndarray], np.ndarray]
 PRIOR_BITS = -10.0
 """Log2 odds of a match before any evidence: about one pair in a thousand blocked pairs."""
 
-EMAIL_BITS = {"exact": 15.0, "same_mailbox": 12.0, "digits_differ": -6.0, "typo": 8.0, "typo_short": 4.0,
+EMAIL_BITS = {"exact": 15.0, "role": 3.0, "same_mailbox": 12.0, "digits_differ": -6.0, "typo": 8.0, "typo_short": 4.0,
               "separators": 2.0, "other_domain": 1.5, "substituted": 5.0, "else": -2.0}
 # providers that deliver mail whatever the dots in the mailbox name
 DOTS_IGNORED = frozenset({"gmail.com", "googlemail.com"})
-PHONE_BITS = {"exact": 12.0, "last7": 3.0, "else": -1.0}
-NAME_BITS = {"nickname": 3.5, "typo": 2.5, "initial": 0.5, "else": -8.0}
+PHONE_BITS = {"exact": 10.0, "last7": 3.0, "else": -1.0}
+NAME_BITS = {"nickname": 3.5, "part": 2.0, "typo": 2.5, "initial": 0.5, "else": -8.0}
 TEXT_BITS = {"similar": 1.0, "else": -0.5}
 PRIMARY_TEXT_BITS = {"exact": 12.0, "else": -2.0}
 
@@ -79,6 +84,15 @@ JARO_WINKLER_SIMILAR = 0.9
 
 _CACHE = 1 << 18
 _SEPARATORS = re.compile(r"[._\-]")
+_NAME_SPLIT = re.compile(r"[\s,]+")
+TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "mme", "mlle"})
+GENERATIONS = {"jr": "jr", "junior": "jr", "sr": "sr", "senior": "sr", "ii": "ii", "2nd": "ii", "iii": "iii",
+               "3rd": "iii", "iv": "iv", "4th": "iv"}
+# mailboxes of a role, not of a person: a team, an office or a family reads them
+ROLE_MAILBOXES = frozenset({
+    "info", "office", "support", "sales", "contact", "admin", "hello", "team", "help", "helpdesk", "billing",
+    "accounts", "accounting", "service", "customerservice", "enquiries", "inquiries", "mail", "post", "reception",
+    "hr", "jobs", "marketing", "noreply", "webmaster", "family", "home", "orders", "shop", "booking", "bookings"})
 
 
 def identifier_penalty(counts: np.ndarray) -> np.ndarray:
@@ -134,17 +148,32 @@ def email_mailbox(address: str) -> str:
 
 
 @lru_cache(maxsize=_CACHE)
-def name_letters(name: str) -> str:
-    """A name reduced to its lower-case Latin letters: transliterated, accents and punctuation gone.
+def name_words(name: str) -> tuple[tuple[str, ...], str]:
+    """The words of a name in lower-case Latin letters, and its generational suffix (``jr``, ``ii`` ...).
 
-    ``Müller`` -> ``muller``, ``Дмитрий`` -> ``dmitriy``, ``O'Brien`` -> ``obrien``. German
-    ``ue``/``oe``/``ae`` after a consonant stand for umlauts and are read as one vowel.
+    Transliterated, accents and punctuation gone (``Дмитрий`` -> ``dmitriy``, ``O'Brien`` ->
+    ``obrien``); a leading title (``Dr.``, ``Mrs``) is dropped, a trailing ``Jr.``, ``Sr.`` or
+    ``III`` is returned apart: it tells a father from his son, not a person from a typo.
     """
     from anyascii import anyascii
 
     text = name if name.isascii() else anyascii(unicodedata.normalize("NFKC", name))
-    letters = "".join(c for c in text.lower() if c.isalpha())
-    return letters
+    words = [w for w in ("".join(c for c in word if c.isalnum()) for word in _NAME_SPLIT.split(text.lower())) if w]
+    suffix = ""
+    if len(words) > 1 and words[-1] in GENERATIONS:
+        suffix = GENERATIONS[words.pop()]
+    while len(words) > 1 and words[0] in TITLES:
+        words.pop(0)
+    return tuple("".join(c for c in w if c.isalpha()) for w in words if any(c.isalpha() for c in w)), suffix
+
+
+@lru_cache(maxsize=_CACHE)
+def name_letters(name: str) -> str:
+    """A name reduced to its lower-case Latin letters (see :func:`name_words`), its suffix aside.
+
+    ``Müller`` -> ``muller``, ``Dr. O'Brien Jr.`` -> ``obrien``.
+    """
+    return "".join(name_words(name)[0])
 
 
 @lru_cache(maxsize=_CACHE)
@@ -197,12 +226,19 @@ def nickname_groups() -> dict[str, frozenset[str]]:
 
 # -- levels ---------------------------------------------------------------------------------------
 
+def is_role_mailbox(address: str) -> bool:
+    """Whether an address names a role (``info@``, ``support@``, ``family@``) rather than a person."""
+    return email_parts(address)[2] in ROLE_MAILBOXES
+
+
 def email_level(a: str, b: str) -> str:
     """The level of two unequal normalised addresses (see the module table)."""
     local_a, domain_a, mailbox_a, letters_a, digits_a = email_parts(a)
     local_b, domain_b, mailbox_b, letters_b, digits_b = email_parts(b)
     if local_a == local_b and domain_a == domain_b and local_a:
-        return "same_mailbox"
+        return "role" if mailbox_a in ROLE_MAILBOXES else "same_mailbox"
+    if mailbox_a in ROLE_MAILBOXES or mailbox_b in ROLE_MAILBOXES:
+        return "else"
     if mailbox_a == mailbox_b and domain_a == domain_b and mailbox_a:
         # john.smith@ and johnsmith@ are two mailboxes at most providers, often two people
         return "separators"
@@ -233,7 +269,10 @@ def phone_level(a: str, b: str) -> str:
 
 def name_level(a: str, b: str) -> str:
     """The level of two unequal normalised names."""
-    la, lb = name_letters(a), name_letters(b)
+    (words_a, suffix_a), (words_b, suffix_b) = name_words(a), name_words(b)
+    if suffix_a != suffix_b:
+        return "else"  # "Jr." beside none or "Sr.": two generations of one family
+    la, lb = "".join(words_a), "".join(words_b)
     if la == lb or (la and _umlauts_folded(la) == _umlauts_folded(lb)):
         return "translit" if la else "else"
     if not la or not lb:
@@ -242,6 +281,9 @@ def name_level(a: str, b: str) -> str:
         return "nickname"
     if (len(la) == 1 or len(lb) == 1) and la[0] == lb[0]:
         return "initial"
+    shorter, longer = sorted((set(words_a), set(words_b)), key=len)
+    if shorter < longer and any(len(w) > 1 for w in shorter):
+        return "part"  # "García" of "García López", "Anna" of "Anna M."
     if min(len(la), len(lb)) >= 3 and JaroWinkler.similarity(la, lb) >= JARO_WINKLER_SIMILAR:
         return "typo"
     if min(len(la), len(lb)) >= 4 and one_edit(la, lb) is not None:
@@ -301,8 +343,10 @@ def compare(a: np.ndarray, b: np.ndarray, *, kind: FieldKind, field: str, fuzzy:
 def _weights(level: str, a: np.ndarray, b: np.ndarray, *, kind: FieldKind, field: str, primary: bool,
              table: dict[str, float], counts: Counts, population: int) -> np.ndarray:
     """Weights of the pairs of one level, term-frequency adjusted where the level is an agreement."""
-    if kind == "email" and level == "exact":
-        return EMAIL_BITS["exact"] - identifier_penalty(counts(f"{field}:address", a))
+    if kind == "email" and level in ("exact", "role"):
+        role = np.fromiter(map(is_role_mailbox, a.tolist()), dtype=bool, count=len(a))
+        bits = np.where(role, EMAIL_BITS["role"], EMAIL_BITS["exact"])
+        return bits - identifier_penalty(counts(f"{field}:address", a))
     if kind == "email" and level == "other_domain":
         mailboxes = np.array([email_mailbox(v) for v in a.tolist()] + [None], dtype=object)[:-1]
         return EMAIL_BITS["other_domain"] - identifier_penalty(counts(f"{field}:mailbox", mailboxes))

@@ -41,6 +41,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from import_pipelines.dedupe import blocking
 from import_pipelines.dedupe.comparison import (
     FULL_NAME_PRIOR_FREQUENCY,
+    GENERATIONS,
     FULL_NAME_PRIOR_WEIGHT,
     FULL_NAME_RANGE,
     PRIOR_BITS,
@@ -367,13 +368,23 @@ def _field_evidence(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray,
 
 
 def _split_names(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where the last name is missing and the first holds several words, the last word is the last name."""
-    rows = [k for k, (f, l) in enumerate(zip(first.tolist(), last.tolist())) if l is None and f and " " in f]
+    """Where the last name is missing and the first holds several words, split the whole name.
+
+    ``Smith, John`` is family name first; otherwise the last word is the family name, with a
+    generational suffix (``John Smith Jr.``) kept on it.
+    """
+    rows = [k for k, (f, l) in enumerate(zip(first.tolist(), last.tolist())) if l is None and f and (" " in f or "," in f)]
     if rows:
         first, last = first.copy(), last.copy()
         for k in rows:
-            head, _, tail = first[k].rpartition(" ")
-            first[k], last[k] = head, tail
+            whole = first[k]
+            if "," in whole:
+                tail, _, head = whole.partition(",")
+            else:
+                words = whole.split()
+                cut = -2 if len(words) > 2 and words[-1].strip(".").lower() in GENERATIONS else -1
+                head, tail = " ".join(words[:cut]), " ".join(words[cut:])
+            first[k], last[k] = head.strip() or None, tail.strip() or None
     return first, last
 
 
