@@ -8,7 +8,7 @@ level at all and weighs 0.
 
 | kind | level | bits | why |
 |---|---|---|---|
-| email | ``exact`` (normalised) | 15 - log2(n - 1) | a mailbox belongs to one person; n = records holding it, so a shared family or team mailbox weighs less |
+| email | ``exact`` (normalised) | 16 - log2(n - 1) | a mailbox belongs to one person: alone it makes a pair 98 % likely; n = records holding it, so a shared family or team mailbox weighs less |
 | email | ``role`` (``info@``, ``support@``, ``family@`` ... the same address) | 3 - log2(n - 1) | a role's mailbox is read by a team or a household; other levels do not apply to it |
 | email | ``same_mailbox`` (a ``+tag`` aside; dots too at Gmail) | 12 | the provider delivers both to one mailbox |
 | email | ``digits_differ`` | -6 | ``name2@`` beside ``name@``: how providers hand out a second account, usually to a second person |
@@ -61,7 +61,7 @@ Counts = Callable[[str, np.ndarray], np.ndarray]
 PRIOR_BITS = -10.0
 """Log2 odds of a match before any evidence: about one pair in a thousand blocked pairs."""
 
-EMAIL_BITS = {"exact": 15.0, "role": 3.0, "same_mailbox": 12.0, "digits_differ": -6.0, "typo": 8.0, "typo_short": 4.0,
+EMAIL_BITS = {"exact": 16.0, "role": 3.0, "same_mailbox": 12.0, "digits_differ": -6.0, "typo": 8.0, "typo_short": 4.0,
               "separators": 2.0, "other_domain": 1.5, "substituted": 5.0, "else": -2.0}
 # providers that deliver mail whatever the dots in the mailbox name
 DOTS_IGNORED = frozenset({"gmail.com", "googlemail.com"})
@@ -75,7 +75,7 @@ NAME_PRIOR_FREQUENCY = 0.01  # a name's frequency before the data says otherwise
 NAME_PRIOR_WEIGHT = 500.0  # in records: small populations lean on the prior frequency
 NAME_RANGE = (1.0, 9.0)
 FULL_NAME_PRIOR_FREQUENCY = 1e-4  # a full name's frequency before the data says otherwise
-FULL_NAME_PRIOR_WEIGHT = 10_000.0  # full names are sparse: a few hundred records say little about one
+FULL_NAME_PRIOR_WEIGHT = 1000.0  # in records: a few hundred records say little about one full name
 FULL_NAME_RANGE = (2.0, 16.0)
 TEXT_RANGE = (0.5, 4.0)
 REFERENCE_POPULATION = 10_000  # records; the prior odds (PRIOR_BITS) are those of a population this size
@@ -249,7 +249,8 @@ def email_level(a: str, b: str) -> str:
     if domain_a == domain_b and digits_a == digits_b:
         # one edit of the local part as written: a slip beside a changed separator is two edits.
         # The first character is no slip: "jsmith" and "msmith" are an initial and a surname,
-        # two people; a letter in place of a separator ("debora.miller", "deborahmiller") neither
+        # two people; nor is another last letter ("smithj", "smithk"), nor a letter in place of
+        # a separator ("debora.miller", "deborahmiller")
         edit = one_edit(local_a, local_b)
         if edit is None or edit[1] == 0:
             return "else"
@@ -257,7 +258,8 @@ def email_level(a: str, b: str) -> str:
         shortest = min(len(letters_a), len(letters_b))
         if kind in ("transposition", "dropped"):
             return "typo" if shortest >= TYPO_MIN_LETTERS else "typo_short"
-        if kind == "substituted" and shortest >= TYPO_MIN_LETTERS and local_a[at].isalpha() and local_b[at].isalpha():
+        if (kind == "substituted" and shortest >= TYPO_MIN_LETTERS and at < len(local_a) - 1
+                and local_a[at].isalpha() and local_b[at].isalpha()):
             return "substituted"
     return "else"
 
@@ -281,12 +283,16 @@ def name_level(a: str, b: str) -> str:
         return "nickname"
     if (len(la) == 1 or len(lb) == 1) and la[0] == lb[0]:
         return "initial"
-    shorter, longer = sorted((set(words_a), set(words_b)), key=len)
-    if shorter < longer and any(len(w) > 1 for w in shorter):
-        return "part"  # "García" of "García López", "Anna" of "Anna M."
+    # "García" of "García López", "Anna" of "Anna M.": the shorter name is some of the longer's
+    # words. Two full forms that differ ("García López", "García Ruiz") are two people
+    shorter, longer = sorted((words_a, words_b), key=len)
+    if len(shorter) < len(longer) and set(shorter) <= set(longer) and any(len(w) > 1 for w in shorter):
+        return "part"
     if min(len(la), len(lb)) >= 3 and JaroWinkler.similarity(la, lb) >= JARO_WINKLER_SIMILAR:
         return "typo"
-    if min(len(la), len(lb)) >= 4 and one_edit(la, lb) is not None:
+    # one edit, but never of the first letter: "Linh" and "Minh", "Dan" and "Jan" are two names
+    edit = one_edit(la, lb) if min(len(la), len(lb)) >= 4 else None
+    if edit is not None and edit[1] > 0:
         return "typo"
     return "else"
 

@@ -90,6 +90,7 @@ class _Person:
     own_emails: set[str]
     own_phones: set[str]
     company: str | None = None
+    household: set[str] | None = None  # the given names of everybody at the person's address
 
 
 def _plain(text: str) -> str:
@@ -113,6 +114,7 @@ class _World:
         self.taken: set[str] = set()
         self.count = 0
         self.office_line = {c: self.phone("es") for c in COMPANIES}
+        self.staff: dict[str, set[tuple[str, str]]] = {}  # names of the people on a company's office line
 
     def phone(self, group: str) -> str:
         code, first, length = COUNTRY[group]
@@ -165,12 +167,19 @@ class _World:
 
     def relative(self, head: _Person, *, junior: bool = False) -> _Person:
         """Someone of ``head``'s household: the family mailbox or the head's address, the landline."""
-        if junior:
+        household = head.household or {head.given}
+        if junior and f"{head.given} Jr." not in household and not head.family.endswith(" Jr."):
             person = self.person(group=head.group, given=head.given, family=f"{head.family} Jr.")
+            household.add(f"{head.given} Jr.")
         else:
-            person = self.person(group=head.group, family=head.family)
-            while _slug(person.given)[:3] == _slug(head.given)[:3] or person.given in SHORT.get(head.given, []):
+            # a relative's given name is one a reader tells apart from everybody's in the home
+            person = self.person(group=head.group, family=head.family.removesuffix(" Jr."))
+            while any(_slug(person.given)[:3] == _slug(name)[:3] or person.given in SHORT.get(name, [])
+                      or name in SHORT.get(person.given, []) for name in head.household or {head.given}):
                 person.given = self.name(head.group)[0]
+        head.household = household
+        household.add(person.given)
+        person.household = head.household
         shared = head.emails[0] if self.rng.random() < 0.5 else self.address(
             f"{_slug(head.family.split()[0])}family", PROVIDERS[self.rng.integers(len(PROVIDERS))])
         if shared not in head.emails:
@@ -204,8 +213,12 @@ def _slip(text: str, rng: np.random.Generator) -> str:
 
 
 def _written(digits: str, group: str, rng: np.random.Generator) -> str:
-    """A phone number the way somebody typed it: international, with 00, or national with a trunk 0."""
-    code = COUNTRY[group][0]
+    """A phone number the way somebody typed it: international, with 00, or national with a trunk 0.
+
+    ``group`` is the writer's; the number keeps its own country code (an office line is Spanish
+    whoever dials it).
+    """
+    code = next(c for c, first, _ in COUNTRY.values() if digits.startswith(c + first))
     national = digits[len(code):]
     style = rng.integers(4)
     if style == 0:
@@ -239,9 +252,11 @@ def _dirty(person: _Person, world: _World, rng: np.random.Generator) -> dict:
         if rng.random() < 0.5:
             given = _slip(given, rng)
         else:
-            family = _slip(family, rng)
+            # a slip in the name, never in a "Jr." (which tells two people apart)
+            core, junior = (family[:-4], family[-4:]) if family.endswith(" Jr.") else (family, "")
+            family = _slip(core, rng) + junior
     elif roll < 0.30 and " " in family and person.group == "es":
-        family = family.split()[0]
+        family = " ".join([family.split()[0]] + (["Jr."] if family.endswith(" Jr.") else []))
     elif roll < 0.36:
         given = f"{given} {'ABCDEFGHJKLMNPRST'[rng.integers(17)]}."
     elif roll < 0.40:
@@ -361,15 +376,21 @@ def _lookalike(world: _World, people: list[_Person], rng: np.random.Generator) -
     if roll < 0.25:
         person = world.relative(other)
     elif roll < 0.35:
-        person = world.relative(other, junior=not other.family.endswith("Jr."))
+        person = world.relative(other, junior=True)
     elif roll < 0.55:
         # a second account: the same name, the wanted mailbox taken, so a number
         person = world.person(group=other.group, given=other.given, family=other.family)
         local, _, domain = other.emails[0].partition("@")
-        person.emails[0] = world.address(local.rstrip("0123456789"), domain)
+        person.emails[0] = world.address(local.rstrip("0123456789").rstrip("._"), domain)
         person.own_emails = set(person.emails)
     elif roll < 0.75 and other.company:
+        # a colleague: never one with the name of somebody else on the office line, who would
+        # then be the same record (the same name, the office line, maybe info@) as that person
         person = world.person(group=list(GROUPS)[rng.integers(len(GROUPS))])
+        colleagues = world.staff.setdefault(other.company, {(other.given, other.family)})
+        while (person.given, person.family) in colleagues:
+            person.given, person.family = world.name(person.group)
+        colleagues.add((person.given, person.family))
         person.company = other.company
         person.phones = [world.office_line[other.company]]
         if rng.random() < 0.5:
