@@ -78,7 +78,7 @@ FULL_NAME_PRIOR_FREQUENCY = 1e-4  # a full name's frequency before the data says
 FULL_NAME_PRIOR_WEIGHT = 1000.0  # in records: a few hundred records say little about one full name
 FULL_NAME_RANGE = (2.0, 16.0)
 TEXT_RANGE = (0.5, 4.0)
-REFERENCE_POPULATION = 10_000  # records; the prior odds (PRIOR_BITS) are those of a population this size
+REFERENCE_POPULATION = 10_000  # records: PRIOR_BITS are the prior odds of a pair in a population this size
 TYPO_MIN_LETTERS = 5  # shorter mailbox names are too easily another person's after one edit
 JARO_WINKLER_SIMILAR = 0.9
 
@@ -105,15 +105,27 @@ def frequency_bits(counts: np.ndarray, *, population: int, bounds: tuple[float, 
     """Term-frequency weight of an exact agreement: ``log2(m / p)``, clipped to ``bounds``.
 
     ``p`` is the value's frequency, smoothed towards ``prior`` by ``prior_weight`` pseudo-records,
-    so that a name seen twice among five records is not taken for a common one. Beyond
-    :data:`REFERENCE_POPULATION` records the frequency is read against that many: in a larger
-    population two records are less likely to be one person to begin with (the prior odds
-    shrink as the population grows), and a value held by the same number of records is no
-    better evidence, although its frequency is smaller.
+    so that a name seen twice among five records is not taken for a common one.
     """
     frequency = (counts + prior_weight * prior) / (population + prior_weight)
-    frequency = frequency * max(1.0, population / REFERENCE_POPULATION)
     return np.clip(np.log2(NAME_M / frequency), *bounds)
+
+
+IDENTIFYING_LEVELS = frozenset({"exact", "same_mailbox", "typo", "typo_short", "substituted", "last7"})
+"""Levels of an address or a phone that point at one person (not ``role``, not ``other_domain``,
+whose mailbox name is made of the person's name)."""
+
+
+def population_correction(population: int) -> float:
+    """Bits taken off a pair's name evidence when nothing but names links it: ``log2(N / 10,000)``.
+
+    :data:`PRIOR_BITS` are the prior odds of a pair in a population of
+    :data:`REFERENCE_POPULATION` records. Two records that share a name are less likely to be
+    one person in a larger population (there are more namesakes), while two that share a
+    mailbox or a line are not: there, the prior odds and the identifier's rarity shrink
+    together. So the correction applies once per pair, to pairs without an identifying level.
+    """
+    return max(0.0, math.log2(population / REFERENCE_POPULATION)) if population > 0 else 0.0
 
 
 # -- per-value features ---------------------------------------------------------------------------
@@ -269,6 +281,7 @@ def phone_level(a: str, b: str) -> str:
     return "last7" if len(a) >= 7 and a[-7:] == b[-7:] else "else"
 
 
+@lru_cache(maxsize=1 << 20)
 def name_level(a: str, b: str) -> str:
     """The level of two unequal normalised names."""
     (words_a, suffix_a), (words_b, suffix_b) = name_words(a), name_words(b)

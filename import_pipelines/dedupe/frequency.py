@@ -36,35 +36,62 @@ def value_hashes(namespace: str, values: np.ndarray | list[str]) -> np.ndarray:
     return hashes ^ namespace_hash(namespace)
 
 
+def _present(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(record position, value) of every present value of a single-valued field."""
+    present = np.flatnonzero(np.not_equal(values, None))
+    return present.astype(np.int64), values[present]
+
+
+def _flat_tuples(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(record position, value) of every value of a multi-valued field, one row per value."""
+    positions, flat = [], []
+    for position, item in enumerate(values.tolist()):
+        for value in item or ():
+            positions.append(position)
+            flat.append(value)
+    return np.array(positions, dtype=np.int64), np.array(flat + [None], dtype=object)[:-1]
+
+
+def _counted(namespace: str, positions: np.ndarray, values: np.ndarray,
+             form) -> tuple[np.ndarray, np.ndarray]:
+    """The counting keys of ``form(value)`` per record, each distinct value worked out once."""
+    codes, uniques = pd.factorize(values)
+    forms = [form(v) for v in uniques.tolist()]
+    hashes = value_hashes(namespace, [f or "" for f in forms])
+    keep = np.array([bool(f) for f in forms] + [False], dtype=bool)[:-1][codes]
+    positions, keys = positions[keep], hashes[codes[keep]]
+    if len(keys) and len(np.unique(positions)) < len(positions):
+        # a record counts a value once, however many of its addresses share it
+        pairs = np.unique(np.stack([positions, keys], axis=1), axis=0)
+        positions, keys = pairs[:, 0], pairs[:, 1]
+    return positions, keys
+
+
 def record_frequency_keys(prepared: PreparedFrame, rule: DedupeRule) -> tuple[np.ndarray, np.ndarray]:
     """Every counting key of every record of ``prepared`` (positions, keys); a record counts a value once."""
-    positions: list[int] = []
+    positions: list[np.ndarray] = []
     keys: list[np.ndarray] = []
     for name in rule.compared_fields:
         kind = rule.kind_of(name)
-        values = prepared.multi(name) if name in rule.all_values else prepared.values(name)
+        at, values = (_flat_tuples(prepared.multi(name)) if name in rule.all_values
+                      else _present(prepared.values(name)))
+        if not len(values):
+            continue
         for namespace, form in tf_namespaces(kind, name).items():
-            flat: list[str] = []
-            for position, item in enumerate(values.tolist()):
-                if item is None:
-                    continue
-                for value in {form(v) for v in (item if isinstance(item, tuple) else (item,))}:
-                    if value:
-                        positions.append(position)
-                        flat.append(value)
-            if flat:
-                keys.append(value_hashes(namespace, flat))
+            found = _counted(namespace, at, values, form)
+            positions.append(found[0])
+            keys.append(found[1])
     names = [name for name in rule.compared_fields if rule.kind_of(name) == "name"]
     if len(names) == 2:
-        both = [(k, full_name(f, l)) for k, (f, l) in enumerate(zip(prepared.values(names[0]).tolist(),
-                                                                    prepared.values(names[1]).tolist()))
-                if f is not None and l is not None]
-        if both:
-            positions.extend(k for k, _ in both)
-            keys.append(value_hashes("names:full", [form for _, form in both]))
+        first, last = prepared.values(names[0]), prepared.values(names[1])
+        both = np.flatnonzero(np.not_equal(first, None) & np.not_equal(last, None))
+        if len(both):
+            forms = [full_name(f, l) for f, l in zip(first[both].tolist(), last[both].tolist())]
+            positions.append(both.astype(np.int64))
+            keys.append(value_hashes("names:full", forms))
     if not keys:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.array(positions, dtype=np.int64), np.concatenate(keys)
+    return np.concatenate(positions).astype(np.int64), np.concatenate(keys)
 
 
 class Frequencies:

@@ -42,12 +42,14 @@ from import_pipelines.dedupe import blocking
 from import_pipelines.dedupe.comparison import (
     FULL_NAME_PRIOR_FREQUENCY,
     GENERATIONS,
+    IDENTIFYING_LEVELS,
     FULL_NAME_PRIOR_WEIGHT,
     FULL_NAME_RANGE,
     PRIOR_BITS,
     compare,
     frequency_bits,
     full_name,
+    population_correction,
     probability,
 )
 from import_pipelines.dedupe.frequency import Frequencies
@@ -398,7 +400,8 @@ def _name_evidence(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, 
     first = _field_evidence(left, right, i=i, j=j, name=names[0], primary=tiers[0], values=(fa, fb), **options)
     last = _field_evidence(left, right, i=i, j=j, name=names[1], primary=tiers[1], values=(la, lb), **options)
     direct = first[0] + last[0]
-    rows = np.flatnonzero(~np.isnan(direct) & (direct < 2 * 8.0))
+    # swapped names disagree where they stand: only pairs with a contradiction are tried crossed
+    rows = np.flatnonzero(~np.isnan(direct) & ((first[1] == "else") | (last[1] == "else")))
     if len(rows):
         sub = (i[rows], j[rows])
         ab = _field_evidence(left, right, i=sub[0], j=sub[1], name=names[0], primary=tiers[0],
@@ -423,9 +426,40 @@ def _name_evidence(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, 
     return [first[0], last[0]], [first[1], last[1]]
 
 
+def _correct_for_population(bits: dict[str, np.ndarray], levels: dict[str, np.ndarray], *, rule: DedupeRule,
+                            population: int, size: int) -> None:
+    """Scale down the positive name and text evidence of pairs that no identifier links, in place.
+
+    Once per pair, by :func:`~.comparison.population_correction` bits at most (never below no
+    evidence): spread over the fields in proportion to what each said.
+    """
+    excess = population_correction(population)
+    if not excess or not size:
+        return
+    identified = np.zeros(size, dtype=bool)
+    described: list[str] = []
+    for name in bits:
+        kind = rule.kind_of(name)
+        if kind in ("email", "phone") or (kind == "text" and name in rule.primary_fields):
+            identified |= np.isin(levels[name], list(IDENTIFYING_LEVELS))
+        else:
+            described.append(name)
+    if not described:
+        return
+    positive = sum((np.clip(np.nan_to_num(bits[name]), 0, None) for name in described), np.zeros(size))
+    kept = np.where(identified | (positive <= 0), 1.0, np.maximum(positive - excess, 0) / np.maximum(positive, 1e-9))
+    for name in described:
+        bits[name] = np.where(bits[name] > 0, bits[name] * kept, bits[name])
+
+
 def score_pairs(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: np.ndarray, rule: DedupeRule,
-                frequencies: Frequencies) -> PairScores:
-    """Score the pairs ``(left[i[k]], right[j[k]])`` under ``rule`` (see the module docstring)."""
+                frequencies: Frequencies, prune: bool = True) -> PairScores:
+    """Score the pairs ``(left[i[k]], right[j[k]])`` under ``rule`` (see the module docstring).
+
+    With ``prune``, a pair whose primary fields give no evidence for it (and no ``match_any``
+    hit) can neither match nor be reviewed, so its secondary fields are not compared: they are
+    missing in its scores. ``prune=False`` scores every field of every pair.
+    """
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
     hit = np.zeros(len(i), dtype=bool)
@@ -447,16 +481,43 @@ def score_pairs(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: 
     bits: dict[str, np.ndarray] = {}
     levels: dict[str, np.ndarray] = {}
     names = [name for name in fields if rule.kind_of(name) == "name"]
-    if len(names) == 2:
-        found_bits, found_levels = _name_evidence(left, right, i=i, j=j, names=names,
-                                                  tiers=[name in primary for name in names], rule=rule,
-                                                  frequencies=frequencies)
-        bits.update(zip(names, found_bits))
-        levels.update(zip(names, found_levels))
-    for name in fields:
-        if name not in bits:
-            bits[name], levels[name] = _field_evidence(left, right, i=i, j=j, name=name, rule=rule,
-                                                       frequencies=frequencies, primary=name in primary)
+    paired = names if len(names) == 2 else []
+
+    def evidence(wanted: list[str], rows: np.ndarray | None) -> None:
+        # bits and levels of ``wanted`` for the pairs ``rows`` (all when None); NaN and None elsewhere
+        ii, jj = (i, j) if rows is None else (i[rows], j[rows])
+        found_bits: dict[str, np.ndarray] = {}
+        found_levels: dict[str, np.ndarray] = {}
+        if paired and set(paired) <= set(wanted):
+            pair_bits, pair_levels = _name_evidence(left, right, i=ii, j=jj, names=paired,
+                                                    tiers=[name in primary for name in paired], rule=rule,
+                                                    frequencies=frequencies)
+            found_bits.update(zip(paired, pair_bits))
+            found_levels.update(zip(paired, pair_levels))
+        for name in wanted:
+            if name not in found_bits:
+                found_bits[name], found_levels[name] = _field_evidence(
+                    left, right, i=ii, j=jj, name=name, rule=rule, frequencies=frequencies, primary=name in primary)
+        for name in wanted:
+            if rows is None:
+                bits[name], levels[name] = found_bits[name], found_levels[name]
+            else:
+                bits[name] = np.full(len(i), np.nan)
+                bits[name][rows] = found_bits[name]
+                levels[name] = np.full(len(i), None, dtype=object)
+                levels[name][rows] = found_levels[name]
+
+    first = [name for name in fields if name in primary]
+    rest = [name for name in fields if name not in primary]
+    if prune and rest and not (set(paired) & primary):
+        # a pair needs evidence from its primary fields to match or to be reviewed: the secondary
+        # ones (names, the costly comparisons) are scored only for pairs that have some
+        evidence(first, None)
+        stated = sum((np.nan_to_num(bits[name]) * weights[name] for name in first), np.zeros(len(i)))
+        evidence(rest, np.flatnonzero(hit | (stated > 0)))
+    else:
+        evidence(list(fields), None)
+    _correct_for_population(bits, levels, rule=rule, population=frequencies.population, size=len(i))
     primary_bits = sum((np.nan_to_num(bits[name]) * weights[name] for name in rule.primary_fields),
                        np.zeros(len(i)))
     secondary_bits = sum((np.nan_to_num(bits[name]) * weights[name] for name in rule.secondary_fields),

@@ -197,7 +197,7 @@ def cluster_matches(df: pd.DataFrame, prepared: PreparedFrame, *, left: np.ndarr
     survivor = survivor_of_label[member_labels]
 
     losers = members[members != survivor]
-    direct = score_pairs(prepared, prepared, i=losers, j=survivor[members != survivor], rule=rule,
+    direct = score_pairs(prepared, prepared, i=losers, j=survivor[members != survivor], rule=rule, prune=False,
                          frequencies=frequencies)
     duplicates = build_matches(direct, left_ids=prepared.ids, right_ids=prepared.ids, threshold=rule.threshold)
 
