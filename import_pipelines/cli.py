@@ -97,6 +97,46 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_url() -> str:
+    """The target database: ``IMPORT_PIPELINES_TARGET_URL``, else the embedded default."""
+    return os.environ.get(settings.TARGET_URL_ENV) or settings.ensure_environment().target
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Possible duplicates waiting for a person: list them, accept or reject pairs by id."""
+    from import_pipelines.control import ensure_control_schema
+    from import_pipelines.db.connect import connection
+    from import_pipelines.dedupe.review import decide, describe_fields, list_pairs
+
+    with connection(_target_url()) as conn:
+        ensure_control_schema(conn)
+        if args.action == "list":
+            pairs = list_pairs(conn, profile=args.profile, entity=args.entity, run_id=args.run, decided=args.all)
+            if not pairs:
+                print("no pairs waiting for review" + (" (with these filters)" if args.profile or args.run else ""))
+                return 0
+            for pair in pairs:
+                decision = f"  [{pair.decision}]" if pair.decision else ""
+                print(f"{pair.review_id:>7}  {pair.profile}/{pair.entity}  record {pair.source_id} ~ {pair.candidate_kind}"
+                      f" {pair.candidate}  {pair.confidence:5.1f}{decision}  {describe_fields(pair.fields)}")
+            waiting = sum(pair.decision is None for pair in pairs)
+            print(f"{len(pairs):,} pairs, {waiting:,} waiting; decide with `python -m import_pipelines review accept ID...`"
+                  " or `review reject ID...`")
+            return 0
+        decision = "accepted" if args.action == "accept" else "rejected"
+        done = decide(conn, args.pairs, decision)
+        conn.commit()
+    unknown = sorted(set(args.pairs) - set(done))
+    if done:
+        merge = "merge" if decision == "accepted" else "stay apart"
+        print(f"{decision} {len(done)} pair{'s' if len(done) != 1 else ''} ({', '.join(map(str, done))});"
+              f" they {merge} on the next run of their import")
+    if unknown:
+        print(f"no review pair with id {', '.join(map(str, unknown))}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -123,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
     sub.add_parser("stop", help=cmd_stop.__doc__).set_defaults(func=cmd_stop)
+    p = sub.add_parser("review", help=cmd_review.__doc__)
+    p.set_defaults(func=cmd_review)
+    actions = p.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the pairs waiting for a decision, the most likely first")
+    listing.add_argument("--profile", help="only this profile's pairs")
+    listing.add_argument("--entity", help="only this entity's pairs")
+    listing.add_argument("--run", help="only the pairs this run listed (a Dagster run id)")
+    listing.add_argument("--all", action="store_true", help="decided pairs too")
+    for action, meaning in (("accept", "the two records are one: merge them on the next run"),
+                            ("reject", "the two records are two: never merge them")):
+        decided = actions.add_parser(action, help=meaning)
+        decided.add_argument("pairs", type=int, nargs="+", metavar="PAIR", help="review pair id (from `review list`)")
     sub.add_parser("mirror", help="copy a whole database (see: mirror --help)")
     sub.add_parser("export", help="export a database to an archive (see: export --help)")
     sub.add_parser("import", help="import an archive (see: import --help)")

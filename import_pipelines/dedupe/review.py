@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 import psycopg
+from psycopg import sql
 
+from import_pipelines.db.sql import ident
 from import_pipelines.settings import data_dir
 
 CandidateKind = Literal["source", "target"]
@@ -60,19 +62,34 @@ def load_decisions(conn: psycopg.Connection, *, profile: str, entity: str) -> De
 
 def record_review(conn: psycopg.Connection, pairs: list[ReviewPair], *, profile: str, entity: str,
                   run_id: str) -> list[int]:
-    """Store the pairs listed by a run (a pair listed before keeps its id and decision); return their ids."""
-    ids: list[int] = []
+    """Store the pairs listed by a run (a pair listed before keeps its id and decision); return their ids.
+
+    One COPY and one statement, whatever the number of pairs.
+    """
+    if not pairs:
+        return []
+    unique: dict[tuple[str, str, str], ReviewPair] = {}
     for pair in pairs:
-        row = conn.execute(
-            "INSERT INTO import_control.review_pairs (profile, entity, source_id, candidate_kind, candidate, confidence,"
-            " match_fields, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (profile, entity, source_id, candidate_kind, candidate) DO UPDATE SET"
-            " confidence = EXCLUDED.confidence, match_fields = EXCLUDED.match_fields, run_id = EXCLUDED.run_id,"
-            " updated_at = now() RETURNING review_id",
-            (profile, entity, pair.source_id, pair.candidate_kind, pair.candidate, pair.confidence,
-             json.dumps(pair.fields), run_id)).fetchone()
-        ids.append(row[0])
-    return ids
+        key = (pair.source_id, pair.candidate_kind, pair.candidate)
+        if key not in unique or pair.confidence > unique[key].confidence:
+            unique[key] = pair
+    conn.execute("CREATE TEMP TABLE _review_listed (ord int, source_id text, candidate_kind text, candidate text,"
+                 " confidence real, match_fields jsonb) ON COMMIT DROP")
+    with conn.cursor().copy("COPY _review_listed FROM STDIN") as copy:
+        for k, pair in enumerate(unique.values()):
+            copy.write_row((k, pair.source_id, pair.candidate_kind, pair.candidate, pair.confidence,
+                            json.dumps(pair.fields)))
+    rows = conn.execute(
+        "INSERT INTO import_control.review_pairs (profile, entity, source_id, candidate_kind, candidate, confidence,"
+        " match_fields, run_id) SELECT %s, %s, source_id, candidate_kind, candidate, confidence, match_fields, %s"
+        " FROM _review_listed ORDER BY ord"
+        " ON CONFLICT (profile, entity, source_id, candidate_kind, candidate) DO UPDATE SET"
+        " confidence = EXCLUDED.confidence, match_fields = EXCLUDED.match_fields, run_id = EXCLUDED.run_id,"
+        " updated_at = now() RETURNING review_id, source_id, candidate_kind, candidate", (profile, entity, run_id)
+    ).fetchall()
+    conn.execute("DROP TABLE _review_listed")
+    ids = {(source_id, kind, candidate): review_id for review_id, source_id, kind, candidate in rows}
+    return [ids[(pair.source_id, pair.candidate_kind, pair.candidate)] for pair in pairs]
 
 
 REPORT_COLUMNS = ["review_id", "source_id", "candidate_kind", "candidate", "confidence", "fields"]
@@ -97,20 +114,70 @@ def describe_fields(fields: dict[str, dict]) -> str:
     return "; ".join(f"{name} {value.get('level')} {value.get('bits', 0):+.1f}" for name, value in fields.items())
 
 
+@dataclass(frozen=True)
+class ListedPair:
+    """A stored pair as ``review list`` shows it."""
+
+    review_id: int
+    profile: str
+    entity: str
+    source_id: str
+    candidate_kind: CandidateKind
+    candidate: str
+    confidence: float
+    fields: dict[str, dict]
+    run_id: str
+    decision: Decision | None
+
+
 def list_pairs(conn: psycopg.Connection, *, profile: str | None = None, entity: str | None = None,
-               decided: bool = False) -> list[tuple]:
-    """Pairs waiting for a decision (or, with ``decided``, all pairs), the most likely first."""
+               run_id: str | None = None, decided: bool = False) -> list[ListedPair]:
+    """Pairs waiting for a decision (with ``decided``, decided ones too), the most likely first.
+
+    ``run_id`` keeps the pairs that run listed (a pair listed again keeps the latest run).
+    """
     rows = conn.execute(
-        "SELECT review_id, profile, entity, source_id, candidate_kind, candidate, confidence, match_fields, decision"
-        " FROM import_control.review_pairs WHERE (%s::text IS NULL OR profile = %s)"
-        " AND (%s::text IS NULL OR entity = %s) AND (%s OR decision IS NULL)"
-        " ORDER BY profile, entity, confidence DESC, review_id",
-        (profile, profile, entity, entity, decided)).fetchall()
-    return rows
+        "SELECT review_id, profile, entity, source_id, candidate_kind, candidate, confidence, match_fields, run_id,"
+        " decision FROM import_control.review_pairs WHERE (%(profile)s::text IS NULL OR profile = %(profile)s)"
+        " AND (%(entity)s::text IS NULL OR entity = %(entity)s) AND (%(run)s::text IS NULL OR run_id = %(run)s)"
+        " AND (%(decided)s OR decision IS NULL) ORDER BY profile, entity, confidence DESC, review_id",
+        {"profile": profile, "entity": entity, "run": run_id, "decided": decided}).fetchall()
+    return [ListedPair(*row[:7], row[7] or {}, *row[8:]) for row in rows]
 
 
 def decide(conn: psycopg.Connection, review_ids: list[int], decision: Decision) -> list[int]:
-    """Record ``decision`` on the pairs ``review_ids``; returns the ids that exist (the others are unknown)."""
+    """Record ``decision`` on the pairs ``review_ids``; returns the ids that exist (the others are unknown).
+
+    A later decision replaces an earlier one; it takes effect on the next run of the import.
+    """
     rows = conn.execute("UPDATE import_control.review_pairs SET decision = %s, decided_at = now(), updated_at = now()"
                         " WHERE review_id = ANY(%s) RETURNING review_id", (decision, review_ids)).fetchall()
     return sorted(row[0] for row in rows)
+
+
+def hold_for_review(conn: psycopg.Connection, *, staging: sql.Composable, source_id: str, pairs: list[ReviewPair],
+                    ids: list[int]) -> int:
+    """Hold the records of ``pairs`` (review ids ``ids``) back from the load; returns how many.
+
+    The load engine records a staged row with ``_hold`` as skipped, with ``_hold`` as its reason,
+    and writes nothing for it. The reason names the likeliest candidate and the commands that
+    decide. A record already marked a duplicate, matched or failed stays as it is.
+    """
+    held: dict[str, list[tuple[int, ReviewPair]]] = {}
+    for review_id, pair in zip(ids, pairs):
+        held.setdefault(pair.source_id, []).append((review_id, pair))
+    conn.execute("CREATE TEMP TABLE _review_held (sid text, message text) ON COMMIT DROP")
+    with conn.cursor().copy("COPY _review_held FROM STDIN") as copy:
+        for sid, found in held.items():
+            review_id, best = max(found, key=lambda item: (item[1].confidence, -item[0]))
+            more = f" (and {len(found) - 1} other pair{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+            copy.write_row((sid, f"waiting for review: possible duplicate of {best.candidate_kind} record"
+                                 f" {best.candidate}, confidence {best.confidence:.1f} (pair {review_id}){more};"
+                                 f" decide with `python -m import_pipelines review accept {review_id}` or"
+                                 f" `review reject {review_id}`"))
+    count = conn.execute(sql.SQL(
+        "UPDATE {stg} AS s SET _hold = h.message FROM _review_held AS h WHERE (s.{sid})::text = h.sid"
+        " AND s._dup_of IS NULL AND s._match_tid IS NULL AND s._error IS NULL").format(
+        stg=staging, sid=ident(source_id))).rowcount
+    conn.execute("DROP TABLE _review_held")
+    return count

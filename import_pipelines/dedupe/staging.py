@@ -12,7 +12,8 @@ those of :func:`~.survivor.find_duplicates_within` and :func:`~.matching.match_a
 the whole tables.
 
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
-where the merge turns them into actions by mode.
+where the merge turns them into actions by mode. Pairs in the review band are returned; the
+caller records them and holds their records back (:func:`~.review.hold_for_review`).
 """
 
 from __future__ import annotations
@@ -170,9 +171,6 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
                                                     target_rows=target_rows, review=review)
             if findings:
                 _write_back(conn, staging=staging, findings=findings)
-            if review:
-                _hold_for_review(conn, staging=staging, source_id=source_id, review=review,
-                                 has_slot="_review" in present)
             outcome = DedupeOutcome(within=len(duplicates), against_target=against,
                                     pairs_compared=within_pairs + target_pairs, confidences=[f[3] for f in findings],
                                     review=review)
@@ -480,11 +478,17 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         return 0, 0
 
     incoming = list(dict.fromkeys(["_rn", *rule.columns, *ctx.lists, ctx.source_id]))
-    existing = list(dict.fromkeys([ctx.primary_key, *rule.columns]))
+    existing = list(dict.fromkeys([ctx.primary_key, *rule.columns, *ctx.natural_key]))
     pk = ctx.primary_key
+    system_column, id_column = ctx.natural_key
 
     def decision_of(a: pd.DataFrame, b: pd.DataFrame, k: int) -> str | None:
-        return ctx.decisions.of(str(a[ctx.source_id].iat[k]), "target", str(b[pk].iat[k]))
+        record = str(a[ctx.source_id].iat[k])
+        decided = ctx.decisions.of(record, "target", str(b[pk].iat[k]))
+        if decided is None and b[system_column].iat[k] == ctx.source_system and b[id_column].iat[k] is not None:
+            # a pair decided while both were records of one import: the other one has been loaded since
+            decided = ctx.decisions.of(record, "source", str(b[id_column].iat[k]))
+        return decided
 
     lefts, rights, parts, band = [], [], [], []
     for a, b, hits, doubts in _scored_pairs(ctx, left=incoming, right=existing, decision_of=decision_of,
@@ -535,32 +539,6 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
             review.append(ReviewPair(source_id=source, candidate_kind="target", candidate=str(b[pk].iat[k]),
                                      confidence=float(round(doubts.confidence[k], 2)), fields=fields[k]))
     return against, pairs
-
-
-def _hold_for_review(conn: psycopg.Connection, *, staging: sql.Identifier, source_id: str, review: list[ReviewPair],
-                     has_slot: bool) -> None:
-    """Hold the records that wait for review back from the load: not merged, and not created yet.
-
-    The load engine records a row with ``_error`` as failed, writing nothing; the message names
-    the pair and the command that decides it, and ``_review`` (where the staging table has the
-    slot) carries the pairs. A record already marked a duplicate or matched stays as it is.
-    """
-    held: dict[str, list[ReviewPair]] = {}
-    for pair in review:
-        held.setdefault(pair.source_id, []).append(pair)
-    conn.execute("CREATE TEMP TABLE _dedupe_held (sid text, message text, pairs jsonb) ON COMMIT DROP")
-    with conn.cursor().copy("COPY _dedupe_held FROM STDIN") as copy:
-        for sid, pairs in held.items():
-            best = max(pairs, key=lambda p: p.confidence)
-            message = (f"waiting for review: possible duplicate of {best.candidate_kind} record {best.candidate}"
-                       f" (confidence {best.confidence:.1f}); decide with `python -m import_pipelines review`")
-            copy.write_row((sid, message, json.dumps([{"candidate_kind": p.candidate_kind, "candidate": p.candidate,
-                                                       "confidence": p.confidence} for p in pairs])))
-    slot = sql.SQL(", _review = h.pairs") if has_slot else sql.SQL("")
-    conn.execute(sql.SQL("UPDATE {stg} AS s SET _error = h.message{slot} FROM _dedupe_held AS h"
-                         " WHERE (s.{sid})::text = h.sid AND s._dup_of IS NULL AND s._match_tid IS NULL"
-                         " AND s._error IS NULL").format(stg=staging, slot=slot, sid=ident(source_id)))
-    conn.execute("DROP TABLE _dedupe_held")
 
 
 def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier, findings: list[Finding]) -> None:

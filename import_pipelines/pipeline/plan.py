@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.introspect import describe_schema
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.plan import MergePlan, Mode, Ref, Value
@@ -86,7 +87,8 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
             problems.append(f"reference {column!r} is not a column of {table.qualified}")
             continue
         refs.append(_reference(template, entity_name=entity_name, column=column, table=table,
-                               ref_table=tables[template.entities[ref.entity].target], system=system))
+                               ref_table=tables[template.entities[ref.entity].target], system=system,
+                               profile=profile))
     if entity.dedupe is not None:
         for name in entity.dedupe.columns:
             if name not in table.columns:
@@ -108,9 +110,23 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
 
 
 def _reference(template: Template, *, entity_name: str, column: str, table: TargetTable, ref_table: TargetTable,
-               system: str) -> Ref:
+               system: str, profile: str) -> Ref:
     """A template reference: the carrier field holds the referenced record's source id."""
     ref = template.entities[entity_name].references[column]
+    reviewed = template.entities[ref.entity].dedupe is not None
+
+    def describe_missing(atoms):
+        message = sql.SQL("({} || {})").format(sql.Literal(f"{column}: no {ref.entity} with {nk.id_column} "), atoms[1])
+        if not reviewed:
+            return message
+        # a referenced record held back as a possible duplicate is not missing: it waits for a person
+        return sql.SQL(
+            "({} || COALESCE((SELECT {} || rp.review_id || {} || rp.review_id || {} FROM {} AS rp"
+            " WHERE rp.profile = {} AND rp.entity = {} AND rp.source_id = {} AND rp.decision IS NULL"
+            " ORDER BY rp.confidence DESC LIMIT 1), ''))").format(
+            message, sql.Literal(" (it waits for review as a possible duplicate: `python -m import_pipelines review"
+                                 " accept "), sql.Literal("` or `review reject "), sql.Literal("`)"),
+            ident(CONTROL_SCHEMA, "review_pairs"), sql.Literal(profile), sql.Literal(ref.entity), atoms[1])
     nk = template.natural_key
     carrier = sql.SQL("(s.{})::text").format(ident(ref.field))
     target_column = table.columns[column]
@@ -123,8 +139,7 @@ def _reference(template: Template, *, entity_name: str, column: str, table: Targ
         ref_columns=(ref_table.primary_key,), relation=relation, atoms=(sql.Literal(system), carrier),
         atom_names=(nk.system_column, nk.id_column), atom_types=("text", "text"),
         present=sql.SQL("s.{} IS NOT NULL").format(ident(ref.field)),
-        describe_missing=lambda atoms: sql.SQL("({} || {})").format(
-            sql.Literal(f"{column}: no {ref.entity} with {nk.id_column} "), atoms[1]),
+        describe_missing=describe_missing,
         source_key=carrier, ref_stream=ref.entity, deferred=is_late(template, entity_name, column),
         not_null=target_column.not_null,
         required_message=f"{column}: required reference ({ref.field}) is empty" if required else None,

@@ -172,7 +172,13 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     (exact, case-insensitive or fuzzy, weighted confidence, threshold) within the batch, with the
     survivor rule applied, and records matching a row the target already holds.
     """
-    from import_pipelines.dedupe.review import describe_fields, load_decisions, record_review, write_review_report
+    from import_pipelines.dedupe.review import (
+        describe_fields,
+        hold_for_review,
+        load_decisions,
+        record_review,
+        write_review_report,
+    )
     from import_pipelines.dedupe.staging import apply_rule
 
     started = time.perf_counter()
@@ -211,6 +217,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
                                  survivor_updated=entity.survivor_updated, reader=reader, decisions=decisions)
             ids = record_review(conn, outcome.review, profile=run.profile, entity=run.entity_name,
                                 run_id=run.run_id)
+            held = hold_for_review(conn, staging=table, source_id=entity.source_id, pairs=outcome.review, ids=ids)
         review = tuple({"review_id": i, "source_id": p.source_id, "candidate": f"{p.candidate_kind} {p.candidate}",
                         "confidence": p.confidence, "fields": describe_fields(p.fields)}
                        for i, p in zip(ids, outcome.review))
@@ -221,8 +228,8 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
         f" {outcome.against_target:,} matching target rows, {outcome.pairs_compared:,} pairs compared{mean}"
         f" in {time.perf_counter() - started:.2f} s")
     if review:
-        log(f"{run.entity_name} dedupe: {len({p['source_id'] for p in review}):,} records wait for review"
-            f" ({len(review):,} pairs, {report}); decide with `python -m import_pipelines review`")
+        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(review):,} pairs, {report});"
+            f" list them with `python -m import_pipelines review list --profile {run.profile} --run {run.run_id}`")
     return replace(staged, duplicates=duplicates + outcome.within, matched_target=outcome.against_target,
                    confidences=(100.0,) * duplicates + tuple(outcome.confidences), review=review,
                    review_report=report)
