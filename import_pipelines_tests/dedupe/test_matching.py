@@ -1,12 +1,30 @@
-"""Scoring and match_against: confidence arithmetic, missing fields, match_any."""
+"""Scoring and match_against: the evidence arithmetic, missing fields, match_any, ties.
+
+Every expectation is worked out from the model's documented weights (see
+``import_pipelines/dedupe/comparison.py``): a pair's confidence is the posterior probability of
+``PRIOR_BITS`` plus the bits of its fields, in percent.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from import_pipelines.dedupe import DedupeRule, match_against
+from import_pipelines.dedupe.comparison import (
+    EMAIL_BITS,
+    NAME_BITS,
+    NAME_M,
+    NAME_PRIOR_FREQUENCY,
+    NAME_PRIOR_WEIGHT,
+    PHONE_BITS,
+    PRIOR_BITS,
+    TEXT_RANGE,
+)
+from import_pipelines.dedupe.frequency import Frequencies
 from import_pipelines.dedupe.matching import score_pairs
 from import_pipelines.dedupe.normalize import prepare_frame
 
@@ -18,18 +36,38 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confidence(bits: float) -> float:
+    """The confidence (0-100) of a pair with ``bits`` of evidence besides the prior."""
+    return 100 / (1 + 2 ** -(PRIOR_BITS + bits))
+
+
+def name_bits(holders: int, population: int) -> float:
+    """An exact name agreement: log2(m / p), p the name's frequency smoothed towards the prior."""
+    frequency = (holders + NAME_PRIOR_WEIGHT * NAME_PRIOR_FREQUENCY) / (population + NAME_PRIOR_WEIGHT)
+    return math.log2(NAME_M / frequency)
+
+
+def _scores(incoming: pd.DataFrame, existing: pd.DataFrame, rule: DedupeRule, *, prune: bool = True):
+    left, right = prepare_frame(incoming, rule, id_column="id"), prepare_frame(existing, rule, id_column="id")
+    return score_pairs(left, right, i=np.array([0]), j=np.array([0]), rule=rule,
+                       frequencies=Frequencies.of([left, right], rule), prune=prune)
+
+
 def test_jon_doe_matches_john_doe_on_phone_with_a_name_secondary() -> None:
-    rule = DedupeRule(strategy="fuzzy", primary=["phone"], secondary=["name"])
+    rule = DedupeRule(strategy="fuzzy", primary=["phone"], secondary=["name"], threshold=80)
     incoming = _frame([{"id": 1, "name": "Jon Doe", "phone": "(555) 010-2000"}])
     existing = _frame([{"id": 7, "name": "John Doe", "phone": "+1 555 010 2000"}])
     match = match_against(incoming, existing, rule, incoming_id="id", existing_id="id").get(1)
-    # phone: both normalise to 15550102000 -> 100.
-    # name: "jon doe" vs "john doe" is one insertion over 8 characters -> (1 - 1/8) * 100 = 87.5.
-    # confidence = 0.8 * 100 + 0.2 * 87.5 = 97.5 >= 85.
-    assert match is not None and match.duplicate_of == 7
-    assert match.confidence == pytest.approx(97.5)
-    assert match.matched_fields == {"phone": 100.0, "name": 87.5}
-    assert match.basis == "score"
+    # phone: both normalise to 15550102000, held by these two records only: 10 bits.
+    # name: "jon doe" / "john doe" is a typo (Jaro-Winkler >= 0.9): 2.5 bits.
+    assert match is not None and match.duplicate_of == 7 and match.basis == "score"
+    assert match.levels == {"phone": "exact", "name": "typo"}
+    assert match.matched_fields == {"phone": PHONE_BITS["exact"], "name": NAME_BITS["typo"]}
+    assert match.confidence == pytest.approx(confidence(PHONE_BITS["exact"] + NAME_BITS["typo"]), abs=0.01)
+    # at the default threshold (85) the same 85.0 % is just short: the pair is listed for review
+    default = match_against(incoming, existing, DedupeRule(strategy="fuzzy", primary=["phone"], secondary=["name"]),
+                            incoming_id="id", existing_id="id")
+    assert default.matches == [] and [(m.record_id, m.duplicate_of) for m in default.review] == [(1, 7)]
 
 
 def test_jon_doe_matches_with_a_realistic_contact_rule_and_a_missing_email() -> None:
@@ -38,25 +76,32 @@ def test_jon_doe_matches_with_a_realistic_contact_rule_and_a_missing_email() -> 
     existing = _frame([{"id": "b", "email": "john.doe@acme.com", "phone": "+1 555 010 2000", "first_name": "John",
                         "last_name": "Doe", "company": "ACME  Corp"}])
     match = match_against(incoming, existing, CONTACT_RULE, incoming_id="id", existing_id="id").get("a")
-    # primary: email is missing on one side, so it counts neither way; phone alone = 100.
-    # secondary: first_name "jon"/"john" = (1 - 1/4) * 100 = 75, last_name 100, company 100
-    #   (case and spaces normalised) -> (75 + 100 + 100) / 3 = 91.67.
-    # confidence = 0.8 * 100 + 0.2 * 91.67 = 98.33 >= 85.
+    # email: missing on one side, no level at all. phone: 10. "Jon" is a nickname of "John": 3.5.
+    # "Doe" is held by both records of two: log2(0.9 / p). company: the same after normalising, a
+    # secondary text at most 4 bits.
+    doe = round(name_bits(2, 2), 2)
     assert match is not None and match.duplicate_of == "b"
-    assert match.confidence == pytest.approx(98.33, abs=0.01)
-    assert match.matched_fields == {"phone": 100.0, "first_name": 75.0, "last_name": 100.0, "company": 100.0}
-    assert "email" not in match.matched_fields
+    assert match.levels == {"phone": "exact", "first_name": "nickname", "last_name": "exact", "company": "exact"}
+    assert match.matched_fields == {"phone": PHONE_BITS["exact"], "first_name": NAME_BITS["nickname"],
+                                    "last_name": doe, "company": TEXT_RANGE[1]}
+    expected = PHONE_BITS["exact"] + NAME_BITS["nickname"] + name_bits(2, 2) + TEXT_RANGE[1]
+    assert match.confidence == pytest.approx(confidence(expected), abs=0.01)
 
 
 def test_a_present_but_different_email_does_count_against() -> None:
-    incoming = _frame([{"id": "a", "email": "jdoe.sales@other.org", "phone": "(555) 010-2000", "first_name": "Jon",
-                        "last_name": "Doe", "company": "Acme Corp"}])
     existing = _frame([{"id": "b", "email": "john.doe@acme.com", "phone": "+1 555 010 2000", "first_name": "John",
                         "last_name": "Doe", "company": "Acme Corp"}])
-    match = match_against(incoming, existing, CONTACT_RULE, incoming_id="id", existing_id="id")
-    # The email now scores low, pulling the primary part to about (30 + 100) / 2 = 65: below threshold.
-    assert match.get("a") is None
-    assert match.unmatched == ["a"]
+    missing = _frame([{"id": "a", "email": None, "phone": "(555) 010-2000", "first_name": "Jon", "last_name": "Doe",
+                       "company": "Acme Corp"}])
+    different = missing.assign(email="jdoe.sales@other.org")
+    without = _scores(missing, existing, CONTACT_RULE)
+    against = _scores(different, existing, CONTACT_RULE)
+    # a missing email says nothing; another address is evidence against (people have several)
+    assert "email" not in without.matched_fields()[0]
+    assert against.matched_fields()[0]["email"] == EMAIL_BITS["else"] < 0
+    bits = math.log2(against.confidence[0] / (100 - against.confidence[0]))
+    bits_without = math.log2(without.confidence[0] / (100 - without.confidence[0]))
+    assert bits == pytest.approx(bits_without + EMAIL_BITS["else"], abs=0.01)
 
 
 def test_unrelated_people_sharing_a_company_do_not_match() -> None:
@@ -65,16 +110,19 @@ def test_unrelated_people_sharing_a_company_do_not_match() -> None:
     existing = _frame([{"id": 2, "email": "bob.chen@acme.com", "phone": "555-987-6543", "first_name": "Bob",
                         "last_name": "Chen", "company": "Acme Corp"}])
     result = match_against(incoming, existing, CONTACT_RULE, incoming_id="id", existing_id="id")
-    assert result.get(1) is None
+    assert result.get(1) is None and result.review == [] and result.pairs_compared == 0  # no shared key
 
-    # Even forced into comparison, only the company agrees: far below the threshold.
-    left = prepare_frame(incoming, CONTACT_RULE, id_column="id")
-    right = prepare_frame(existing, CONTACT_RULE, id_column="id")
-    scores = score_pairs(left, right, i=np.array([0]), j=np.array([0]), rule=CONTACT_RULE, prune=False)
-    fields = dict(zip(scores.fields, scores.field_scores[0].tolist()))
-    assert fields["company"] == 100.0
-    assert fields["email"] < 70 and fields["first_name"] < 50 and fields["last_name"] < 50
-    assert scores.confidence[0] < 70
+    # forced into comparison: only the company agrees, and the names contradict each other
+    scores = _scores(incoming, existing, CONTACT_RULE, prune=False)
+    assert scores.level_names()[0] == {"email": "else", "phone": "else", "first_name": "else", "last_name": "else",
+                                       "company": "exact"}
+    assert scores.matched_fields()[0] == {"email": EMAIL_BITS["else"], "phone": PHONE_BITS["else"],
+                                          "first_name": NAME_BITS["else"], "last_name": NAME_BITS["else"],
+                                          "company": TEXT_RANGE[1]}
+    assert scores.confidence[0] == pytest.approx(confidence(-2 - 1 - 16 + 4), abs=1e-4)
+    assert not scores.is_match(0.0)[0]  # no primary evidence, and contradicting names: never a match
+    # pruned (the default), the names of a pair without primary evidence are not even compared
+    assert set(_scores(incoming, existing, CONTACT_RULE).matched_fields()[0]) == {"email", "phone"}
 
 
 def test_match_any_matches_on_phone_alone() -> None:
@@ -88,20 +136,27 @@ def test_match_any_matches_on_phone_alone() -> None:
                         "last_name": "Doe"}])
     result = match_against(incoming, existing, rule, incoming_id="id", existing_id="id")
     match = result.get(1)
-    # Email and names disagree (weighted score 0), but the phone agrees after normalisation.
+    # the email and the names disagree (case_insensitive knows exact and else only), but the
+    # phone agrees after normalisation: a match_any field decides with confidence 100
     assert match is not None and match.duplicate_of == 10
     assert match.basis == "match_any" and match.confidence == 100.0
-    assert match.matched_fields["phone"] == 100.0 and match.matched_fields["email"] == 0.0
+    assert match.matched_fields == {"email": EMAIL_BITS["else"], "first_name": NAME_BITS["else"],
+                                    "last_name": NAME_BITS["else"], "phone": 0.0}
+    assert match.levels["phone"] == "exact"
     assert result.get(2) is None
 
 
 def test_swapped_first_and_last_names_still_score_as_names() -> None:
     rule = DedupeRule(strategy="fuzzy", primary=["email"], secondary=["first_name", "last_name"])
-    incoming = _frame([{"id": 1, "email": "jdoe@x.com", "first_name": "Doe", "last_name": "John"}])
     existing = _frame([{"id": 2, "email": "jdoe@x.com", "first_name": "John", "last_name": "Doe"}])
-    match = match_against(incoming, existing, rule, incoming_id="id", existing_id="id").get(1)
-    assert match is not None
-    assert match.matched_fields == {"email": 100.0, "first_name": 100.0, "last_name": 100.0}
+    swapped = match_against(_frame([{"id": 1, "email": "jdoe@x.com", "first_name": "Doe", "last_name": "John"}]),
+                            existing, rule, incoming_id="id", existing_id="id").get(1)
+    straight = match_against(_frame([{"id": 1, "email": "jdoe@x.com", "first_name": "John", "last_name": "Doe"}]),
+                             existing, rule, incoming_id="id", existing_id="id").get(1)
+    assert swapped is not None and swapped.levels == {"email": "exact", "first_name": "exact", "last_name": "exact"}
+    # scored crossed, the names weigh what they weigh the right way round
+    assert swapped.matched_fields == straight.matched_fields and swapped.confidence == straight.confidence
+    assert swapped.matched_fields["first_name"] > 0 and swapped.matched_fields["last_name"] > 0
 
 
 def test_best_existing_match_wins_and_ties_go_to_the_lowest_id() -> None:
@@ -110,14 +165,15 @@ def test_best_existing_match_wins_and_ties_go_to_the_lowest_id() -> None:
     existing = _frame([
         {"id": 30, "email": "maria.lopez@mail.com", "first_name": "María"},
         {"id": 20, "email": "maria.lopez@mail.com", "first_name": "María"},
-        {"id": 10, "email": "maria.lopes@mail.com", "first_name": "Maria"},
+        {"id": 40, "email": "maria.lopez@mail.com", "first_name": "Maria"},
     ])
     result = match_against(incoming, existing, rule, incoming_id="id", existing_id="id")
-    # 20 and 30: 0.8 * 100 + 0.2 * 80 = 96; 10: 0.8 * 95 + 0.2 * 100 = 96 as well -> lowest id, 10.
-    assert result.get("n").duplicate_of == 10
-    existing.loc[existing["id"] == 10, "email"] = "m.lopes@mail.com"
-    result = match_against(incoming, existing, rule, incoming_id="id", existing_id="id")
-    assert result.get("n").duplicate_of == 20
+    # the same address for all three; "Maria" agrees exactly with 40 and only after dropping the
+    # accent with 20 and 30 (a bit less): 40 wins although its id is the highest
+    assert result.get("n").duplicate_of == 40 and result.get("n").levels["first_name"] == "exact"
+    result = match_against(incoming, existing[existing["id"] != 40], rule, incoming_id="id", existing_id="id")
+    # 20 and 30 tie exactly: the lowest id wins
+    assert result.get("n").duplicate_of == 20 and result.get("n").levels["first_name"] == "translit"
     frame = result.to_frame()
     assert list(frame.columns) == ["record_id", "duplicate_of", "confidence", "basis", "matched_fields"]
     assert frame.loc[0, "duplicate_of"] == 20 and isinstance(frame.loc[0, "duplicate_of"], int)
@@ -142,12 +198,15 @@ def test_missing_fields_count_neither_for_nor_against() -> None:
     existing = _frame([{"id": 9, "email": "ada@lovelace.org", "phone": "555-010-7777", "first_name": "Ada",
                         "last_name": "Lovelace", "company": "Analytical Engines"}])
     result = match_against(incoming, existing, CONTACT_RULE, incoming_id="id", existing_id="id")
-    # 1: only the email is present on both sides; no secondary field is, so the secondary weight
-    # goes to the primary part: confidence = 100 (not capped at 80).
-    assert result.get(1).confidence == 100.0 and result.get(1).matched_fields == {"email": 100.0}
-    # 2: no primary field on both sides, so the primary part is 0: at most 0.2 * 100 = 20.
+    # 1: only the email is present on both sides; the four missing fields weigh nothing
+    assert result.get(1).matched_fields == {"email": EMAIL_BITS["exact"]}
+    assert result.get(1).confidence == pytest.approx(confidence(EMAIL_BITS["exact"]), abs=0.01)
+    # 2: no primary field on both sides: however well the names agree, no match
     assert result.get(2) is None
     left = prepare_frame(incoming, CONTACT_RULE, id_column="id")
     right = prepare_frame(existing, CONTACT_RULE, id_column="id")
-    scores = score_pairs(left, right, i=np.array([1]), j=np.array([0]), rule=CONTACT_RULE, prune=False)
-    assert scores.confidence[0] == pytest.approx(20.0)
+    scores = score_pairs(left, right, i=np.array([1]), j=np.array([0]), rule=CONTACT_RULE,
+                         frequencies=Frequencies.of([left, right], CONTACT_RULE), prune=False)
+    fields = scores.matched_fields()[0]
+    assert set(fields) == {"first_name", "last_name", "company"} and min(fields.values()) > 0
+    assert scores.confidence[0] > 50 and not scores.is_match(0.0)[0]

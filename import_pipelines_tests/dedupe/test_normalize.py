@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from import_pipelines.dedupe import DedupeRule, infer_kind, match_against, normalize_values
+from import_pipelines.dedupe.comparison import EMAIL_BITS
 from import_pipelines.dedupe.normalize import exact_values
 
 
@@ -22,7 +23,9 @@ def test_email_equal_case_insensitive_but_not_exact() -> None:
     assert raw[0] != raw[1]
 
     ci = _pair(DedupeRule(strategy="case_insensitive", primary=["email"]), {"email": messy}, {"email": clean})
-    assert ci is not None and ci.confidence == 100.0 and ci.duplicate_of == "ex-1"
+    # the same address once normalised: the exact level, all the evidence an address gives
+    assert ci is not None and ci.duplicate_of == "ex-1" and ci.levels == {"email": "exact"}
+    assert ci.matched_fields == {"email": EMAIL_BITS["exact"]}
     exact = _pair(DedupeRule(strategy="exact", primary=["email"]), {"email": messy}, {"email": clean})
     assert exact is None
 

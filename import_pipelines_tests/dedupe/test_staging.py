@@ -12,6 +12,8 @@ from psycopg import sql
 
 from import_pipelines.db import connect, ident
 from import_pipelines.dedupe import DedupeRule, find_duplicates_within, match_against
+from import_pipelines.dedupe.frequency import Frequencies
+from import_pipelines.dedupe.normalize import prepare_frame
 from import_pipelines.dedupe.staging import DedupeOutcome, apply_rule
 
 RULE = DedupeRule(strategy="fuzzy", primary=["email", "phone"], secondary=["first_name", "last_name"])
@@ -95,22 +97,24 @@ def _in_memory(conn: psycopg.Connection, *, max_block_size: int) -> tuple[dict[i
         " WHERE t.source_system = 'crm' AND t.external_id = s.external_id::text) FROM stg AS s"
         " WHERE _dup_of IS NULL AND _error IS NULL").fetchall(),
         columns=["_rn", "external_id", *FIELDS, "updated_at", "known"])
-    for name in FIELDS:
-        incoming[name] = incoming[name].astype("string")
-    groups = find_duplicates_within(incoming, RULE, id_column="_rn", updated_column="updated_at",
-                                    max_block_size=max_block_size)
-    source = dict(zip(incoming["_rn"], incoming["external_id"].astype(str)))
-    found = {d.record_id: (source[d.duplicate_of], None, round(d.confidence, 2), d.matched_fields)
-             for d in groups.duplicates}
-    survivors = incoming[~incoming["_rn"].isin(list(found)) & ~incoming["known"]]
     candidates = pd.DataFrame(conn.execute(
         "SELECT id, email, phone, first_name, last_name FROM people AS t WHERE NOT (t.source_system = 'crm'"
         " AND EXISTS (SELECT 1 FROM stg AS s WHERE s.external_id::text = t.external_id))").fetchall(),
         columns=["id", *FIELDS])
-    for name in FIELDS:
-        candidates[name] = candidates[name].astype("string")
+    for frame in (incoming, candidates):
+        for name in FIELDS:
+            frame[name] = frame[name].astype("string")
+    # term frequencies over the valid staged rows and the candidate target rows, for both steps
+    frequencies = Frequencies.of([prepare_frame(incoming, RULE, id_column="_rn"),
+                                  prepare_frame(candidates, RULE, id_column="id")], RULE)
+    groups = find_duplicates_within(incoming, RULE, id_column="_rn", updated_column="updated_at",
+                                    max_block_size=max_block_size, frequencies=frequencies)
+    source = dict(zip(incoming["_rn"], incoming["external_id"].astype(str)))
+    found = {d.record_id: (source[d.duplicate_of], None, round(d.confidence, 2), d.matched_fields)
+             for d in groups.duplicates}
+    survivors = incoming[~incoming["_rn"].isin(list(found)) & ~incoming["known"]]
     matches = match_against(survivors, candidates, RULE, incoming_id="_rn", existing_id="id",
-                            max_block_size=max_block_size)
+                            max_block_size=max_block_size, frequencies=frequencies)
     owners: dict[str, object] = {}
     for match in sorted(matches.matches, key=lambda m: (-m.confidence, m.record_id)):
         owner = owners.setdefault(str(match.duplicate_of), match)
@@ -171,14 +175,14 @@ def test_blocks_above_the_cap_are_skipped_counting_both_sides(target_url: str) -
                      " company text)")
         conn.execute("CREATE TABLE stg (_rn bigint GENERATED ALWAYS AS IDENTITY, sid text, email text, company text,"
                      " _dup_of text, _error text, _match_tid text, _confidence real, _match jsonb)")
-        # "info" local parts: 6 in the batch and 5 in the target, one block of 11 > 10
-        conn.execute("INSERT INTO people SELECT k, 'legacy', 'L' || k, 'info@shop' || k || '.com', 'Shop'"
+        # "anna" local parts: 6 in the batch and 5 in the target, one block of 11 > 10
+        conn.execute("INSERT INTO people SELECT k, 'legacy', 'L' || k, 'anna@shop' || k || '.com', 'Shop'"
                      " FROM generate_series(1, 5) AS k")
-        conn.execute("INSERT INTO stg (sid, email, company) SELECT 's' || k, 'info@' || (ARRAY['acme', 'globex',"
+        conn.execute("INSERT INTO stg (sid, email, company) SELECT 's' || k, 'anna@' || (ARRAY['acme', 'globex',"
                      " 'initech', 'umbrella', 'hooli', 'vandelay'])[k] || '.org', 'Shop'"
                      " FROM generate_series(1, 6) AS k")
         # and one record that is a target row written differently: a block of 2 on the full address
-        conn.execute("INSERT INTO stg (sid, email, company) VALUES ('s7', 'INFO@shop3.com', 'Shop')")
+        conn.execute("INSERT INTO stg (sid, email, company) VALUES ('s7', 'ANNA@shop3.com', 'Shop')")
 
         def run(cap: int) -> DedupeOutcome:
             conn.execute("UPDATE stg SET _dup_of = NULL, _match_tid = NULL, _confidence = NULL, _match = NULL")
@@ -189,7 +193,7 @@ def test_blocks_above_the_cap_are_skipped_counting_both_sides(target_url: str) -
 
         capped = run(10)
         matched = conn.execute("SELECT sid, _match_tid FROM stg WHERE _match_tid IS NOT NULL").fetchall()
-        # within the batch the info block holds 7 <= 10: 21 pairs, none a match (the domains differ)
+        # within the batch the anna block holds 7 <= 10: 21 pairs, none a match (the domains differ)
         assert (capped.within, capped.against_target) == (0, 1) and matched == [("s7", "3")]
         assert capped.pairs_compared == 21 + 1
         # with room for the block, every record meets every target row through it

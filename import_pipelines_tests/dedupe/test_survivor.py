@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from import_pipelines.dedupe import DedupeRule, find_duplicates_within
+from import_pipelines.dedupe.comparison import EMAIL_BITS, PHONE_BITS, PRIOR_BITS
 from import_pipelines.dedupe.survivor import connected_components
 
 RULE = DedupeRule(strategy="fuzzy", primary=["email", "phone"], secondary=["first_name", "last_name", "company"])
@@ -39,10 +40,12 @@ def test_three_copies_become_one_cluster_and_the_most_recent_survives() -> None:
     assert cluster.survivor == 102 and groups.survivors == [102]
     duplicates = {d.record_id: d for d in groups.duplicates}
     assert set(duplicates) == {101, 103}
-    assert all(d.duplicate_of == 102 and d.confidence >= 85 for d in duplicates.values())
+    assert all(d.duplicate_of == 102 and d.confidence >= RULE.threshold for d in duplicates.values())
     # 103 has no email: it matched on the phone, and its swapped names were scored crossed.
     assert "email" not in duplicates[103].matched_fields
-    assert duplicates[103].matched_fields["phone"] == 100.0
+    assert duplicates[103].levels == {"phone": "exact", "first_name": "typo", "last_name": "exact"}  # Hopper~Hoper
+    # the line is held by three records: a bit less than a line of one person's (log2(3 - 1))
+    assert duplicates[103].matched_fields["phone"] == PHONE_BITS["exact"] - 1.0
     frame = groups.to_frame()
     assert sorted(frame["record_id"]) == [101, 103] and set(frame["duplicate_of"]) == {102}
 
@@ -81,7 +84,10 @@ def test_a_member_linked_only_through_another_is_reported_as_a_chain() -> None:
     assert [(c.survivor, set(c.members)) for c in groups.clusters] == [("a", {"a", "b", "c"})]
     by_id = {d.record_id: d for d in groups.duplicates}
     assert by_id["b"].basis == "match_any" and by_id["b"].confidence == 100.0
-    assert by_id["c"].basis == "chain" and by_id["c"].duplicate_of == "a" and by_id["c"].confidence == 0.0
+    # c against its survivor directly: another address, nothing else compared (phone is match_any only)
+    assert by_id["c"].basis == "chain" and by_id["c"].duplicate_of == "a"
+    assert by_id["c"].matched_fields == {"email": EMAIL_BITS["else"]} and by_id["c"].levels == {"email": "else"}
+    assert by_id["c"].confidence == round(100 / (1 + 2 ** -(PRIOR_BITS + EMAIL_BITS["else"])), 2)
 
 
 def test_unrelated_records_form_no_cluster() -> None:
