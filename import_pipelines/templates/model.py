@@ -139,6 +139,13 @@ class JsonValue(_Strict):
 
     _col = field_validator("column")(classmethod(lambda cls, v: _check_column_ref(v)))
 
+    @field_validator("path")
+    @classmethod
+    def _positions_from_the_start(cls, value: list[str | int]) -> list[str | int]:
+        if "*" in value and any(isinstance(step, int) and step < 0 for step in value):
+            raise ValueError("a path with '*' counts array positions from 0; a negative position is not one")
+        return value
+
 
 class CaseMap(_Strict):
     """Map the values of one column: ``{column: cv.status, map: {1: open, 2: pending}, default: open}``."""

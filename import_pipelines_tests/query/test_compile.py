@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ CREATE TABLE emails (id bigint PRIMARY KEY, customer_id bigint, email text, type
 CREATE TABLE parents (id bigint PRIMARY KEY, name text);
 CREATE TABLE children (id bigint PRIMARY KEY, parent_id bigint, kind text);
 CREATE TABLE items (id bigint PRIMARY KEY, name text, n integer, tag text);
+CREATE TABLE docs (id bigint PRIMARY KEY, body text);
 """
 
 CUSTOMERS = [
@@ -47,6 +49,10 @@ CHILDREN = [(11, 1, "a"), (12, 1, "b"), (13, 2, "b"), (14, 99, "a")]  # 14 is an
 ITEMS = [(1, "Alpha", 10, "x"), (2, "beta", 20, None), (3, "Gamma", 30, "y"), (4, None, None, "x"),
          (5, "alphabet", 15, "z")]
 
+# keys a template may have to name, a hostile one among them
+ODD_KEYS = ['say "hi"', "back\\slash", "$.*", INJECTION]
+DOCS = [(1, json.dumps([{key: f"{n}-{k}" for k, key in enumerate(ODD_KEYS)} for n in range(2)]))]
+
 FREESCOUT_EMAIL_ORDER = ["CASE e.type WHEN 1 THEN 0 WHEN 3 THEN 1 ELSE 2 END", "e.id"]
 
 
@@ -64,6 +70,7 @@ def source(pg_server: str) -> Iterator[str]:
                 cur.executemany("INSERT INTO parents VALUES (%s, %s)", PARENTS)
                 cur.executemany("INSERT INTO children VALUES (%s, %s, %s)", CHILDREN)
                 cur.executemany("INSERT INTO items VALUES (%s, %s, %s, %s)", ITEMS)
+                cur.executemany("INSERT INTO docs VALUES (%s, %s)", DOCS)
             conn.commit()
         yield url
     finally:
@@ -242,6 +249,108 @@ def test_first_join_condition_may_not_use_the_parent_alias() -> None:
         parse_template(data)
     [(path, rule)] = caught.value.problems
     assert path == "entities.x.query" and rule.endswith("unknown table alias 'c' (known: e)")
+
+
+# --- every joined row, every element of a JSON array ------------------------------------------------
+def collect_query(*, join_type: str = "left", **collect: Any) -> dict[str, Any]:
+    return {"base": {"table": "customers", "alias": "c"}, "joins": [{
+        "table": "emails", "alias": "e", "type": join_type, "on": {"e.customer_id": "c.id"},
+        "condition": "btrim(e.email) <> ''", "collect": {"columns": ["email"], **collect}}]}
+
+
+def test_collect_gathers_every_joined_row_of_a_parent_into_an_array_in_order(source: str) -> None:
+    rows = run(source, collect_query(order_by=["e.type", "e.id"]), {"id": "c.id", "emails": "e.email"})
+    assert len(rows) == len(CUSTOMERS)  # one row per parent, however many emails it has
+    assert dict(rows) == {
+        1: ["work1@example.org", "home1@example.org"],  # by type, then id
+        2: ["home2@example.org", "other2@example.org"],
+        3: None,  # no email: kept, with no array
+        4: ["w4a@example.org", "w4b@example.org"],
+        5: ["home5@example.org"],  # the blank one is excluded by the condition
+        6: None,
+    }
+    # inner: parents without a joined row are dropped; several columns, each its own array
+    rows = run(source, collect_query(join_type="inner", columns=["email", "type"], order_by=["e.id"]),
+               {"id": "c.id", "emails": "e.email", "types": "e.type"})
+    assert {r[0]: (r[1], r[2]) for r in rows} == {
+        1: (["home1@example.org", "work1@example.org"], [2, 1]), 2: (["home2@example.org", "other2@example.org"], [2, 3]),
+        4: (["w4a@example.org", "w4b@example.org"], [1, 1]), 5: (["home5@example.org"], [2])}
+
+
+def test_collect_is_checked_like_any_template_sql() -> None:
+    cases = [
+        # the condition and the order run inside the grouped join, where the parent is out of scope
+        ({"order_by": ["c.id"]}, {}, "entities.x.query", "unknown table alias 'c' (known: e)"),
+        ({}, {"condition": "e.customer_id = c.id"}, "entities.x.query", "unknown table alias 'c' (known: e)"),
+        ({"order_by": ["pg_sleep(1)"]}, {}, "entities.x.query", "pg_sleep()"),
+        ({"order_by": ["e.id; DROP TABLE customers"]}, {}, "entities.x.query", "exactly one expression"),
+        ({}, {"condition": "e.id IN (SELECT 1)"}, "entities.x.query", "SUBQUERY"),
+        # collected columns are plain names of the joined table, quoted; nothing else is accepted
+        ({"columns": ["e.email"]}, {}, "entities.x.query.joins[0].collect.columns",
+         "collect column 'e.email' must be a plain column name (no alias)"),
+        ({"columns": ["email) AS x, (SELECT 1"]}, {}, "entities.x.query.joins[0].collect.columns",
+         "must be a plain column name"),
+        ({"columns": []}, {}, "entities.x.query.joins[0].collect.columns", "at least 1 item"),
+        ({}, {"first": {"order_by": ["e.id"]}}, "entities.x.query.joins[0]", "either first or collect, not both"),
+        ({}, {"type": "full"}, "entities.x.query.joins[0]", "a collect join is a left or inner join, not full"),
+    ]
+    for collect, join, path, rule in cases:
+        data = template_with_field("c.id")
+        query = collect_query(**collect)
+        query["joins"][0].update(join)
+        data["entities"]["x"]["query"] = query
+        with pytest.raises(TemplateError) as caught:
+            parse_template(data, source="probe.yaml")
+        assert len(caught.value.problems) == 1, (collect, join)
+        found_path, message = caught.value.problems[0]
+        assert (found_path, rule in message) == (path, True), (collect, join, message)
+        assert f"probe.yaml: {path}: " in str(caught.value)
+
+
+def test_collect_column_names_are_quoted_identifiers(source: str) -> None:
+    # accepted by the name rule but not a column: the database says so, nothing else runs
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        run(source, collect_query(columns=["Email"]), {"id": "c.id", "emails": "e.Email"})
+    assert table_exists(source, "emails")
+
+
+def test_star_in_a_json_path_takes_every_element(source: str) -> None:
+    with connect(source) as conn:
+        version = conn.info.server_version
+    if version < 160000:
+        pytest.skip("the malformed-JSON guard needs PostgreSQL 16 (pg_input_is_valid)")
+    values = by_id(source, {"json": {"column": "c.phones", "path": ["*", "value"]}})
+    assert values == {
+        1: ["+1 555 0100", "+1 555 0199"],
+        2: [],  # an empty list
+        3: None,  # no JSON at all
+        4: None,  # malformed JSON: NULL, not a failed import
+        5: ["x"],  # one object where a list was expected is read as a list of one
+        6: ["  "],
+    }
+    assert by_id(source, {"json": {"column": "c.phones", "path": ["*", "type"]}})[1] == [1, 4]
+    assert by_id(source, {"json": {"column": "c.phones", "path": [1, "value"]}})[1] == "+1 555 0199"
+
+
+def test_star_path_keys_are_data_whatever_they_hold(source: str) -> None:
+    # every key is quoted and escaped inside a bound jsonpath: quotes, backslashes, jsonpath
+    # syntax and SQL all select the key of that name, and nothing else runs
+    for k, key in enumerate(ODD_KEYS):
+        values = by_id(source, {"json": {"column": "d.body", "path": ["*", key]}}, table="docs", alias="d")
+        assert values == {1: [f"0-{k}", f"1-{k}"]}, key
+    assert table_exists(source, "customers")
+
+
+def test_star_path_compiled_for_a_pre_16_server_aborts_on_malformed_json(source: str) -> None:
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        by_id(source, {"json": {"column": "c.phones", "path": ["*", "value"]}}, server_version=150000)
+
+
+def test_a_negative_position_in_a_star_path_is_refused_with_its_yaml_path() -> None:
+    with pytest.raises(TemplateError) as caught:
+        parse_template(template_with_field({"json": {"column": "c.phones", "path": ["*", -1]}}), source="probe.yaml")
+    [(path, message)] = caught.value.problems
+    assert path.startswith("entities.x.fields.y") and "negative position" in message
 
 
 # --- filters ---------------------------------------------------------------------------------------

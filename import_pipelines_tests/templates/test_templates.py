@@ -175,3 +175,37 @@ def test_model_level_rules(tmp_path: Path) -> None:
     ]
     for edit, problem in cases:
         assert refused(tmp_path, changed(edit)).problems == [problem]
+
+
+def test_match_fields_and_the_rules_that_use_them(tmp_path: Path) -> None:
+    def with_rule(**rule: Any):
+        def edit(d: dict[str, Any]) -> None:
+            people = d["entities"]["people"]
+            people["fields"]["phone"] = "c.phone"
+            people["match_fields"] = {"all_emails": {"column": "e.email"}}
+            people["dedupe"] = {"strategy": "fuzzy", "primary": ["email", "phone"], **rule}
+        return edit
+
+    # a valid one loads: the match field is staged, never written
+    template = parse_template(changed(with_rule(all_values={"email": "all_emails"}, threshold=98,
+                                                 review_threshold=60)))
+    people = template.entities["people"]
+    assert list(people.staged_fields) == ["external_id", "email", "phone", "all_emails"]
+    assert "all_emails" not in people.fields
+    cases = [
+        (with_rule(all_values={"email": "every_email"}),
+         ("entities.people", "dedupe all_values uses every_email, which is not among the match_fields")),
+        (with_rule(all_values={"email": "phone"}),
+         ("entities.people.dedupe", "all_values maps 'email' to 'phone', which is a compared field")),
+        (with_rule(all_values={"company": "all_emails"}),
+         ("entities.people.dedupe", "all_values names 'company', which is not a primary or secondary field")),
+        (with_rule(threshold=90, review_threshold=95),
+         ("entities.people.dedupe", "review_threshold (95) must be below threshold (90)")),
+        (lambda d: (with_rule()(d), d["entities"]["people"]["match_fields"].update(email={"column": "e.email"})),
+         ("entities.people", "match_fields email are also fields; a match field is staged, never written")),
+        (lambda d: (with_rule()(d), d["entities"]["people"]["match_fields"].update(bad={"expression": "pg_sleep(1)"})),
+         ("entities.people.match_fields.bad", "pg_sleep()")),
+    ]
+    for edit, (path, rule) in cases:
+        problems = refused(tmp_path, changed(edit)).problems
+        assert len(problems) == 1 and problems[0][0] == path and rule in problems[0][1], problems
