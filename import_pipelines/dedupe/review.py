@@ -42,6 +42,9 @@ class Decisions:
     accepted: frozenset[tuple[str, CandidateKind, str]] = frozenset()
     rejected: frozenset[tuple[str, CandidateKind, str]] = frozenset()
 
+    def __bool__(self) -> bool:
+        return bool(self.accepted or self.rejected)
+
     def of(self, source_id: str, kind: CandidateKind, candidate: str) -> Decision | None:
         """The decision on a pair, if any."""
         keys = {(source_id, kind, candidate)} | ({(candidate, kind, source_id)} if kind == "source" else set())

@@ -313,12 +313,12 @@ def _binary_rows(columns: list[np.ndarray]) -> bytes:
 
 # -- scoring candidate pairs a chunk at a time ---------------------------------------------------
 
-def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str], right: list[str], decision_of: Callable,
+def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str], right: list[str], decisions_of: Callable,
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
     """Score the pairs that ``query`` streams, a chunk at a time; yield the matched and the review ones.
 
     Each row is the ``left`` record's columns, then the ``right`` one's; both include the rule's
-    fields. ``decision_of(a, b, k)`` gives a person's decision on pair ``k`` of the chunk: an
+    fields. ``decisions_of(a, b)`` gives a person's decision on each pair of the chunk (or None): an
     accepted pair matches, a rejected one neither matches nor waits for review. Yields the two
     records of the kept pairs (row ``k`` of each frame is pair ``k``), then the matched and the
     review pairs as positions into them.
@@ -333,8 +333,11 @@ def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str], righ
             positions = np.arange(len(chunk))
             scores = score_pairs(prepare_frame(a, rule, id_column=None), prepare_frame(b, rule, id_column=None),
                                  i=positions, j=positions, rule=rule, frequencies=ctx.frequencies)
-            decided = np.array([decision_of(a, b, k) for k in range(len(chunk))] + [None], dtype=object)[:-1]
-            accepted, rejected = decided == "accepted", decided == "rejected"
+            if ctx.decisions:
+                decided = np.array(decisions_of(a, b) + [None], dtype=object)[:-1]
+                accepted, rejected = decided == "accepted", decided == "rejected"
+            else:  # nobody decided anything yet: the usual case
+                accepted = rejected = np.zeros(len(chunk), dtype=bool)
             matched_mask = (scores.is_match(rule.threshold) | accepted) & ~rejected
             review_mask = scores.in_review(rule) & ~accepted & ~rejected
             keep = np.flatnonzero(matched_mask | review_mask)
@@ -377,13 +380,13 @@ def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int, list[Rev
                                 + ([ctx.survivor_updated] if ctx.survivor_updated else [])))
     sid = ctx.source_id
 
-    def decision_of(a: pd.DataFrame, b: pd.DataFrame, k: int) -> str | None:
-        return ctx.decisions.of(str(a[sid].iat[k]), "source", str(b[sid].iat[k]))
+    def decisions_of(a: pd.DataFrame, b: pd.DataFrame) -> list[str | None]:
+        return [ctx.decisions.of(x, "source", y) for x, y in zip(map(str, a[sid].tolist()), map(str, b[sid].tolist()))]
 
     matched: list[pd.DataFrame] = []
     edges: list[tuple[np.ndarray, np.ndarray]] = []
     band: list[tuple[pd.DataFrame, pd.DataFrame, PairScores]] = []
-    for a, b, hits, doubts in _scored_pairs(ctx, left=record, right=record, decision_of=decision_of, query=sql.SQL(
+    for a, b, hits, doubts in _scored_pairs(ctx, left=record, right=record, decisions_of=decisions_of, query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_pairs AS p JOIN {stg} AS x ON x._rn = p.a JOIN {stg} AS y ON y._rn = p.b"
     ).format(a=ident_list(record, prefix="x"), b=ident_list(record, prefix="y"), stg=ctx.staging)):
         if len(hits.left):
@@ -482,16 +485,19 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
     pk = ctx.primary_key
     system_column, id_column = ctx.natural_key
 
-    def decision_of(a: pd.DataFrame, b: pd.DataFrame, k: int) -> str | None:
-        record = str(a[ctx.source_id].iat[k])
-        decided = ctx.decisions.of(record, "target", str(b[pk].iat[k]))
-        if decided is None and b[system_column].iat[k] == ctx.source_system and b[id_column].iat[k] is not None:
-            # a pair decided while both were records of one import: the other one has been loaded since
-            decided = ctx.decisions.of(record, "source", str(b[id_column].iat[k]))
-        return decided
+    def decisions_of(a: pd.DataFrame, b: pd.DataFrame) -> list[str | None]:
+        found = []
+        for record, row, system, external in zip(map(str, a[ctx.source_id].tolist()), map(str, b[pk].tolist()),
+                                                 b[system_column].tolist(), b[id_column].tolist()):
+            decided = ctx.decisions.of(record, "target", row)
+            if decided is None and system == ctx.source_system and external is not None:
+                # a pair decided while both were records of one import: the other one has been loaded since
+                decided = ctx.decisions.of(record, "source", str(external))
+            found.append(decided)
+        return found
 
     lefts, rights, parts, band = [], [], [], []
-    for a, b, hits, doubts in _scored_pairs(ctx, left=incoming, right=existing, decision_of=decision_of,
+    for a, b, hits, doubts in _scored_pairs(ctx, left=incoming, right=existing, decisions_of=decisions_of,
                                             query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_target_pairs AS p JOIN {stg} AS s ON s._rn = p.rn"
             " JOIN {t} AS t ON t.{pk} = p.id").format(
