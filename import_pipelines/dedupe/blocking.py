@@ -11,16 +11,16 @@ Keys, as text ``"<type>=<value>"`` (the loader stores or queries them with
 |---|---|---|---|
 | exact | any | ``f:exact`` raw value | lossless, see below |
 | case_insensitive | any | ``f:norm`` normalised value | lossless, see below |
-| fuzzy | email | ``f:norm``, ``f:local`` (local part without ``+tag``) | the local part survives a changed domain |
+| fuzzy | email | ``f:norm``, ``f:local`` (the mailbox name: no ``+tag``, dots or separators), ``f:half`` (each half of the mailbox name with the domain) | the mailbox name survives a changed domain; one slip changes one half only |
 | fuzzy | phone | ``f:last7`` (last 7 digits) | survives a missing or different country / area code |
 | fuzzy | name, text | ``f:norm``; text also ``f:phonetic`` (fallback) | the value, and Soundex pairs of its words |
 | fuzzy | all name fields together | ``names:token``, ``names:phonetic`` (fallback) | see below |
 | any | match_any fields | ``f:norm`` | a match_any pair must always be compared |
 
-Under ``exact`` and ``case_insensitive`` a field scores 100 or 0, so a pair whose primary fields
-all differ has a primary part of 0 and a confidence of at most ``secondary_weight * 100``. With a
-threshold above that, every pair that can match shares a primary value: blocking on the primary
-values loses nothing (except in capped blocks).
+A pair matches (or is listed for review) only when its primary fields give evidence for it
+(see :mod:`.matching`). Under ``exact`` and ``case_insensitive`` a field either agrees or not,
+so every pair that can match shares a primary value: blocking on the primary values loses
+nothing (except in capped blocks).
 
 Name keys join all name-kind fields of the rule (first + last), strip accents and split into
 words. ``names:token`` is a whole word plus the first two letters of another word (``doe|jo``,
@@ -37,9 +37,9 @@ strong keys: at 100 k x 100 k this still finds 80 % of what only they find (0.3 
 pairs are lost) while the candidate pairs drop from 1.29 M to 0.34 M, and it is what keeps the
 growth linear when the name vocabulary is small.
 
-Only primary fields get keys of their own (plus the name keys in fuzzy mode, plus secondary
-fields when the threshold is so low that secondary fields alone could reach it): a pair that
-shares only a company name cannot reach the threshold and would only make blocks huge.
+Only primary fields get keys of their own (plus the name keys in fuzzy mode): a pair that
+shares only a company name has no primary evidence, cannot match, and would only make blocks
+huge.
 
 A block holding more records (both sides together) than its cap is not expanded: such keys
 (``info`` local parts, ``smith|jo``) say little and would make the cost quadratic. Capped

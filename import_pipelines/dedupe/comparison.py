@@ -24,18 +24,22 @@ level at all and weighs 0.
 | name | ``translit`` (same letters after transliteration: accents, scripts, case, spacing) | as ``exact`` - 1 | ``Müller`` / ``Muller`` / ``MUELLER``, ``Дмитрий`` / ``Dmitriy`` |
 | name | ``nickname`` | 3.5 | ``Bob`` / ``Robert`` (the ``nicknames`` dataset) |
 | name | ``part`` (the words of one are some of the other's) | 2 | ``García`` / ``García López``, ``Anna`` / ``Anna M.`` |
-| name | ``typo`` (Jaro-Winkler >= 0.9, or one edit in four letters or more) | 2.5 | |
+| name | ``typo`` (Jaro-Winkler >= 0.9, or one edit in four letters or more, not of the first) | 2.5 | |
 | name | ``initial`` | 0.5 | ``J.`` / ``John`` |
 | name | both names agree | at most log2(0.9 / p) of the full name, 2 to 16 | given and family name are not independent: "Li Na" or "Maria Garcia" are common as pairs |
 | name | ``else`` | -8 | a different given name sharing an address is a relative or a colleague; it also vetoes a match (see :mod:`.matching`); so does a generational suffix (``Jr.``, ``III``) on one side only, or two different ones |
 
-Names are compared by their words in Latin letters (:func:`name_words`): titles (``Dr.``,
-``Mrs``) dropped, a generational suffix set apart.
 | text | ``exact`` | log2(0.9 / p), 0.5 to 4 (secondary); 12 - log2(n - 1) (primary) | a primary text field identifies, a secondary one describes |
 | text | ``similar`` (Jaro-Winkler >= 0.9) | 1 | |
 | text | ``else`` | -0.5 (secondary), -2 (primary) | |
 
 Under the ``exact`` and ``case_insensitive`` strategies only ``exact`` and ``else`` exist.
+
+Names are compared by their words in Latin letters (:func:`name_words`): titles (``Dr.``,
+``Mrs``) dropped, a generational suffix set apart. No one-edit level touches the first letter
+of a mailbox name or of a name ("jsmith" / "msmith", "Linh" / "Minh" are two people), nor is a
+substituted last letter of a mailbox name a slip ("smithj" / "smithk": initials sit at either
+end of a mailbox name).
 
 Pairs whose values are equal are found vectorised; only the unequal ones take the per-pair
 path, which reads per-value features (mailbox parts, transliterations) from caches, since

@@ -101,10 +101,17 @@ def duplicates(url: str, run_id: str, entity: str = "customer_users") -> dict[st
 
 
 def skipped_by_mode(url: str, run_id: str, entity: str = "customer_users") -> set[str]:
-    """Source ids a run skipped because of its mode (not as duplicates)."""
+    """Source ids a run skipped because of its mode (not as duplicates, not waiting for review)."""
     return {sid for (sid,) in fetch(url, "SELECT source_id FROM import_control.import_records WHERE run_id = %s"
-                                         " AND entity = %s AND action = 'skipped' AND duplicate_of IS NULL",
-                                    (run_id, entity))}
+                                         " AND entity = %s AND action = 'skipped' AND duplicate_of IS NULL"
+                                         " AND error IS NULL", (run_id, entity))}
+
+
+def held(url: str, run_id: str, entity: str = "customer_users") -> set[str]:
+    """Source ids a run held back as possible duplicates: skipped, waiting for a person's decision."""
+    return {sid for (sid,) in fetch(url, "SELECT source_id FROM import_control.import_records WHERE run_id = %s"
+                                         " AND entity = %s AND action = 'skipped' AND duplicate_of IS NULL"
+                                         " AND error LIKE 'waiting for review: %%'", (run_id, entity))}
 
 
 def customer_index(customer_id: int) -> int:
@@ -179,7 +186,8 @@ def test_first_run_creates_every_importable_row(first_run: Imported) -> None:
         assert counts["updated"] == counts["unchanged"] == 0, entity
         target_rows = fetch(first_run.target, f"SELECT count(*) FROM {table} WHERE source_system = %s", (SYSTEM,))[0][0]
         assert target_rows == counts["created"] == expected[entity] - counts["failed"] - counts["skipped"], entity
-        assert counts["skipped"] == result.duplicates, entity  # nothing is skipped but duplicates on a first run
+        # nothing is skipped on a first run but duplicates and possible duplicates waiting for review
+        assert counts["skipped"] == result.duplicates + len(held(first_run.target, first_run.run_id, entity)), entity
         assert fetch(first_run.target, "SELECT count(*) FROM import_control.import_records WHERE run_id = %s"
                                        " AND entity = %s AND action = 'skipped' AND duplicate_of IS NOT NULL",
                      (first_run.run_id, entity)) == [(result.duplicates,)], entity
@@ -192,6 +200,12 @@ def test_first_run_creates_every_importable_row(first_run: Imported) -> None:
     assert first_run.results["accounts"].counts["created"] == len(companies)
     assert first_run.results["accounts"].duplicates > 0
     assert first_run.results["customer_users"].duplicates > 0  # the template's fuzzy rule: the demo's near-duplicates
+    # the demo's near-duplicates with two typos (address and family name) are possible, not sure: each waits
+    # for review, listed with its candidate
+    waiting = held(first_run.target, first_run.run_id)
+    listed = {sid for (sid,) in fetch(first_run.target, "SELECT source_id FROM import_control.review_pairs"
+                                                        " WHERE profile = 'demo' AND decision IS NULL")}
+    assert waiting and waiting == listed
     for entity in ("agents", "tickets", "time_entries"):
         assert first_run.results[entity].duplicates == 0
     assert first_run.results["tickets"].counts["failed"] > 0 and first_run.results["time_entries"].counts["failed"] > 0
@@ -205,26 +219,35 @@ def test_every_failed_row_has_an_audit_record_with_an_error(first_run: Imported)
 
 
 def test_failed_tickets_are_exactly_those_without_an_existing_customer(first_run: Imported) -> None:
+    waiting = held(first_run.target, first_run.run_id)  # customers held back for review this run
     expected = dict(fetch(first_run.source, """
         SELECT cv.id::text, cv.customer_id FROM conversations cv
         WHERE cv.state = 2 AND cv.status <> 4
-          AND (cv.customer_id IS NULL OR NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = cv.customer_id))"""))
+          AND (cv.customer_id IS NULL OR NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = cv.customer_id)
+               OR cv.customer_id::text = ANY(%s))""", (list(waiting),)))
     failed = {sid: error for sid, _, error, _ in audit(first_run.target, first_run.run_id, "tickets", "failed")}
     assert failed.keys() == expected.keys()
     assert any(v is None for v in expected.values()) and any(v is not None for v in expected.values())
+    assert any(str(v) in waiting for v in expected.values())
     for sid, customer_id in expected.items():
         if customer_id is None:
             assert failed[sid] == "customer_id: required reference (customer_external_id) is empty"
+        elif str(customer_id) in waiting:  # the reason says the customer waits, and how to decide
+            assert failed[sid].startswith(f"customer_id: no customer_users with external_id {customer_id}"
+                                          " (it waits for review as a possible duplicate: `python -m import_pipelines"
+                                          " review accept ")
         else:
             assert failed[sid] == f"customer_id: no customer_users with external_id {customer_id}"
 
 
 def test_failed_time_entries_are_exactly_those_whose_conversation_was_not_imported(first_run: Imported) -> None:
+    waiting = held(first_run.target, first_run.run_id)  # their conversations are not imported this run
     expected = dict(fetch(first_run.source, """
         SELECT tl.id::text, tl.conversation_id FROM timelogs tl
         WHERE tl.finished AND NOT EXISTS (
             SELECT 1 FROM conversations cv JOIN customers c ON c.id = cv.customer_id
-            WHERE cv.id = tl.conversation_id AND cv.state = 2 AND cv.status <> 4)"""))
+            WHERE cv.id = tl.conversation_id AND cv.state = 2 AND cv.status <> 4 AND NOT c.id::text = ANY(%s))""",
+                          (list(waiting),)))
     failed = {sid: error for sid, _, error, _ in audit(first_run.target, first_run.run_id, "time_entries", "failed")}
     assert failed.keys() == expected.keys()
     for sid, conversation_id in expected.items():
@@ -241,7 +264,7 @@ def test_duplicate_customers_are_the_generated_near_duplicates(first_run: Import
     confidences = [c for (c,) in fetch(first_run.target, "SELECT confidence FROM import_control.import_records"
                                                          " WHERE run_id = %s AND entity = 'customer_users'"
                                                          " AND duplicate_of IS NOT NULL", (first_run.run_id,))]
-    assert len(confidences) == len(found) and min(confidences) >= 95  # the template's threshold
+    assert len(confidences) == len(found) and min(confidences) >= 98  # the template's threshold
     assert fetch(first_run.target, "SELECT count(*) FROM customer_users WHERE external_id = ANY(%s)",
                  (list(found),)) == [(0,)]
 
@@ -394,9 +417,10 @@ def test_a_first_import_in_many_batches_creates_each_record_once(new_database: C
     generate_freescout(source, customers=200)
     migrate(target)
     results = run_import(template=template, source_url=source, target_url=target, batch_rows=13,
-                         entities=["accounts", "customer_users"])
+                         entities=["accounts", "customer_users"], run_id="batches")
     created = results["customer_users"].counts["created"]
-    assert created + results["customer_users"].duplicates == fetch(source, "SELECT count(*) FROM customers")[0][0]
+    assert created + results["customer_users"].duplicates + len(held(target, "batches")) == \
+        fetch(source, "SELECT count(*) FROM customers")[0][0]
     assert fetch(target, "SELECT count(*), count(DISTINCT external_id) FROM customer_users") == [(created, created)]
     assert results["accounts"].counts["failed"] == results["customer_users"].counts["failed"] == 0
 
@@ -544,7 +568,8 @@ def test_a_row_refused_by_an_unforeseen_check_constraint_fails_alone(new_databas
                          entities=["accounts", "customer_users"], run_id="check")
 
     counts = results["customer_users"].counts
-    assert counts["failed"] == 1 and counts["skipped"] == results["customer_users"].duplicates
+    waiting = held(target, "check")
+    assert counts["failed"] == 1 and counts["skipped"] == results["customer_users"].duplicates + len(waiting)
     assert counts["created"] == CUSTOMERS - 1 - counts["skipped"]
     [(sid, _, error, _)] = audit(target, "check", "customer_users", "failed")
     assert sid == "777"
@@ -554,7 +579,7 @@ def test_a_row_refused_by_an_unforeseen_check_constraint_fails_alone(new_databas
     # its batch neighbours (staging rows 501..1000 hold customer 777) were loaded, or skipped as duplicates
     dups = duplicates(target, "check")
     neighbours = [str(i) for (i,) in fetch(source, "SELECT id FROM customers WHERE id BETWEEN 760 AND 800")
-                  if i != 777 and str(i) not in dups]
+                  if i != 777 and str(i) not in dups and str(i) not in waiting]
     assert len(neighbours) > 30
     assert fetch(target, "SELECT count(*) FROM customer_users WHERE external_id = ANY(%s)", (neighbours,)) == [
         (len(neighbours),)]
