@@ -11,15 +11,20 @@ Scoring is Fellegi-Sunter record linkage (see :mod:`.comparison` for the levels 
 3. When the rule has exactly two ``name`` fields (given and family name), a record with the
    whole name in the first and none in the second is split, and a pair is also scored with the
    names crossed, keeping the better assignment.
-4. ``bits = prior + (primary_weight / 0.8) * primary + (secondary_weight / 0.2) * secondary``,
+4. In a population of more than :data:`~.comparison.REFERENCE_POPULATION` records, the name and
+   text evidence of a pair that no address or phone links loses
+   :func:`~.comparison.population_correction` bits, once per pair.
+5. ``bits = prior + (primary_weight / 0.8) * primary + (secondary_weight / 0.2) * secondary``,
    each tier the sum of its fields' bits times their field weights: at the default 80/20 every
    field counts its own weight; other tier weights scale a tier's evidence up or down.
-5. ``confidence = 100 * posterior probability``. A pair *matches* when its confidence reaches
+6. ``confidence = 100 * posterior probability``. A pair *matches* when its confidence reaches
    ``threshold``, its primary fields give evidence for it (positive primary bits: agreeing
    names alone never merge two records) and no name field contradicts it (level ``else``:
-   addresses and phones are shared in households and offices, names tell their people apart). A pair at or above ``review_threshold`` that does not
-   match is *for review*: it is never merged, and a person decides.
-6. ``match_any``: a pair whose normalised values agree on any listed field is a duplicate with
+   addresses and phones are shared in households and offices, names tell their people
+   apart). A pair at or above ``review_threshold`` that does not match is *for review*: it is
+   never merged, and a person decides. A pair without primary evidence is neither, so its
+   secondary fields are not compared at all (``score_pairs(prune=True)``).
+7. ``match_any``: a pair whose normalised values agree on any listed field is a duplicate with
    confidence 100, whatever the score.
 
 Under ``exact`` and ``case_insensitive`` every field has only the levels ``exact`` and ``else``
