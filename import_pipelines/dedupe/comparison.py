@@ -55,6 +55,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 from rapidfuzz.distance import JaroWinkler
 
 from import_pipelines.dedupe.normalize import FieldKind
@@ -338,15 +339,27 @@ def tf_namespaces(kind: FieldKind, field: str) -> dict[str, Callable[[str], str]
     return {f"{field}:text": str}
 
 
+def _unequal_levels(a: np.ndarray, b: np.ndarray, level_of: Callable[[str, str], str]) -> list[str]:
+    """``level_of`` of each pair, worked out once per distinct pair of values.
+
+    Names and addresses repeat across candidate pairs ("John" / "Jon" in many blocks), so the
+    distinct pairs are far fewer than the pairs.
+    """
+    left, left_values = pd.factorize(a)
+    right, right_values = pd.factorize(b)
+    pairs, where = np.unique(left.astype(np.int64) * (len(right_values) + 1) + right, return_inverse=True)
+    found = [level_of(left_values[k // (len(right_values) + 1)], right_values[k % (len(right_values) + 1)])
+             for k in pairs.tolist()]
+    return np.array(found + [""], dtype=object)[:-1][where].tolist()
+
+
 def compare(a: np.ndarray, b: np.ndarray, *, kind: FieldKind, field: str, fuzzy: bool, primary: bool,
             counts: Counts, population: int) -> tuple[np.ndarray, np.ndarray]:
     """Levels and weights (bits) of aligned object arrays of present, normalised values."""
     equal = (a == b).astype(bool)
     levels = np.where(equal, "exact", "else").astype(object)
     if fuzzy and not equal.all():
-        level_of = _LEVEL_OF[kind]
-        rows = np.flatnonzero(~equal)
-        levels[rows] = [level_of(x, y) for x, y in zip(a[rows].tolist(), b[rows].tolist())]
+        levels[~equal] = _unequal_levels(a[~equal], b[~equal], _LEVEL_OF[kind])
     weights = np.empty(len(a), dtype=np.float64)
     if kind == "email":
         table = EMAIL_BITS
