@@ -201,8 +201,9 @@ class Merger:
                 sql.Literal(p.key_message)))
         else:
             selects.append(sql.SQL("NULL::text AS _keynull"))
-        selects += [sql.SQL("({})::{} AS {}").format(v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}"))
-                    for j, v in enumerate(p.values)]
+        # a record the map step already rejected is never cast: its bad value is why it was rejected
+        selects += [sql.SQL("CASE WHEN s._error IS NULL THEN ({})::{} END AS {}").format(
+            v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
         selects += [sql.SQL("{} AS {}").format(v.expr, ident(f"_k{j}")) for j, v in enumerate(p.key)]
         if self.first_import:
             # nothing of this source is in the table or the state yet, and the batches of one run

@@ -131,34 +131,67 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
-    """Check every staged row against the target columns (required values, lengths), set-based.
+    """Check every staged row against the target columns, set-based: required values, lengths, types.
 
     Rows that break a rule get an error naming the field and the rule; they are recorded as
     ``failed`` by the load step and never reach the target table.
     """
     with connect(run.target_url, autocommit=True) as conn:
         plan = run.plan(conn)
-        checks = []
-        for name in plan.write_fields:
-            column = plan.table.columns[name]
-            if column.not_null:
-                checks.append(sql.SQL("CASE WHEN s.{f} IS NULL THEN {m} END").format(
-                    f=ident(name), m=sql.Literal(f"{name}: required, but empty ({plan.table.qualified}.{name} is NOT NULL)")))
-            if column.max_length:
-                checks.append(sql.SQL("CASE WHEN length((s.{f})::text) > {n} THEN {m1} || length((s.{f})::text) || {m2} END"
-                                      ).format(f=ident(name), n=sql.Literal(column.max_length),
-                                               m1=sql.Literal(f"{name}: "),
-                                               m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
-                                                              f" holds {column.max_length}")))
+        staging = ident(CONTROL_SCHEMA, staged.staging)
+        checks = field_checks(plan, staging_types=staging_types(conn, staged.staging),
+                              server_version=conn.info.server_version)
         invalid = 0
         if checks:
             errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
-            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = e.msg FROM (SELECT _rn, {errors} AS msg FROM {t} AS s)"
-                                       " AS e WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(
-                t=ident(CONTROL_SCHEMA, staged.staging), errors=errors))
+            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = concat_ws('; ', s._error, e.msg) FROM"
+                                       " (SELECT _rn, {errors} AS msg FROM {t} AS s) AS e"
+                                       " WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(t=staging, errors=errors))
             invalid = cur.rowcount
     log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
     return replace(staged, invalid=invalid)
+
+
+_TEXTUAL = ("text", "character varying", "character", "unknown", "name", "citext")
+MESSAGE_VALUE_CHARS = 40
+
+
+def staging_types(conn: psycopg.Connection, staging: str) -> dict[str, str]:
+    """The staged columns' types (``format_type``)."""
+    return dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                             " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                             (f"{CONTROL_SCHEMA}.{staging}",)).fetchall())
+
+
+def field_checks(plan: EntityPlan, *, staging_types: dict[str, str], server_version: int) -> list[sql.Composable]:
+    """Per written field, the rules its staged value must pass, as SQL over the staging row ``s``.
+
+    Each yields NULL or a message naming the field and the rule: a NOT NULL column left empty, a
+    value longer than the column holds, a text value that does not read as the column's type
+    (shown cut to a few dozen characters: a 5 MB bad value must not become a 5 MB error).
+    """
+    checks: list[sql.Composable] = []
+    for name in plan.write_fields:
+        column = plan.table.columns[name]
+        field = ident("s", name)
+        if column.not_null:
+            checks.append(sql.SQL("CASE WHEN {f} IS NULL THEN {m} END").format(
+                f=field, m=sql.Literal(f"{name}: required, but empty ({plan.table.qualified}.{name} is NOT NULL)")))
+        if column.max_length:
+            checks.append(sql.SQL("CASE WHEN length(({f})::text) > {n} THEN {m1} || length(({f})::text) || {m2} END"
+                                  ).format(f=field, n=sql.Literal(column.max_length), m1=sql.Literal(f"{name}: "),
+                                           m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
+                                                          f" holds {column.max_length}")))
+        staged = staging_types.get(name, "text").split("(")[0]
+        if staged in _TEXTUAL and column.type.split("(")[0] not in _TEXTUAL:
+            valid = (sql.SQL("pg_input_is_valid(({})::text, {})") if server_version >= 160000
+                     else sql.SQL("import_control.castable(({})::text, {})")).format(field, sql.Literal(column.type))
+            shown = sql.SQL("quote_literal(left(({f})::text, {n})) || CASE WHEN length(({f})::text) > {n}"
+                            " THEN '…' ELSE '' END").format(f=field, n=sql.Literal(MESSAGE_VALUE_CHARS))
+            checks.append(sql.SQL("CASE WHEN {f} IS NOT NULL AND NOT {valid} THEN {m1} || {shown} || {m2} END").format(
+                f=field, valid=valid, shown=shown, m1=sql.Literal(f"{name}: "),
+                m2=sql.Literal(f" is not a valid {column.type} ({plan.table.qualified}.{name})")))
+    return checks
 
 
 def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
