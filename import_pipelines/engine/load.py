@@ -119,8 +119,12 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                 staging: str, run: RunRef, streams: dict[str, int], rows: int, batch_rows: int, workers: int,
                 log: Log, dry_run: bool = False, placeholders: dict | None = None,
                 epilogue: Callable[[psycopg.Connection], None] | None = None,
-                on_isolated: Callable[[int, str | None, str], None] | None = None) -> tuple[Merger, Counter[str], int]:
+                on_isolated: Callable[[int, str | None, str], None] | None = None,
+                unread: dict[str, int] | None = None) -> tuple[Merger, Counter[str], int]:
     """Merge a whole staged stream and record the run's summary of it; returns the merger, counts and batches.
+
+    ``unread`` counts records decided before staging, by action (a sync's key pass found them
+    unchanged, or unchanged duplicates skipped again): the summary includes them.
 
     References are checked set-based where :mod:`import_pipelines.engine.references` allows it
     (the step log says which way and why), and a first import skips the per-record lookups.
@@ -138,6 +142,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
                                    workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
                                    on_isolated=on_isolated)
+    counts.update(unread or {})
     if not dry_run:
         record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
                        seconds=time.perf_counter() - started)
@@ -204,19 +209,20 @@ def record_duplicate_states(conn: psycopg.Connection, *, staging: str, stream_id
                             source_id: sql.Composable) -> int:
     """Point each duplicate's source id at the target row its survivor became (for references).
 
-    A duplicate's state has no hash (it is never ``unchanged``): its survivor's is what changes.
+    Its own hash is kept too, so a sync's key pass can tell an unchanged duplicate from a changed
+    one (the merge never calls a duplicate unchanged: it is skipped in favour of its survivor).
     """
     cur = conn.execute(sql.SQL(
-        "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, run_seq)"
-        " SELECT {stream}, {sid}, COALESCE(sv.target_id, s._match_tid), NULL, {run} FROM {staging} AS s"
+        "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, duplicate_of, run_seq)"
+        " SELECT {stream}, {sid}, COALESCE(sv.target_id, s._match_tid), s._hash, s._dup_of, {run} FROM {staging} AS s"
         " LEFT JOIN {control}.record_state AS sv ON sv.stream_id = {stream} AND sv.source_id = s._dup_of"
         " WHERE s._dup_of IS DISTINCT FROM {sid} AND s._error IS NULL"
         " AND COALESCE(sv.target_id, s._match_tid) IS NOT NULL AND s._dup_of IS NOT NULL"
         " ON CONFLICT (stream_id, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
-        " source_hash = EXCLUDED.source_hash, run_seq = EXCLUDED.run_seq"
+        " source_hash = EXCLUDED.source_hash, duplicate_of = EXCLUDED.duplicate_of, run_seq = EXCLUDED.run_seq"
         # an unchanged duplicate keeps its state row as it is: a re-run rewrites nothing
-        " WHERE (record_state.target_id, record_state.source_hash)"
-        " IS DISTINCT FROM (EXCLUDED.target_id, EXCLUDED.source_hash)").format(
+        " WHERE (record_state.target_id, record_state.source_hash, record_state.duplicate_of)"
+        " IS DISTINCT FROM (EXCLUDED.target_id, EXCLUDED.source_hash, EXCLUDED.duplicate_of)").format(
         control=CONTROL, stream=sql.Literal(stream_id), run=sql.Literal(run_seq), sid=source_id,
         staging=ident("import_control", staging)))
     return cur.rowcount

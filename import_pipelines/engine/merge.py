@@ -414,7 +414,7 @@ class Merger:
         # probes the primary key per row; an UPDATE ... FROM the CTE is at the planner's mercy
         insert = select(known=sql.SQL("NOT b._known"), **names)
         restate = sql.SQL("{} ON CONFLICT (stream_id, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
-                          " source_hash = EXCLUDED.source_hash, run_seq = EXCLUDED.run_seq").format(
+                          " source_hash = EXCLUDED.source_hash, duplicate_of = NULL, run_seq = EXCLUDED.run_seq").format(
             select(known=sql.SQL("b._known"), **names))
         return insert, restate
 

@@ -9,7 +9,6 @@ table's size.
 from __future__ import annotations
 
 import json
-from hashlib import sha256
 from collections.abc import Callable
 
 import psycopg
@@ -60,16 +59,30 @@ def staging_type(type_name: str) -> str:
     return "text" if type_name in ("unknown", "-") else type_name
 
 
-def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, table: str,
-                      run_id: str, chunk_rows: int, progress: Progress | None = None) -> int:
-    """Copy the result of ``compiled`` on the source into staging table ``table``; return the row count.
+def hashed(compiled: CompiledQuery, *, only: sql.Composable | None = None) -> sql.Composed:
+    """``compiled`` with each row's hash as a last column: the md5 of the row's text form, on the source.
 
-    ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
-    FROM STDIN`` on the target: rows never become Python objects, so the extract runs at about the
-    speed of a raw copy. Each row's ``_hash`` is the sha256 of its text line, which is how the load
-    tells an unchanged record from a changed one. The staging table is created here with the
-    source's own column types, and the copy commits on the target as one transaction (the staging
-    table is this run's private scratch space).
+    The source computes it inside the read-only query, so a sync can ask for the keys and hashes
+    alone (:func:`changed_source_ids`) and compare them with ``record_state`` before moving any
+    whole row; the full read computes the same hash over the same row, so the two always agree.
+    ``only`` filters the rows (``q`` is the compiled row).
+    """
+    where = sql.SQL(" WHERE {}").format(only) if only is not None else sql.SQL("")
+    return sql.SQL("SELECT q.*, decode(md5(q::text), 'hex') FROM ({}) AS q{}").format(compiled.statement, where)
+
+
+def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, table: str,
+                      run_id: str, chunk_rows: int, progress: Progress | None = None,
+                      only: tuple[str, list[str]] | None = None) -> int:
+    """Copy the rows of ``compiled`` on the source into staging table ``table``; return the row count.
+
+    ``COPY (<compiled SELECT with its hash>) TO STDOUT`` on the source is piped block by block
+    into ``COPY FROM STDIN`` on the target: rows never become Python objects, so the extract runs
+    at about the speed of a raw copy. Each row's ``_hash`` comes from the source (:func:`hashed`),
+    which is how the load tells an unchanged record from a changed one. ``only`` = (field, source
+    ids) reads just those records (a sync's changed ones). The staging table is created here with
+    the source's own column types, and the copy commits on the target as one transaction (the
+    staging table is this run's private scratch space).
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
@@ -79,24 +92,24 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
             # same one, whatever the servers' own DateStyle, IntervalStyle or encoding
             pin_text_format(session)
         types = source_column_types(source, compiled)
-        total = estimate_rows(source, compiled)
+        total = len(only[1]) if only else estimate_rows(source, compiled)
         create_staging(target, table=table, columns=[(c, staging_type(t)) for c, t in zip(compiled.columns, types)],
                        run_id=run_id)
-        copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
+        params = list(compiled.params)
+        where = None
+        if only is not None:
+            where = sql.SQL("(q.{})::text = ANY({})").format(ident(only[0]), sql.Placeholder())
+            params.append(only[1])
+        copy_out = sql.SQL("COPY ({}) TO STDOUT").format(hashed(compiled, only=where))
         copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(CONTROL_SCHEMA, table),
                                                                  ident_list(compiled.columns))
         rows = 0
         pending = bytearray()
-        with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
+        with source.cursor().copy(copy_out, params) as reader, target.cursor().copy(copy_in) as writer:
             # the server sends one row per message and libpq hands out one message per block;
-            # rows go on to the target in blocks of about 1 MB, each with the sha256 of its line
-            # (the source's values in their pinned text form): hashed here, while the target's
-            # cores merge the entities this one waits for, not in the merge itself
+            # rows go on to the target in blocks of about 1 MB
             for block in reader:
-                pending += block[:-1]
-                pending += b"\t\\\\x"  # a bytea in text COPY: \\x and the digest in hex
-                pending += sha256(block).hexdigest().encode()
-                pending += b"\n"
+                pending += block
                 rows += 1
                 if len(pending) >= _WRITE_BYTES:
                     writer.write(pending)
@@ -109,3 +122,59 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         source.rollback()
     target.commit()
     return rows
+
+
+def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, source_id: str,
+                       stream_id: int, table: str, target_table: sql.Composable, target_key: str, key_type: str,
+                       run_id: str) -> tuple[int, list[str], int, int]:
+    """A sync's first pass: the source ids whose record is new or changed since the last import.
+
+    The source streams each record's source id and hash only (``COPY (SELECT id, md5(row))``),
+    into an UNLOGGED keys table beside the staging tables; one set-based comparison with
+    ``record_state`` (and with the target row the state names, which must still exist) finds the
+    records to read in full. Returns (records read, their changed ids, state rows the read no
+    longer contains: deleted at the source or filtered out, unchanged duplicates among the records
+    read, which a full read would skip again).
+    """
+    with connect(source_url, read_only=True) as source:
+        for session in (source, target):
+            pin_text_format(session)
+        create_staging(target, table=table, columns=[("sid", "text")], run_id=run_id)
+        copy_out = sql.SQL("COPY (SELECT (k.{})::text, k._h FROM (SELECT q.*, decode(md5(q::text), 'hex') AS _h"
+                           " FROM ({}) AS q) AS k) TO STDOUT").format(ident(source_id), compiled.statement)
+        copy_in = sql.SQL("COPY {} (sid, _hash) FROM STDIN").format(ident(CONTROL_SCHEMA, table))
+        pending = bytearray()
+        with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
+            for block in reader:
+                pending += block
+                if len(pending) >= _WRITE_BYTES:
+                    writer.write(pending)
+                    pending.clear()
+            writer.write(pending)
+        source.rollback()
+    keys = ident(CONTROL_SCHEMA, table)
+    target.execute(sql.SQL("ANALYZE {}").format(keys))
+    read = target.execute(sql.SQL("SELECT count(*) FROM {}").format(keys)).fetchone()[0]
+    # a changed record brings the records deduplicated with it (they share its target row): the
+    # duplicate detection then sees the whole cluster again and decides as a full read would
+    changed = [sid for (sid,) in target.execute(sql.SQL(
+        "WITH changed AS (SELECT DISTINCT k.sid FROM {keys} AS k LEFT JOIN {control}.record_state AS st"
+        " ON st.stream_id = {stream} AND st.source_id = k.sid"
+        " WHERE st.source_hash IS DISTINCT FROM k._hash"
+        " OR NOT EXISTS (SELECT 1 FROM {target} AS t WHERE t.{key} = (st.target_id)::{key_type}))"
+        " SELECT sid FROM changed UNION SELECT other.source_id FROM {control}.record_state AS st"
+        " JOIN {control}.record_state AS other ON other.stream_id = st.stream_id AND other.target_id = st.target_id"
+        " WHERE st.stream_id = {stream} AND st.source_id IN (SELECT sid FROM changed)").format(
+        keys=keys, control=ident(CONTROL_SCHEMA), stream=sql.Literal(stream_id), target=target_table,
+        key=ident(target_key), key_type=sql.SQL(key_type))).fetchall()]
+    duplicates = target.execute(sql.SQL(
+        "SELECT count(*) FROM {keys} AS k JOIN {control}.record_state AS st ON st.stream_id = {stream}"
+        " AND st.source_id = k.sid AND st.source_hash = k._hash WHERE st.duplicate_of IS NOT NULL"
+        " AND k.sid <> ALL(%s)").format(keys=keys, control=ident(CONTROL_SCHEMA), stream=sql.Literal(stream_id)),
+        (changed,)).fetchone()[0]
+    gone = target.execute(sql.SQL(
+        "SELECT count(*) FROM {control}.record_state AS st WHERE st.stream_id = {stream}"
+        " AND NOT EXISTS (SELECT 1 FROM {keys} AS k WHERE k.sid = st.source_id)").format(
+        keys=keys, control=ident(CONTROL_SCHEMA), stream=sql.Literal(stream_id))).fetchone()[0]
+    target.commit()
+    return read, changed, gone, duplicates

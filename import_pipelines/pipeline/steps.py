@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -22,7 +23,7 @@ from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates,
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
 from import_pipelines.engine.load import load_staged, percent, record_duplicate_states
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
-from import_pipelines.extract.postgres import stream_to_staging
+from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
 from import_pipelines.query.compile import compile_query
 from import_pipelines.templates.model import Mode, Template
@@ -48,6 +49,9 @@ class EntityRun:
     workers: int = 2
     dry_run: bool = False
     run_group: str | None = None  # the run a re-execution continues (Dagster's root run id)
+    # "keys": once a stream has state, read the source ids and hashes first and only the changed
+    # records in full; "full": read every record (a full refresh)
+    change_detection: Literal["keys", "full"] = "keys"
 
     @property
     def rows_per_batch(self) -> int:
@@ -72,6 +76,10 @@ class Staged:
     extract_seconds: float = 0.0
     matched_target: int = 0
     confidences: tuple[float, ...] = ()
+    # records a sync's key pass decided without reading them in full, by action: unchanged ones,
+    # and unchanged duplicates (skipped again)
+    unread: dict[str, int] = field(default_factory=dict)
+    gone: int = 0  # records of earlier imports the (complete) read no longer contains
 
 
 @dataclass(frozen=True)
@@ -105,29 +113,59 @@ def register(conn: psycopg.Connection, run: EntityRun) -> tuple[RunRef, dict[str
     return ref, streams
 
 
+# a sync whose key pass finds more than this share of the records changed reads them all in one pass
+FULL_READ_SHARE = 0.5
+
+
 def extract(run: EntityRun, *, log: Log = print) -> Staged:
-    """Stream the entity's compiled source query into a fresh staging table in the target."""
+    """Stream the entity's records into a fresh staging table in the target.
+
+    The first import reads every record. Later ones (``change_detection="keys"``) read each
+    record's source id and hash first, compare them with what the last import left in
+    ``record_state``, and read only the new and changed records in full; the unchanged ones are
+    counted, never moved.
+    """
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
     with connect(run.target_url, autocommit=True) as target:
         ensure_control_schema(target)
-        run.plan(target)  # fail on a mapping that does not fit before reading anything
+        plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
+        _, streams = register(target, run)
+        stream_id = streams[run.entity_name]
         staging = staging_name(run.profile, run.entity_name, run.run_id)
         with connect(run.source_url, read_only=True) as probe:
             version = probe.info.server_version
         compiled = compile_query(entity.query, entity.fields, server_version=version)
+        only, read, gone, duplicates = None, 0, 0, 0
+        if run.change_detection == "keys" and not run.dry_run and target.execute(
+                "SELECT EXISTS (SELECT 1 FROM import_control.record_state WHERE stream_id = %s)",
+                (stream_id,)).fetchone()[0]:
+            keys = staging_name(run.profile, f"{run.entity_name}_keys", run.run_id)
+            target.autocommit = False
+            read, changed, gone, duplicates = changed_source_ids(
+                source_url=run.source_url, target=target, compiled=compiled, source_id=entity.source_id,
+                stream_id=stream_id, table=keys, target_table=ident(plan.table.schema, plan.table.name),
+                target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id)
+            drop_staging(target, keys)
+            target.commit()
+            log(f"{run.entity_name} extract: {read:,} records read as keys, {len(changed):,} new or changed"
+                + (f", {gone:,} earlier records no longer in the source" if gone else ""))
+            if len(changed) <= FULL_READ_SHARE * read:
+                only = (entity.source_id, changed)
         target.autocommit = False
         rows = stream_to_staging(
             source_url=run.source_url, target=target, compiled=compiled, table=staging,
-            run_id=run.run_id, chunk_rows=run.rows_per_batch,
+            run_id=run.run_id, chunk_rows=run.rows_per_batch, only=only,
             progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
         # the load reads the staging table by row-number ranges: indexed and analysed here, while
         # the entities this one references may still be loading, not when its own load begins
         index_staging(target, staging)
         target.commit()
     seconds = time.perf_counter() - started
-    log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s")
-    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds)
+    unread = {"unchanged": read - rows - duplicates, "skipped": duplicates} if only is not None else {}
+    log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s"
+        + (f" ({read - rows:,} unchanged records not read)" if unread else ""))
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, unread=unread, gone=gone)
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
@@ -274,7 +312,8 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
         drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
-    return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
+    return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"},
+                      rows=staged.rows + sum(staged.unread.values()),
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
                       matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
                       report=report)
@@ -313,7 +352,8 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
     _, counts, _ = load_staged(merge, conn=conn, connect=lambda: connect(run.target_url, autocommit=True),
                                staging=staged.staging, run=ref, streams=streams, rows=last,
                                batch_rows=run.rows_per_batch, workers=run.workers, log=log, dry_run=run.dry_run,
-                               placeholders=placeholders, epilogue=None if run.dry_run else epilogue)
+                               placeholders=placeholders, epilogue=None if run.dry_run else epilogue,
+                               unread=staged.unread)
     return counts
 
 
