@@ -181,10 +181,12 @@ class FakeHttpServer:
         return best
 
     def reset_counts(self) -> None:
-        """Forget the counts and arrival times (between two reads of one test)."""
+        """Forget the counts per scope and the headers seen (between two reads of one test).
+
+        Arrival times stay: the rate is measured over the server's whole life.
+        """
         with self._lock:
             self.by_scope.clear()
-            self.arrivals.clear()
             self.headers_seen.clear()
 
     # --- the request loop -------------------------------------------------------------------------

@@ -12,9 +12,16 @@ from import_pipelines.demo.fake_http import FakeHttpServer
 Fake = TypeVar("Fake", bound=FakeHttpServer)
 
 
+MAX_REQUESTS_PER_SECOND = 5  # Airtable's limit per base, kept by every test against every fake
+
+
 @pytest.fixture
 def running() -> Iterator[Callable[[Fake], Fake]]:
-    """``running(fake)`` starts a fake server and returns it; every one is stopped after the test."""
+    """``running(fake)`` starts a fake server and returns it; every one is stopped after the test.
+
+    After the test, each fake must have seen at most 5 requests of one scope (an Airtable base, an
+    API host) in any one second: no test is allowed to be impolite, whatever it asserts itself.
+    """
     started: list[FakeHttpServer] = []
 
     def start(fake: Fake) -> Fake:
@@ -25,3 +32,7 @@ def running() -> Iterator[Callable[[Fake], Fake]]:
     yield start
     for fake in started:
         fake.stop()
+    for fake in started:
+        for scope in fake.arrivals:
+            assert fake.max_requests_in_window(scope) <= MAX_REQUESTS_PER_SECOND, (
+                f"{type(fake).__name__} saw {fake.max_requests_in_window(scope)} requests of {scope!r} in one second")

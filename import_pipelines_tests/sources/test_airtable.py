@@ -1,12 +1,13 @@
 """The Airtable source: the real pyairtable client against the local fake Airtable.
 
-Every test keeps the reader's default limit of 5 requests per second per base and asserts, at the
-fake, that no second held more than 5 of its requests.
+Every test keeps the reader's default limit of 5 requests per second per base; the ``running``
+fixture checks, at the fake, that no second held more than 5 requests of a base.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -85,7 +86,6 @@ def test_a_connection_dropped_in_the_middle_of_a_body_retries_that_page(serve) -
     ids = Counter(record.record_id for record in source.records())
     assert len(ids) == 350 and set(ids.values()) == {1} and fake.served_ids == ids
     assert source.report.stats.retried_errors == 1
-    assert_polite(fake)
 
 
 def test_field_types_map_faithfully(serve) -> None:
@@ -127,21 +127,24 @@ def test_field_types_map_faithfully(serve) -> None:
         assert record.values["Notice Count"] == sent["Notice Count"]
         assert record.values["Last Modified"] == datetime.fromisoformat(sent["Last Modified"])
     assert {type(r.values["Tags"]) for r in records.values()} == {list, type(None)}
-    assert_polite(fake)
 
 
 def test_configured_field_types_need_no_metadata_request_and_restrict_the_fields(serve) -> None:
     fake = serve(120)
-    source = AirtableSource(config(fake, fields=["Regulator ID", "Paid", "Fine"], sort=["-Regulator ID"],
+    source = AirtableSource(config(fake, fields=["Regulator ID", "Paid", "Fine", "Hearing"], sort=["-Regulator ID"],
                                    field_types={"Regulator ID": "singleLineText", "Paid": "checkbox",
-                                                "Fine": {"type": "currency"}, "Last Modified": "lastModifiedTime"}))
+                                                "Fine": {"type": "currency"}, "Last Modified": "lastModifiedTime",
+                                                "Hearing": {"type": "dateTime", "time_zone": "client"}}))
     records = list(source.records())
     assert fake.requests == 2  # two pages, no metadata request
     assert [r.record_id for r in records[:2]] == [case_id(120), case_id(119)]  # the sort reached the server
-    assert set(records[0].values) == {"Regulator ID", "Paid", "Fine", "Last Modified", RECORD_ID_FIELD,
+    assert set(records[0].values) == {"Regulator ID", "Paid", "Fine", "Hearing", "Last Modified", RECORD_ID_FIELD,
                                       CREATED_TIME_FIELD}
     assert records[0].values["Paid"] is True and records[1].values["Paid"] is False
-    assert source.columns() == ["Regulator ID", "Paid", "Fine", RECORD_ID_FIELD, CREATED_TIME_FIELD]
+    # a date-time field shown in each viewer's zone ("client") is read as the instant in UTC
+    hearings = [r.values["Hearing"] for r in records if r.values["Hearing"] is not None]
+    assert hearings and all(h.utcoffset() == timedelta(0) and h.tzinfo == UTC for h in hearings)
+    assert source.columns() == ["Regulator ID", "Paid", "Fine", "Hearing", RECORD_ID_FIELD, CREATED_TIME_FIELD]
 
 
 def test_a_computed_field_in_error_fails_its_record_by_name(serve) -> None:
@@ -198,7 +201,6 @@ def test_an_incremental_read_asks_only_for_what_changed(serve, target_url: str) 
         advanced = advance_cursor(conn, profile=profile, entity=entity, mark=second.report.max_modified,
                                   run_id="run-2")
     assert advanced.high_water_mark == second.report.max_modified and advanced.run_id == "run-2"
-    assert_polite(fake)
 
 
 def test_the_users_formula_and_the_incremental_filter_combine(serve) -> None:
@@ -221,31 +223,29 @@ def test_a_read_through_a_view_or_a_formula_is_not_complete(serve) -> None:
     assert not filtered.report.complete
 
 
-def test_two_readers_of_one_base_share_its_5_requests_per_second(serve) -> None:
-    fake = FakeAirtable({DEMO_BASE: [cases_table(900), FakeTable(id="tblOther00000001", name="Other", fields=[])]},
-                        token=TOKEN)
-    table = fake.table(DEMO_BASE, "Other")
+def test_two_readers_of_one_base_share_its_5_requests_per_second(running) -> None:
+    other = FakeTable(id="tblOther00000001", name="Other", fields=[])
     for number in range(1, 901):
-        table.put(FakeRecord(id=f"recOther{number:09d}", created=CASES_EPOCH, modified=CASES_EPOCH,
+        other.put(FakeRecord(id=f"recOther{number:09d}", created=CASES_EPOCH, modified=CASES_EPOCH,
                              fields={"n": number}))
-    with fake:
-        counts: dict[str, int] = {}
+    fake = running(FakeAirtable({DEMO_BASE: [cases_table(900), other]}, token=TOKEN))
+    counts: dict[str, int] = {}
 
-        def read(name: str, page_size: int) -> None:
-            source = AirtableSource(config(fake, table=name, page_size=page_size, modified_field=None, field_types={}))
-            counts[name] = sum(1 for _ in source.records())
+    def read(name: str, page_size: int) -> None:
+        source = AirtableSource(config(fake, table=name, page_size=page_size, modified_field=None, field_types={}))
+        counts[name] = sum(1 for _ in source.records())
 
-        threads = [threading.Thread(target=read, args=("Cases", 100)), threading.Thread(target=read, args=("Other", 90))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+    threads = [threading.Thread(target=read, args=("Cases", 100)), threading.Thread(target=read, args=("Other", 90))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
     assert counts == {"Cases": 900, "Other": 900}
     assert fake.requests == 9 + 10
     assert_polite(fake)
 
 
-def test_the_token_never_appears_in_logs_errors_or_reports(serve) -> None:
+def test_the_token_never_appears_in_logs_errors_or_reports(running, serve) -> None:
     fake = serve(250, rate_limit_every=2, drop_at=4)
     logged: list[str] = []
     source = AirtableSource(config(fake), log=logged.append)
@@ -262,12 +262,12 @@ def test_the_token_never_appears_in_logs_errors_or_reports(serve) -> None:
             return Answer(403, {"error": {"type": "INVALID_PERMISSIONS",
                                           "message": f"token {request.headers.get('Authorization')} may not read"}})
 
-    with Echoing({DEMO_BASE: [cases_table(5)]}, token=TOKEN) as echoing:
-        with pytest.raises(SourceError) as refused:
-            list(AirtableSource(config(echoing), log=logged.append).records())
-        with pytest.raises(SourceError) as exhausted:
-            list(AirtableSource(config(echoing, field_types={}, retry=QUICK_RETRIES.model_copy(
-                update={"max_attempts": 2, "retry_statuses": (403,)})), log=logged.append).records())
+    echoing = running(Echoing({DEMO_BASE: [cases_table(5)]}, token=TOKEN))
+    with pytest.raises(SourceError) as refused:
+        list(AirtableSource(config(echoing), log=logged.append).records())
+    with pytest.raises(SourceError) as exhausted:
+        list(AirtableSource(config(echoing, field_types={}, retry=QUICK_RETRIES.model_copy(
+            update={"max_attempts": 2, "retry_statuses": (403,)})), log=logged.append).records())
     for failure in (refused.value, exhausted.value):
         texts += [str(failure), repr(failure), "".join(traceback.format_exception(failure))]
     texts += logged
@@ -311,6 +311,35 @@ def test_the_table_can_be_named_by_its_id(serve) -> None:
     source = AirtableSource(config(fake, table=CASES_TABLE_ID))
     assert [r.record_id for r in source.records()] == [case_id(n) for n in range(1, 6)]
     assert source.report.max_modified == CASES_EPOCH + timedelta(minutes=5, seconds=30)
+
+
+def test_a_complete_read_after_deletions_lacks_exactly_the_deleted_records(serve) -> None:
+    fake = serve(300)
+    before = {r.record_id for r in AirtableSource(config(fake)).records()}
+    fake.delete(DEMO_BASE, "Cases", [case_id(7), case_id(250)])
+    again = AirtableSource(config(fake))
+    after = {r.record_id for r in again.records()}
+    assert again.report.complete and before - after == {case_id(7), case_id(250)} and after <= before
+
+
+def test_the_fake_shuts_down_cleanly() -> None:
+    import socket
+
+    fake = FakeAirtable({DEMO_BASE: [cases_table(150)]}, token=TOKEN)
+    url = fake.start()
+    threads = threading.active_count()
+    source = AirtableSource(config(fake))
+    records = source.records()
+    next(records)  # a keep-alive connection is open and idle on the server
+    fake.stop()
+    records.close()
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    deadline = time.monotonic() + 5
+    while threading.active_count() >= threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() < threads  # the serving and connection threads are gone
 
 
 def test_since_must_be_an_instant(serve) -> None:

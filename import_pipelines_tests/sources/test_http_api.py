@@ -70,15 +70,15 @@ def test_a_short_page_ends_the_read_only_when_the_api_honours_the_page_size(serv
     assert len(list(source.records())) == 130 and trusting.requests == 4
 
 
-def test_no_pagination_and_a_top_level_list(serve) -> None:
+def test_no_pagination_and_a_top_level_list(running) -> None:
     class Bare(FakeJsonApi):
         def answer(self, request: Request) -> Answer:
             return Answer(body=self.records)
 
-    with Bare(items(3), style="none", token=None) as fake:
-        source = HttpApiSource(config(fake, records_path="", token_env=None))
-        assert [r.values["name"] for r in source.records()] == ["Item 1", "Item 2", "Item 3"]
-        assert "Authorization" not in fake.headers_seen[0]
+    fake = running(Bare(items(3), style="none", token=None))
+    source = HttpApiSource(config(fake, records_path="", token_env=None))
+    assert [r.values["name"] for r in source.records()] == ["Item 1", "Item 2", "Item 3"]
+    assert "Authorization" not in fake.headers_seen[0]
 
 
 def test_a_header_token_and_fixed_parameters(serve) -> None:
@@ -123,16 +123,16 @@ def test_429s_and_a_dropped_connection_are_waited_out_at_the_same_page(serve) ->
     assert fake.max_requests_in_window() <= 5
 
 
-def test_retry_after_is_honoured(serve) -> None:
+def test_retry_after_is_honoured(running) -> None:
     class Slow(FakeJsonApi):
         def answer(self, request: Request) -> Answer:
             if self.requests == 1:
                 return Answer(429, {"error": "slow down"}, headers={"Retry-After": "1"})
             return super().answer(request)
 
-    with Slow(items(3), style="none", token=TOKEN) as fake:
-        source = HttpApiSource(config(fake, retry=QUICK_RETRIES.model_copy(update={"rate_limit_penalty_s": 30})))
-        assert len(list(source.records())) == 3
+    fake = running(Slow(items(3), style="none", token=TOKEN))
+    source = HttpApiSource(config(fake, retry=QUICK_RETRIES.model_copy(update={"rate_limit_penalty_s": 30})))
+    assert len(list(source.records())) == 3
     assert 1.0 <= source.report.stats.waited_s < 3.0  # Retry-After's second, not the 30-second default penalty
 
 
@@ -148,24 +148,24 @@ def test_a_malformed_page_is_a_clear_error_naming_the_url_and_the_page(serve, ki
     assert expected in message and TOKEN not in "".join(traceback.format_exception(failure.value))
 
 
-def test_an_error_status_names_the_page_and_keeps_the_token_out(serve) -> None:
+def test_an_error_status_names_the_page_and_keeps_the_token_out(running) -> None:
     class Echoing(FakeJsonApi):
         def answer(self, request: Request) -> Answer:
             return Answer(403, {"error": f"{request.headers.get('Authorization')} may not list items"})
 
     logged: list[str] = []
-    with Echoing(items(1), style="none", token=TOKEN) as fake:
-        with pytest.raises(SourceError) as failure:
-            list(HttpApiSource(config(fake), log=logged.append).records())
-        with pytest.raises(SourceError) as wrong:
-            list(HttpApiSource(config(fake, token_env="NO_SUCH_TOKEN_VARIABLE")).records())
+    fake = running(Echoing(items(1), style="none", token=TOKEN))
+    with pytest.raises(SourceError) as failure:
+        list(HttpApiSource(config(fake), log=logged.append).records())
+    with pytest.raises(SourceError) as wrong:
+        list(HttpApiSource(config(fake, token_env="NO_SUCH_TOKEN_VARIABLE")).records())
     assert "page 1" in str(failure.value) and "HTTP 403" in str(failure.value) and "Bearer ***" in str(failure.value)
     assert "NO_SUCH_TOKEN_VARIABLE" in str(wrong.value)
     texts = [*logged, str(failure.value), "".join(traceback.format_exception(failure.value))]
     assert [text for text in texts if TOKEN in text] == []
 
 
-def test_pagination_that_does_not_advance_or_leaves_the_origin_is_refused(serve) -> None:
+def test_pagination_that_does_not_advance_or_leaves_the_origin_is_refused(running) -> None:
     class Stuck(FakeJsonApi):
         def answer(self, request: Request) -> Answer:
             return Answer(body={"data": {"items": self.records}, "meta": {"next_cursor": "same"}})
@@ -175,13 +175,13 @@ def test_pagination_that_does_not_advance_or_leaves_the_origin_is_refused(serve)
             return Answer(body={"data": {"items": self.records}},
                           headers={"Link": '<http://127.0.0.2:9/v1/items?page=2>; rel="next"'})
 
-    with Stuck(items(2), style="cursor", token=TOKEN) as stuck:
-        with pytest.raises(SourceError, match="page 2: the next cursor repeats an earlier one"):
-            list(HttpApiSource(config(stuck, pagination=PAGINATIONS["cursor"])).records())
-    with Elsewhere(items(2), style="link", token=TOKEN) as elsewhere:
-        with pytest.raises(SourceError, match=r"another origin \(http://127.0.0.2:9\); not following it"):
-            list(HttpApiSource(config(elsewhere, pagination={"style": "link"})).records())
-        assert elsewhere.requests == 1
+    stuck = running(Stuck(items(2), style="cursor", token=TOKEN))
+    with pytest.raises(SourceError, match="page 2: the next cursor repeats an earlier one"):
+        list(HttpApiSource(config(stuck, pagination=PAGINATIONS["cursor"])).records())
+    elsewhere = running(Elsewhere(items(2), style="link", token=TOKEN))
+    with pytest.raises(SourceError, match=r"another origin \(http://127.0.0.2:9\); not following it"):
+        list(HttpApiSource(config(elsewhere, pagination={"style": "link"})).records())
+    assert elsewhere.requests == 1
 
 
 def test_every_request_loop_is_bounded(serve) -> None:
@@ -191,14 +191,14 @@ def test_every_request_loop_is_bounded(serve) -> None:
     assert fake.requests == 2
 
 
-def test_records_that_are_not_objects_or_lack_an_id_fail_alone(serve) -> None:
+def test_records_that_are_not_objects_or_lack_an_id_fail_alone(running) -> None:
     class Mixed(FakeJsonApi):
         def answer(self, request: Request) -> Answer:
             return Answer(body={"data": {"items": [{"id": 1, "updated_at": "2025-03-01T00:00:00Z"}, ["x"],
                                                    {"name": "no id"}, {"id": 4, "updated_at": "last tuesday"}]}})
 
-    with Mixed([], style="none", token=TOKEN) as fake:
-        records = list(HttpApiSource(config(fake)).records())
+    fake = running(Mixed([], style="none", token=TOKEN))
+    records = list(HttpApiSource(config(fake)).records())
     assert [r.error for r in records] == [None, "page 1 item 2 is a list, not an object", "no id at 'id'",
                                           "updated_at: 'last tuesday' is not an ISO 8601 timestamp"]
     assert records[3].record_id == "4" and records[3].values["id"] == 4
