@@ -198,6 +198,8 @@ class AirtableSource:
             url = api.base(self.config.base).urls.tables
             try:
                 tables = api.get(url).get("tables", [])
+            except SourceError as error:
+                raise SourceError(f"{self.name}: field types: {error}") from None
             except (requests.RequestException, ValueError, AttributeError) as error:
                 raise SourceError(session.redact(
                     f"{self.name}: field types: could not read the base's schema from {url} ({_reason(error)});"
@@ -285,6 +287,6 @@ def _reason(error: Exception) -> str:
     """A one-line reason for a failed page: the HTTP status and Airtable's error, or what was wrong with the body."""
     if isinstance(error, requests.HTTPError):
         return " ".join(str(part) for part in error.args)
-    if isinstance(error, ValueError):
+    if isinstance(error, requests.JSONDecodeError):
         return f"the answer is not JSON ({error})"
     return f"{type(error).__name__}: {error}"
