@@ -184,7 +184,7 @@ def _string_kinds(text: str) -> frozenset[str]:
     if any(p.match(text) for p in _POSTCODES):
         kinds.add("postcode")
     digits = sum(ch.isdigit() for ch in text)
-    decimal = "number" in kinds and "integer" not in kinds
+    decimal = "number" in kinds and ("." in text or "," in text)  # "33.749", not "915 550 101"
     if not kinds & {"date"} and not decimal and _PHONE.match(text) and 6 <= digits <= 15 and (
             text.lstrip().startswith(("+", "0", "(")) or not _INTEGER.match(text.strip()) or digits >= 10):
         kinds.add("phone")
