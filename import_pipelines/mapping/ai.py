@@ -83,14 +83,20 @@ def suggest_ai(headers: Sequence[str], samples: Sequence[Sequence[Any] | Mapping
     from openai import OpenAI, OpenAIError
 
     payload = request_payload(headers, samples, fields, column_types=column_types)
+    failure = None
     try:
         with OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries) as client:
             response = client.responses.parse(model=model, instructions=_INSTRUCTIONS,
                                               input=json.dumps(payload, ensure_ascii=False), text_format=AIAnswer)
     except OpenAIError as exc:
-        raise AIMappingError(_describe(exc, api_key)) from None
+        failure = _describe(exc, api_key)
     except ValidationError as exc:
-        raise AIMappingError(f"the AI answer does not match the expected shape ({exc.error_count()} errors)") from None
+        failure = f"the AI answer does not match the expected shape ({exc.error_count()} errors)"
+    except ValueError as exc:  # a body that is not JSON
+        failure = f"the AI answer is not valid JSON ({type(exc).__name__})"
+    if failure is not None:
+        # raised outside the handler: the client's exception (which holds the request) is not kept as context
+        raise AIMappingError(failure)
     answer = response.output_parsed
     if answer is None:
         raise AIMappingError("the AI gave no parsed answer (a refusal or an empty output)")
