@@ -88,12 +88,12 @@ def suggest_heuristic(headers: Sequence[str], samples: Sequence[Row], fields: Se
     """
     fields = tuple(fields)
     vocabulary = _vocabulary(fields)
-    columns = [_Column(index=i, header=str(header), ordered=_words(str(header), vocabulary),
-                       words=frozenset(), profile=profile_column(_column_values(samples, i, str(header)),
-                                                                 declared_type=(column_types or {}).get(str(header))))
-               for i, header in enumerate(headers)]
-    for column in columns:
-        column.words = frozenset(column.ordered)
+    types = column_types or {}
+    columns: list[_Column] = []
+    for index, header in enumerate(map(str, headers)):
+        ordered = _words(header, vocabulary)
+        profile = profile_column(_column_values(samples, index, header), declared_type=types.get(header))
+        columns.append(_Column(index=index, header=header, words=frozenset(ordered), ordered=ordered, profile=profile))
     _lend_labels(columns)
     kinds = {f.name: f.kind for f in fields}
     for column in columns:
@@ -124,7 +124,7 @@ def _vocabulary(fields: tuple[TargetField, ...]) -> _Vocabulary:
     for target in fields:
         phrases = [*SYNONYMS.get(target.name, ()), *target.synonyms, target.name.replace("_", " ")]
         sets = {frozenset(header_words(p)) for p in phrases} - {frozenset()}
-        if target.name == "external_id" or target.kind == "id":
+        if target.name == "external_id":
             # "<entity> id" / "<entity> number": the record's own id
             sets |= {frozenset({entity, word}) for entity in ENTITY_WORDS | _OWN_ID_WORDS
                      for word in ID_WORDS | {"number", "no", "nr", "code"}}
