@@ -54,7 +54,7 @@ def decide(suggestion: Suggestion, *, source: str, template: str, sheet: str | N
         reasons.append(f"overall confidence {suggestion.overall_confidence:.2f} < {overall_threshold:.2f}")
     if uncertain:
         reasons.append(f"{len(uncertain)} column{'s' if len(uncertain) != 1 else ''} under {column_threshold:.2f}")
-    width = max(len(repr(c.header)) for c in shown)
+    width = max((len(repr(c.header)) for c in shown), default=0)
     lines = [f"The field mapping of {source} is not certain enough to load ({'; '.join(reasons)}; "
              f"method {suggestion.method}). Nothing was written.", ""]
     for column in shown:
