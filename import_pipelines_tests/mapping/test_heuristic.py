@@ -140,3 +140,23 @@ def test_confidence_is_high_for_clear_columns_and_low_for_guesses() -> None:
     assert email.confidence >= 0.95 and vague.confidence < 0.6
     assert 0 < suggestion.overall_confidence < 1
     assert suggest_heuristic([], [], CONTACT_FIELDS).columns == []
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_assignment_is_as_good_as_scipys(seed: int) -> None:
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    from import_pipelines.mapping.heuristic import best_assignment
+
+    rng = np.random.default_rng(seed)
+    fields, columns = int(rng.integers(1, 8)), int(rng.integers(1, 12))
+    gains = np.round(rng.uniform(-0.5, 0.5, size=(fields, columns)), 2)
+    result = best_assignment(gains.tolist())
+    taken = [c for c in result if c is not None]
+    assert len(taken) == len(set(taken))
+    ours = sum(gains[f, c] for f, c in enumerate(result) if c is not None)
+    padded = np.hstack([gains, np.zeros((fields, fields))])  # a field may stay unassigned at gain 0
+    rows, cols = linear_sum_assignment(padded, maximize=True)
+    assert ours == pytest.approx(padded[rows, cols].sum())
+    assert all(gains[f, c] > 0 for f, c in enumerate(result) if c is not None)
