@@ -4,7 +4,7 @@
 else the offline heuristic), :func:`decide` says whether it is sure enough to load and what to
 run when it is not, :mod:`~import_pipelines.mapping.presets` remembers accepted mappings,
 :func:`mapping_markdown` renders one for run metadata, and :class:`FieldMapper` is all of it as a
-Dagster resource. Heavy pieces (scipy, openai, pycountry) load only when a suggestion is made.
+Dagster resource. Heavy pieces (openai, pycountry) load only when a suggestion needs them.
 """
 
 from import_pipelines.mapping.decision import MappingDecision, decide
