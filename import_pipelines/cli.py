@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         from import_pipelines.mirror.cli import main as mirror_main
 
         return mirror_main(argv)
+    if argv and argv[0] == "mapping":
+        from import_pipelines.mapping.cli import main as mapping_main
+
+        return mapping_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m import_pipelines", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("demo", cmd_demo), ("generate", cmd_generate)):
@@ -126,5 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("mirror", help="copy a whole database (see: mirror --help)")
     sub.add_parser("export", help="export a database to an archive (see: export --help)")
     sub.add_parser("import", help="import an archive (see: import --help)")
+    sub.add_parser("mapping", help="suggest and manage field mappings (see: mapping --help)")
     args = parser.parse_args(argv)
     return args.func(args)
