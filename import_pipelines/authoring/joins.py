@@ -25,14 +25,14 @@ the data contradicts ends far below 0.5.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from import_pipelines.db.introspect import SchemaInfo, TableInfo
+from import_pipelines.authoring.names import singular, words
+from import_pipelines.db.introspect import SchemaInfo
 from import_pipelines.db.sql import ident
 
 SAMPLE_ROWS = 2000
@@ -171,8 +171,7 @@ def naming_candidates(info: SchemaInfo) -> list[_Candidate]:
         for column in table.columns:
             if (column.name,) == table.primary_key and column.name == "id":
                 continue
-            words = _tokens(column.name)
-            split = _split_key(words)
+            split = _split_key(words(column.name))
             if split is None:
                 continue
             stem, parent_key = split
@@ -315,40 +314,20 @@ def _ref(table: str, columns: tuple[str, ...]) -> str:
     return f"{table}.{columns[0]}" if len(columns) == 1 else f"{table}.({', '.join(columns)})"
 
 
-def _tokens(name: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
-
-
-def _split_key(words: list[str]) -> tuple[list[str], bool] | None:
+def _split_key(parts: list[str]) -> tuple[list[str], bool] | None:
     """``customer_id`` -> (``[customer]``, False); ``ticket_pid`` / ``parent_id`` -> (stem, True)."""
-    if not words:
+    if not parts:
         return None
-    last = words[-1]
+    last = parts[-1]
     if last == "pid":
-        return words[:-1], True
-    if last == "id" and len(words) >= 2:
-        stem = words[:-1]
-    elif last.endswith("id") and len(last) > 3 and len(words) == 1:
+        return parts[:-1], True
+    if last == "id" and len(parts) >= 2:
+        stem = parts[:-1]
+    elif last.endswith("id") and len(last) > 3 and len(parts) == 1:
         stem = [last[:-2]]  # userid, customerid
     else:
         return None
     return stem, stem[0] in _PARENT_WORDS
-
-
-def singular(word: str) -> str:
-    """English singular of a table-name word, as application schemas spell plurals."""
-    irregular = {"people": "person", "children": "child", "men": "man", "women": "woman", "data": "data",
-                 "statuses": "status", "addresses": "address", "aliases": "alias", "analyses": "analysis"}
-    if word in irregular:
-        return irregular[word]
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "ches", "shes", "zes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
 
 
 class _TableIndex:
@@ -357,19 +336,19 @@ class _TableIndex:
     def __init__(self, info: SchemaInfo):
         names = list(info.tables)
         self.prefix = _shared_prefix(names)
-        self.words = {name: self._normalise(name) for name in names}
+        self.forms = {name: self._normalise(name) for name in names}
         self.exact: dict[tuple[str, ...], list[str]] = {}
-        for name, words in self.words.items():
-            self.exact.setdefault(words, []).append(name)
+        for name, parts in self.forms.items():
+            self.exact.setdefault(parts, []).append(name)
 
     def _normalise(self, name: str) -> tuple[str, ...]:
-        words = _tokens(name)
-        if self.prefix and words and words[0] == self.prefix and len(words) > 1:
-            words = words[1:]
-        return (*words[:-1], singular(words[-1])) if words else ()
+        parts = words(name)
+        if self.prefix and parts and parts[0] == self.prefix and len(parts) > 1:
+            parts = parts[1:]
+        return (*parts[:-1], singular(parts[-1])) if parts else ()
 
-    def _named(self, words: list[str]) -> list[str]:
-        return self.exact.get((*words[:-1], singular(words[-1])), []) if words else []
+    def _named(self, parts: list[str]) -> list[str]:
+        return self.exact.get((*parts[:-1], singular(parts[-1])), []) if parts else []
 
     def names_table(self, stem: list[str], table: str) -> bool:
         """Whether ``stem`` is the (normalised) name of ``table`` itself."""
@@ -380,21 +359,21 @@ class _TableIndex:
         if parent:
             return [(table, "parent")]
         found: list[tuple[str, str]] = []
-        own = list(self.words[table])
+        own = list(self.forms[table])
         expanded = [*stem[:-1], ABBREVIATIONS[stem[-1]]] if stem and stem[-1] in ABBREVIATIONS else None
         found += [(t, "name") for t in self._named(stem)]
         if expanded:
             found += [(t, "abbreviation") for t in self._named(expanded)]
-        for words in (stem, expanded):
-            if not words:
+        for parts in (stem, expanded):
+            if not parts:
                 continue
-            found += [(t, "owner") for t in self._named([*own, *words])]
-            for k in range(len(words) - 1, 0, -1):  # created_by_user -> user
-                found += [(t, "role") for t in self._named(words[-k:])]
-                found += [(t, "owner") for t in self._named([*own, *words[-k:]])]
-            for k in range(len(words), 0, -1):  # topic -> help_topic
-                tail = (*words[-k:-1], singular(words[-1]))
-                found += [(t, "suffix") for t, w in self.words.items() if len(w) > k and w[-k:] == tail]
+            found += [(t, "owner") for t in self._named([*own, *parts])]
+            for k in range(len(parts) - 1, 0, -1):  # created_by_user -> user
+                found += [(t, "role") for t in self._named(parts[-k:])]
+                found += [(t, "owner") for t in self._named([*own, *parts[-k:]])]
+            for k in range(len(parts), 0, -1):  # topic -> help_topic
+                tail = (*parts[-k:-1], singular(parts[-1]))
+                found += [(t, "suffix") for t, w in self.forms.items() if len(w) > k and w[-k:] == tail]
         return found
 
 
@@ -404,9 +383,9 @@ def _shared_prefix(names: list[str]) -> str | None:
         return None
     firsts: dict[str, int] = {}
     for name in names:
-        words = _tokens(name)
-        if len(words) > 1:
-            firsts[words[0]] = firsts.get(words[0], 0) + 1
+        parts = words(name)
+        if len(parts) > 1:
+            firsts[parts[0]] = firsts.get(parts[0], 0) + 1
     if not firsts:
         return None
     word, count = max(firsts.items(), key=lambda item: item[1])

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+from import_pipelines.authoring.names import words
+
 MaskKind = Literal["email", "phone", "secret", "personal"]
 
 # column-name tokens that name what the column holds
@@ -40,14 +42,9 @@ _JWT = re.compile(r"^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.")
 _TEXT_TYPES = ("text", "character", "varchar", "citext", "json", "jsonb")
 
 
-def _tokens(name: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
-
-
 def kind_by_name(column: str) -> MaskKind | None:
     """What a column's name says it holds, if it is something to hide."""
-    tokens = _tokens(column)
+    tokens = words(column)
     words = set(tokens)
     if words & _SECRET_TOKENS or any(pair in _SECRET_PAIRS for pair in zip(tokens, tokens[1:])):
         return "secret"
