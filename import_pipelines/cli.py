@@ -97,6 +97,50 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_url(variable: str) -> str:
+    """The database URL held by environment variable ``variable`` (its value is never printed).
+
+    The project's own source and target variables fall back to the embedded server, as
+    everywhere else; any other variable must be set.
+    """
+    if not os.environ.get(variable) and variable in (settings.SOURCE_URL_ENV, settings.TARGET_URL_ENV):
+        settings.ensure_environment()
+    url = os.environ.get(variable)
+    if not url:
+        raise SystemExit(f"environment variable {variable} is not set; it should hold a PostgreSQL URL")
+    return url
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Show a source's tables, columns, keys, indexes, sample values and suggested joins."""
+    import json
+
+    from import_pipelines.authoring.connection import check_connection
+    from import_pipelines.authoring.inspect import inspect_source, render_text
+    from import_pipelines.db.connect import connection
+
+    url = _env_url(args.source_env)
+    report = check_connection(url)
+    if report.server_version is None:
+        print(report.render_text(), file=sys.stderr)
+        return 1
+    with connection(url, read_only=True) as conn:
+        catalogue = inspect_source(conn, schema=args.schema, unmasked=args.unmasked, joins=not args.no_joins)
+    print(json.dumps(catalogue.to_json(), indent=2, default=str) if args.json else render_text(catalogue))
+    return 0
+
+
+def cmd_test_connection(args: argparse.Namespace) -> int:
+    """Check that a database can be reached, its version, read-only state and what the role may read."""
+    import json
+
+    from import_pipelines.authoring.connection import check_connection
+
+    report = check_connection(_env_url(args.env), timeout=args.timeout)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.render_text())
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -123,6 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
     sub.add_parser("stop", help=cmd_stop.__doc__).set_defaults(func=cmd_stop)
+    p = sub.add_parser("inspect", help=cmd_inspect.__doc__)
+    p.set_defaults(func=cmd_inspect)
+    p.add_argument("--source-env", default=settings.SOURCE_URL_ENV, help="environment variable holding the source URL")
+    p.add_argument("--schema", default="public")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--unmasked", action="store_true", help="show sample values that look like secrets or personal data")
+    p.add_argument("--no-joins", action="store_true", help="skip the join suggestions (they read samples of the data)")
+    p = sub.add_parser("test-connection", help=cmd_test_connection.__doc__)
+    p.set_defaults(func=cmd_test_connection)
+    p.add_argument("--env", default=settings.SOURCE_URL_ENV, help="environment variable holding the database URL")
+    p.add_argument("--timeout", type=int, default=5, help="seconds to wait for the server")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
     sub.add_parser("mirror", help="copy a whole database (see: mirror --help)")
     sub.add_parser("export", help="export a database to an archive (see: export --help)")
     sub.add_parser("import", help="import an archive (see: import --help)")

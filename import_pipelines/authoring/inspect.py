@@ -27,6 +27,9 @@ SAMPLE_ROWS = 20
 SAMPLES_PER_COLUMN = 3
 SAMPLE_CHARS = 80
 """Longer values are cut (bodies, JSON): a sample shows what a column holds, not all of it."""
+TABLES_PER_STATEMENT = 25
+"""Tables sampled by one statement: the planner's cost grows faster than a UNION ALL's length
+(500 branches plan in about 0.8 s, 20 statements of 25 in about 0.1 s)."""
 
 Samples = dict[str, dict[str, tuple[str, ...]]]
 """``{table: {column: (value, ...)}}``: distinct non-empty values in the order first seen."""
@@ -117,13 +120,12 @@ def read_samples(conn: psycopg.Connection, info: SchemaInfo, *, rows: int = SAMP
                  per_column: int = SAMPLES_PER_COLUMN) -> Samples:
     """Up to ``per_column`` distinct values per column from the first ``rows`` rows of every table.
 
-    One statement for the whole schema: a ``UNION ALL`` with one branch per readable table, each
-    returning its rows as a text array (values cut to :data:`SAMPLE_CHARS`). Reading the first
-    rows costs a few pages per table, whatever the table's size.
+    A ``UNION ALL`` with one branch per readable table, :data:`TABLES_PER_STATEMENT` tables per
+    statement, each branch returning its rows as a text array (values cut to
+    :data:`SAMPLE_CHARS`). Reading the first rows costs a few pages per table, whatever the
+    table's size.
     """
     tables = [t for t in info.tables.values() if t.columns and t.readable is not False]
-    if not tables:
-        return {}
     branches = []
     for number, table in enumerate(tables):
         values = sql.SQL(", ").join(sql.SQL("left(({})::text, {})").format(ident("r", c.name), sql.Literal(SAMPLE_CHARS))
@@ -132,8 +134,10 @@ def read_samples(conn: psycopg.Connection, info: SchemaInfo, *, rows: int = SAMP
                         .format(n=sql.Literal(number), values=values, table=ident(table.schema, table.name),
                                 rows=sql.Literal(rows)))
     found: dict[int, list[list[str | None]]] = {}
-    for number, values in conn.execute(sql.SQL(" UNION ALL ").join(branches)).fetchall():
-        found.setdefault(number, []).append(values)
+    for start in range(0, len(branches), TABLES_PER_STATEMENT):
+        statement = sql.SQL(" UNION ALL ").join(branches[start:start + TABLES_PER_STATEMENT])
+        for number, values in conn.execute(statement).fetchall():
+            found.setdefault(number, []).append(values)
     samples: Samples = {}
     for number, table in enumerate(tables):
         columns: dict[str, tuple[str, ...]] = {}

@@ -38,7 +38,7 @@ from import_pipelines.db.sql import ident
 SAMPLE_ROWS = 2000
 """Values of a column looked up per candidate join (at most twice as many): enough to see a
 pattern, bounded in cost."""
-PROBES_PER_STATEMENT = 200
+PROBES_PER_STATEMENT = 100
 
 # how much a naming pattern alone says (before the data is consulted)
 PATTERN_STRENGTH = {"name": 0.95, "abbreviation": 0.85, "role": 0.85, "owner": 0.85, "parent": 0.75,

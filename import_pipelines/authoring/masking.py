@@ -45,14 +45,14 @@ _TEXT_TYPES = ("text", "character", "varchar", "citext", "json", "jsonb")
 def kind_by_name(column: str) -> MaskKind | None:
     """What a column's name says it holds, if it is something to hide."""
     tokens = words(column)
-    words = set(tokens)
-    if words & _SECRET_TOKENS or any(pair in _SECRET_PAIRS for pair in zip(tokens, tokens[1:])):
+    found = set(tokens)
+    if found & _SECRET_TOKENS or any(pair in _SECRET_PAIRS for pair in zip(tokens, tokens[1:])):
         return "secret"
-    if words & _EMAIL_TOKENS or column.lower().endswith("email"):
+    if found & _EMAIL_TOKENS or column.lower().endswith("email"):
         return "email"
-    if words & _PHONE_TOKENS:
+    if found & _PHONE_TOKENS:
         return "phone"
-    if words & _PERSONAL_TOKENS:
+    if found & _PERSONAL_TOKENS:
         return "personal"
     return None
 
