@@ -141,6 +141,25 @@ def cmd_test_connection(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Show what a template would import (SQL, first staged rows, counts, rejects) without writing."""
+    import json
+
+    from import_pipelines.authoring.preview import preview_template, render_text
+    from import_pipelines.templates.loader import TemplateError, load_template
+
+    try:
+        template = load_template(args.template)
+    except TemplateError as error:
+        print(error, file=sys.stderr)
+        return 2
+    preview = preview_template(template, source_url=_env_url(args.source_env), target_url=_env_url(args.target_env),
+                               entities=args.entity or None, profile=args.profile, source_system=args.source_system,
+                               rows=args.rows, unmasked=args.unmasked)
+    print(json.dumps(preview.to_json(), indent=2, default=str) if args.json else render_text(preview))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -179,6 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", default=settings.SOURCE_URL_ENV, help="environment variable holding the database URL")
     p.add_argument("--timeout", type=int, default=5, help="seconds to wait for the server")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p = sub.add_parser("preview", help=cmd_preview.__doc__)
+    p.set_defaults(func=cmd_preview)
+    p.add_argument("template", help="a shipped template name or a path to a YAML file")
+    p.add_argument("--entity", action="append", help="preview only this entity (repeatable)")
+    p.add_argument("--source-env", default=settings.SOURCE_URL_ENV, help="environment variable holding the source URL")
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="environment variable holding the target URL")
+    p.add_argument("--profile", default=None, help="the import whose state tells unchanged rows (default: the template's name)")
+    p.add_argument("--source-system", default=None, help="overrides the template's source_system")
+    p.add_argument("--rows", type=int, default=5, help="staged rows to show per entity")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--unmasked", action="store_true", help="show values that look like secrets or personal data")
     sub.add_parser("mirror", help="copy a whole database (see: mirror --help)")
     sub.add_parser("export", help="export a database to an archive (see: export --help)")
     sub.add_parser("import", help="import an archive (see: import --help)")

@@ -53,15 +53,19 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> li
 
 
 def create_staging_table(target: psycopg.Connection, *, schema: str, table: str, columns: list[str],
-                         types: list[str]) -> None:
+                         types: list[str], temporary: bool = False) -> None:
     """Create an UNLOGGED staging table: the source columns plus a row number, the row's source hash
-    (``_hash``) and dedupe/validation slots; a scratch table autovacuum leaves alone."""
+    (``_hash``) and dedupe/validation slots; a scratch table autovacuum leaves alone.
+
+    ``temporary`` makes it a TEMP table of the session instead (``schema`` must be ``pg_temp``):
+    what a preview stages, gone with its transaction's session and never seen by another.
+    """
     body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(c), sql.SQL(staging_type(t))) for c, t in zip(columns, types))
     target.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, table)))
     target.execute(sql.SQL(
-        "CREATE UNLOGGED TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _hash text, _dup_of text, _error text,"
+        "CREATE {} TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}, _hash text, _dup_of text, _error text,"
         " _match_tid text, _confidence real, _match jsonb){}"
-    ).format(ident(schema, table), body, SCRATCH_TABLE))
+    ).format(sql.SQL("TEMP" if temporary else "UNLOGGED"), ident(schema, table), body, SCRATCH_TABLE))
 
 
 def staging_type(type_name: str) -> str:
@@ -71,7 +75,7 @@ def staging_type(type_name: str) -> str:
 
 
 def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, schema: str,
-                      table: str, chunk_rows: int, progress: Progress | None = None) -> int:
+                      table: str, chunk_rows: int, progress: Progress | None = None, temporary: bool = False) -> int:
     """Copy the result of ``compiled`` on the source into ``schema.table``; return the row count.
 
     ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
@@ -79,7 +83,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     speed of a raw copy. Each row's ``_hash`` is the sha256 of its text line, which is how the load
     tells an unchanged record from a changed one. The staging table is created here with the
     source's own column types, and the copy commits on the target as one transaction (the staging
-    table is this run's private scratch space).
+    table is this run's private scratch space). With ``temporary`` the table is a TEMP table
+    (:func:`create_staging_table`) and nothing is committed: the caller's transaction owns it.
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
@@ -90,7 +95,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
             session.execute(_PORTABLE_TEXT)
         types = source_column_types(source, compiled)
         total = estimate_rows(source, compiled)
-        create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
+        create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types,
+                             temporary=temporary)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
         copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(schema, table), ident_list(compiled.columns))
         rows = 0
@@ -115,5 +121,6 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         if progress and rows % chunk_rows:
             progress(rows, total)
         source.rollback()
-    target.commit()
+    if not temporary:
+        target.commit()
     return rows
