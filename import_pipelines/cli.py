@@ -141,6 +141,35 @@ def cmd_test_connection(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_scaffold(args: argparse.Namespace) -> int:
+    """Write a first template for target tables from a source: joins, fields, references, review marks."""
+    from pathlib import Path
+
+    from import_pipelines.authoring.inspect import inspect_source
+    from import_pipelines.authoring.scaffold import scaffold_template
+    from import_pipelines.db.connect import connection
+    from import_pipelines.db.introspect import describe_schema
+
+    bases = dict(item.split("=", 1) for item in args.base or [])
+    with connection(_env_url(args.source_env), read_only=True) as source, \
+            connection(_env_url(args.target_env), read_only=True) as target:
+        catalogue = inspect_source(source, schema=args.source_schema)
+        try:
+            scaffold = scaffold_template(source, catalogue, describe_schema(target, args.target_schema),
+                                         tables=args.table, bases=bases, name=args.name,
+                                         source_system=args.source_system)
+        except ValueError as error:
+            print(f"scaffold: {error}", file=sys.stderr)
+            return 2
+    if args.output:
+        Path(args.output).write_text(scaffold.text, encoding="utf-8")
+    else:
+        print(scaffold.text, end="")
+    print(f"{len(scaffold.reviews)} choice(s) marked REVIEW" + (f" in {args.output}" if args.output else ""),
+          file=sys.stderr)
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     """Show what a template would import (SQL, first staged rows, counts, rejects) without writing."""
     import json
@@ -198,13 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", default=settings.SOURCE_URL_ENV, help="environment variable holding the database URL")
     p.add_argument("--timeout", type=int, default=5, help="seconds to wait for the server")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p = sub.add_parser("scaffold", help=cmd_scaffold.__doc__)
+    p.set_defaults(func=cmd_scaffold)
+    p.add_argument("--table", action="append", required=True, help="a target table to import into (repeatable)")
+    p.add_argument("--base", action="append", help="TARGET=SOURCE: the source table of a target table")
+    p.add_argument("--source-env", default=settings.SOURCE_URL_ENV, help="environment variable holding the source URL")
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="environment variable holding the target URL")
+    p.add_argument("--source-schema", default="public")
+    p.add_argument("--target-schema", default="public")
+    p.add_argument("--name", default="scaffold", help="the template's name")
+    p.add_argument("--source-system", default="source", help="the name the source's records carry in the target")
+    p.add_argument("-o", "--output", help="write the YAML here instead of printing it")
     p = sub.add_parser("preview", help=cmd_preview.__doc__)
     p.set_defaults(func=cmd_preview)
     p.add_argument("template", help="a shipped template name or a path to a YAML file")
     p.add_argument("--entity", action="append", help="preview only this entity (repeatable)")
     p.add_argument("--source-env", default=settings.SOURCE_URL_ENV, help="environment variable holding the source URL")
     p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="environment variable holding the target URL")
-    p.add_argument("--profile", default=None, help="the import whose state tells unchanged rows (default: the template's name)")
+    p.add_argument("--profile", default=None,
+                   help="the import whose state tells unchanged rows (default: the template's name)")
     p.add_argument("--source-system", default=None, help="overrides the template's source_system")
     p.add_argument("--rows", type=int, default=5, help="staged rows to show per entity")
     p.add_argument("--json", action="store_true", help="print one JSON document")

@@ -86,7 +86,8 @@ class ConnectionReport:
         if self.server_version is None:
             return f"{self.target}: cannot connect ({self.failure}): {self.message}"
         lines = [f"{self.target}: reachable, PostgreSQL {self.server_version}, connected as {self.user}"]
-        why = " (a standby in recovery)" if self.in_recovery else " (default_transaction_read_only)" if self.read_only else ""
+        why = (" (a standby in recovery)" if self.in_recovery
+               else " (default_transaction_read_only)" if self.read_only else "")
         lines.append(f"session read-only by the server's settings: {'yes' + why if self.read_only else 'no'}")
         if self.superuser or self.reads_all_data:
             lines.append("the role may read every table (" + ("superuser" if self.superuser else "pg_read_all_data")
@@ -124,7 +125,8 @@ def check_connection(url: str, *, timeout: int = 5) -> ConnectionReport:
         return ConnectionReport(target=target, ok=False, failure=kind, message=scrub(message, password))
     try:
         with conn:
-            version, user, database, read_only, in_recovery, superuser, reads_all = conn.execute(_SESSION_SQL).fetchone()
+            session = conn.execute(_SESSION_SQL).fetchone()
+            version, user, database, read_only, in_recovery, superuser, reads_all = session
             access = [SchemaAccess(*row) for row in conn.execute(_READABLE_SQL).fetchall()]
     except psycopg.Error as error:
         return ConnectionReport(target=target, ok=False, failure="error",

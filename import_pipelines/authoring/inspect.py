@@ -128,7 +128,8 @@ def read_samples(conn: psycopg.Connection, info: SchemaInfo, *, rows: int = SAMP
     tables = [t for t in info.tables.values() if t.columns and t.readable is not False]
     branches = []
     for number, table in enumerate(tables):
-        values = sql.SQL(", ").join(sql.SQL("left(({})::text, {})").format(ident("r", c.name), sql.Literal(SAMPLE_CHARS))
+        cut = sql.Literal(SAMPLE_CHARS)
+        values = sql.SQL(", ").join(sql.SQL("left(({})::text, {})").format(ident("r", c.name), cut)
                                     for c in table.columns)
         branches.append(sql.SQL("(SELECT {n}, ARRAY[{values}]::text[] FROM (SELECT * FROM {table} LIMIT {rows}) AS r)")
                         .format(n=sql.Literal(number), values=values, table=ident(table.schema, table.name),

@@ -121,7 +121,8 @@ class Probe:
     distinct_matched: int
 
 
-def suggest_joins(conn: psycopg.Connection, info: SchemaInfo, *, sample_rows: int = SAMPLE_ROWS) -> list[JoinSuggestion]:
+def suggest_joins(conn: psycopg.Connection, info: SchemaInfo, *,
+                  sample_rows: int = SAMPLE_ROWS) -> list[JoinSuggestion]:
     """Join suggestions for every table of ``info``: declared foreign keys, then checked naming patterns.
 
     Sorted by confidence (highest first), then by name. One suggestion per column.
@@ -226,7 +227,8 @@ def _probe_sql(info: SchemaInfo, candidate: _Candidate, *, number: int, rows: in
         sample = sql.SQL(" TABLESAMPLE SYSTEM ({}) REPEATABLE (7)").format(sql.Literal(percent))
     value = _COMPARE_SQL[candidate.compare]
     return sql.SQL(
-        "(SELECT {number}, count(*), count(s.raw), count(*) FILTER (WHERE p.{key} IS NULL AND (s.raw)::text IN ('0', '')),"
+        "(SELECT {number}, count(*), count(s.raw),"
+        " count(*) FILTER (WHERE p.{key} IS NULL AND (s.raw)::text IN ('0', '')),"
         " count(p.{key}), count(DISTINCT s.raw), count(DISTINCT p.{key})"
         " FROM (SELECT c.{column} AS raw FROM {table} AS c{sample} LIMIT {rows}) AS s"
         " LEFT JOIN {ref_table} AS p ON p.{key} = {value})"
@@ -298,7 +300,8 @@ def _suggestion(info: SchemaInfo, candidate: _Candidate, found: Probe | None) ->
         unique = (candidate.column,) == table.primary_key or any(k.columns == (candidate.column,)
                                                                  for k in table.unique_keys)
         evidence.update({
-            "sampled": found.sampled, "null_share": round(1 - found.present / found.sampled, 3) if found.sampled else None,
+            "sampled": found.sampled,
+            "null_share": round(1 - found.present / found.sampled, 3) if found.sampled else None,
             "blank": found.blank, "checked": checked, "matched": found.matched,
             "match_share": round(found.matched / checked, 3) if checked else None,
             "distinct_values": found.distinct_values, "distinct_rows_hit": found.distinct_matched,
