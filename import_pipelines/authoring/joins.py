@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from import_pipelines.authoring.names import singular, words
+from import_pipelines.authoring.names import shared_prefix, singular, words
 from import_pipelines.db.introspect import SchemaInfo
 from import_pipelines.db.sql import ident
 
@@ -338,7 +338,7 @@ class _TableIndex:
 
     def __init__(self, info: SchemaInfo):
         names = list(info.tables)
-        self.prefix = _shared_prefix(names)
+        self.prefix = shared_prefix(names)
         self.forms = {name: self._normalise(name) for name in names}
         self.exact: dict[tuple[str, ...], list[str]] = {}
         for name, parts in self.forms.items():
@@ -378,18 +378,3 @@ class _TableIndex:
                 tail = (*parts[-k:-1], singular(parts[-1]))
                 found += [(t, "suffix") for t, w in self.forms.items() if len(w) > k and w[-k:] == tail]
         return found
-
-
-def _shared_prefix(names: list[str]) -> str | None:
-    """A first word most table names share (``ost``, ``wp``): a namespace, not part of the name."""
-    if len(names) < 3:
-        return None
-    firsts: dict[str, int] = {}
-    for name in names:
-        parts = words(name)
-        if len(parts) > 1:
-            firsts[parts[0]] = firsts.get(parts[0], 0) + 1
-    if not firsts:
-        return None
-    word, count = max(firsts.items(), key=lambda item: item[1])
-    return word if count >= 0.6 * len(names) else None

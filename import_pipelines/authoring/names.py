@@ -36,3 +36,18 @@ def normalised(name: str) -> str:
     """``Customer_Emails`` -> ``customer_email``: words joined by ``_``, the last one singular."""
     parts = words(name)
     return "_".join([*parts[:-1], singular(parts[-1])]) if parts else ""
+
+
+def shared_prefix(names: list[str]) -> str | None:
+    """A first word most table names share (``ost``, ``wp``): a namespace, not part of the name."""
+    if len(names) < 3:
+        return None
+    firsts: dict[str, int] = {}
+    for name in names:
+        parts = words(name)
+        if len(parts) > 1:
+            firsts[parts[0]] = firsts.get(parts[0], 0) + 1
+    if not firsts:
+        return None
+    word, count = max(firsts.items(), key=lambda item: item[1])
+    return word if count >= 0.6 * len(names) else None

@@ -31,7 +31,7 @@ from import_pipelines.authoring import fields as field_matching
 from import_pipelines.authoring.fields import SourceColumn, Suggest, TargetField, family
 from import_pipelines.authoring.inspect import Catalogue
 from import_pipelines.authoring.joins import JoinSuggestion
-from import_pipelines.authoring.names import normalised, words
+from import_pipelines.authoring.names import normalised, shared_prefix, words
 from import_pipelines.db.introspect import SchemaInfo, TableInfo
 from import_pipelines.db.sql import ident
 
@@ -138,6 +138,7 @@ class _Builder:
         self.reviews: list[Review] = []
         self.notes: list[str] = []
         self.joins = [s for s in catalogue.join_suggestions if len(s.columns) == 1 and s.confidence >= USABLE_JOIN]
+        self.prefix = shared_prefix(list(self.info.tables))
 
     # -- base table ---------------------------------------------------------------------------
     def entity(self, table_name: str, *, base: str | None) -> _Entity:
@@ -160,7 +161,7 @@ class _Builder:
                 continue
             columns = [SourceColumn(f"x.{c.name}", c.name, c.data_type) for c in candidate.columns]
             coverage = len(self.suggest(columns, {}, wanted)) / max(1, len(wanted))
-            similarity = _table_similarity(table_name, candidate.name)
+            similarity = _table_similarity(table_name, candidate.name, prefix=self.prefix)
             scored.append((0.5 * similarity + 0.5 * coverage, similarity, candidate.name))
         if not scored:
             raise ValueError("the source has no readable table with a single-column primary key to import from")
@@ -193,7 +194,11 @@ class _Builder:
         chosen = {t.name: (c, score, None) for c, t, score in
                   self.suggest(base_columns, self._samples(entity.base, entity.alias), wanted)}
         joins = self._candidate_joins(entity)
-        rest = [t for t in wanted if t.name not in chosen]
+        # a base column x_id pointing at a table says more about field x than a joined table's own
+        # column called x does (ost_ticket.status_id -> ost_ticket_status.name, not ost_user.status)
+        labels = {t.name: found for t in wanted if t.name not in chosen
+                  and (found := self._label(entity, t, joins)) is not None}
+        rest = [t for t in wanted if t.name not in chosen and t.name not in labels]
         if rest:
             joined_columns, samples, via = [], {}, {}
             for join in joins:
@@ -211,11 +216,10 @@ class _Builder:
             if target.name in chosen:
                 column, score, join = chosen[target.name]
                 self._field(entity, target, column, score, join)
-            elif (label := self._label(entity, target, joins)) is not None:
-                column, join = label
-                join.used = True
-                entity.fields[target.name] = _Line(column.ref, f"the {column.name} of the {join.table} row"
-                                                   f" {entity.base}.{target.name}_id points at", review=True)
+            elif target.name in labels:
+                column, join = labels[target.name]
+                self._field(entity, target, column, 0.0, join,
+                            why=f"the {column.name} of the {join.table} row {entity.base}.{target.name}_id points at")
             elif target.required:
                 entity.fields[target.name] = self._placeholder(entity, target)
             else:
@@ -225,15 +229,17 @@ class _Builder:
         entity.joins = [j for j in joins if j.used]
 
     def _field(self, entity: _Entity, target: TargetField, column: SourceColumn, score: float,
-               join: _Join | None) -> None:
-        exact = normalised(column.name) == normalised(target.name)
+               join: _Join | None, *, why: str | None = None) -> None:
+        exact = why is None and normalised(column.name) == normalised(target.name)
         where = f"{join.table}.{column.name}" if join else f"{entity.base}.{column.name}"
         if join is not None:
             join.used = True
         samples = self.catalogue.samples.get(join.table if join else entity.base, {}).get(column.name, ())
         spec: Any = column.ref
         reasons = []
-        if not exact:
+        if why is not None:
+            reasons.append(why)
+        elif not exact:
             reasons.append(f"{where} matched by {'name' if score >= 0.9 else 'a synonym'} ({score:.2f})")
         elif join is not None:
             reasons.append(f"{where}, through a join")
@@ -266,9 +272,15 @@ class _Builder:
             if s.ref_table == entity.base and s.ref_columns == base_pk and s.table != entity.base:
                 alias = _alias(s.table, used)
                 used.add(alias)
-                child_pk = self.info.table(s.table).primary_key
-                order = [f"{alias}.{child_pk[0]}"] if len(child_pk) == 1 else [f"{alias}.{s.columns[0]}"]
-                joins.append(_Join(s.table, alias, {f"{alias}.{s.columns[0]}": f"{entity.alias}.{base_pk[0]}"}, order,
+                on = {f"{alias}.{s.columns[0]}": f"{entity.alias}.{base_pk[0]}"}
+                child = self.info.table(s.table)
+                if s.columns == child.primary_key or any(k.columns == s.columns for k in child.unique_keys):
+                    # the child's key is the reference: at most one row per parent, nothing to choose
+                    joins.append(_Join(s.table, alias, on, None, _join_reason(s, "one-to-one"),
+                                       review=s.confidence < SURE_JOIN))
+                    continue
+                order = [f"{alias}.{child.primary_key[0]}"] if len(child.primary_key) == 1 else [f"{alias}.{s.columns[0]}"]
+                joins.append(_Join(s.table, alias, on, order,
                                    _join_reason(s, "one-to-many") + f"; one {entity.base} row has several {s.table}"
                                    f" rows: the first by {order[0].split('.', 1)[1]} is kept", review=True))
         return joins
@@ -371,7 +383,11 @@ class _Builder:
         return best, normalised(best.columns[0].removesuffix("_id")) == wanted
 
 
-def _table_similarity(target: str, source: str) -> float:
+def _table_similarity(target: str, source: str, *, prefix: str | None = None) -> float:
+    """1 for the same noun, 0.9 for synonyms, 0.6 for a shared word; a source's table prefix (``ost_``) aside."""
+    parts = words(source)
+    if prefix and len(parts) > 1 and parts[0] == prefix:
+        source = "_".join(parts[1:])
     a, b = normalised(target), normalised(source)
     if a == b:
         return 1.0

@@ -123,3 +123,29 @@ def test_command_line_json_never_shows_the_password(freescout_source: str, monke
     assert {"match_share", "cardinality", "types", "pattern"} <= set(suggestion["evidence"])
     assert main(["inspect", "--source-env", "IPT_INSPECT_SOURCE"]) == 0
     assert "join suggestions" in capsys.readouterr().out
+
+
+def test_a_role_that_may_read_only_some_tables(source_url: str) -> None:
+    import uuid
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    role = f"ipt_reader_{uuid.uuid4().hex[:8]}"
+    with connection(source_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text);"
+                     " CREATE TABLE orders (id int PRIMARY KEY, customer_id int, secret text);"
+                     " INSERT INTO customers VALUES (1, 'Ann'), (2, 'Bo'); INSERT INTO orders VALUES (1, 1, 'x');"
+                     f" CREATE ROLE {role} LOGIN; GRANT SELECT ON customers TO {role}")
+    try:
+        with connection(make_conninfo(**{**conninfo_to_dict(source_url), "user": role}), read_only=True) as conn:
+            catalogue = inspect_source(conn)
+        tables = {t["name"]: t for t in catalogue.to_json()["tables"]}
+        assert tables["orders"]["readable"] is False and tables["customers"]["readable"] is True
+        assert all(c["samples"] == [] for c in tables["orders"]["columns"])
+        assert {c["name"]: c["samples"] for c in tables["customers"]["columns"]}["name"] == ["Ann", "Bo"]
+        [orders] = catalogue.join_suggestions  # the name still suggests it; the data could not be read
+        assert orders.evidence["sampled"] == 0 and "not readable" in orders.evidence["note"]
+        assert "(no SELECT privilege)" in render_text(catalogue)
+    finally:
+        with connection(source_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

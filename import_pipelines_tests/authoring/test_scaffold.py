@@ -143,3 +143,25 @@ def test_command_line(freescout_source: str, target: str, monkeypatch, capsys, t
     assert main(["scaffold", "--source-env", "IPT_SCAFFOLD_SOURCE", "--target-env", "IPT_SCAFFOLD_TARGET",
                  "--table", "no_such_table"]) == 2
     assert "no table 'no_such_table'" in capsys.readouterr().err
+
+
+def test_scaffold_from_another_product(new_database, target: str, tmp_path: Path) -> None:
+    """osTicket: prefixed singular tables, keys named ``ticket_id``, no foreign keys."""
+    from import_pipelines_tests.authoring.schemas import OSTICKET
+
+    source = new_database("osticket")
+    OSTICKET.create(source)
+    result = scaffold(source, target, ["tickets"])
+    path = tmp_path / "osticket.yaml"
+    path.write_text(result.text)
+    template = load_template(path)
+    tickets = template.entities["tickets"]
+    assert tickets.query.base.table == "ost_ticket"  # the prefix is a namespace, not part of the noun
+    assert tickets.fields["external_id"].column.endswith(".ticket_id")
+    with connection(target) as conn:
+        build_plan(conn, template=template, entity_name="tickets", profile="check")
+    assert f"# {REVIEW}" not in line(result.text, "base:")  # the same noun once the namespace is set aside
+    # tickets.customer_id is NOT NULL and customer_users is no entity here: flagged, not silently left out
+    assert "add the entity or map a value" in line(result.text, "customer_id:")
+    assert f"# {REVIEW}" in line(result.text, "customer_id:")
+    print("\n" + result.text)
