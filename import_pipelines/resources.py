@@ -18,6 +18,16 @@ class PostgresDatabase(dg.ConfigurableResource):
         """The URL to open with :func:`import_pipelines.db.connect`."""
         return self.url
 
+    def check_connection(self, *, timeout: int = 5):
+        """Reachability, server version, read-only state and what the role may read.
+
+        Returns an :class:`import_pipelines.authoring.connection.ConnectionReport`; it names the
+        server as ``user@host:port/dbname``, never with the password.
+        """
+        from import_pipelines.authoring.connection import check_connection
+
+        return check_connection(self.url, timeout=timeout)
+
 
 class ImportRunSettings(dg.ConfigurableResource):
     """Per-run switches of a profile's import job, set in the launchpad's run config.

@@ -27,7 +27,7 @@ def connect(url: str, *, read_only: bool = False, autocommit: bool = False, pinn
     params = {"application_name": application_name}
     if options:
         params["options"] = " ".join(options)
-    return psycopg.connect(_strip_driver(url), autocommit=autocommit, **params)
+    return psycopg.connect(strip_driver(url), autocommit=autocommit, **params)
 
 
 @contextmanager
@@ -55,7 +55,7 @@ def configure_bulk_session(conn: psycopg.Connection) -> None:
         conn.commit()
 
 
-def _strip_driver(url: str) -> str:
+def strip_driver(url: str) -> str:
     """Accept SQLAlchemy-style ``postgresql+psycopg2://`` URLs as well as plain libpq ones."""
     scheme, sep, rest = url.partition("://")
     if sep and "+" in scheme:
@@ -65,7 +65,7 @@ def _strip_driver(url: str) -> str:
 
 def with_database(url: str, dbname: str) -> str:
     """Return a conninfo string for the same server as ``url`` but database ``dbname``."""
-    return make_conninfo(_strip_driver(url), dbname=dbname)
+    return make_conninfo(strip_driver(url), dbname=dbname)
 
 
 def sqlalchemy_url(url: str, *, driver: str = "psycopg2") -> str:
@@ -76,7 +76,7 @@ def sqlalchemy_url(url: str, *, driver: str = "psycopg2") -> str:
     """
     from urllib.parse import quote
 
-    params = conninfo_to_dict(_strip_driver(url))
+    params = conninfo_to_dict(strip_driver(url))
     user = quote(params.pop("user", "postgres"), safe="")
     password = params.pop("password", None)
     host = params.pop("host", "")

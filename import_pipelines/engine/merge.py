@@ -107,10 +107,14 @@ def _shorten(text: str) -> str:
 class Merger:
     """Composes the statements of one plan once, then merges staged ranges with them."""
 
-    def __init__(self, plan: MergePlan, *, staging: str, run: RunRef, stream_id: int,
+    def __init__(self, plan: MergePlan, *, staging: str | sql.Identifier, run: RunRef, stream_id: int | None,
                  streams: Mapping[str, int] | None = None, dry_run: bool = False, first_import: bool = False,
                  set_based_references: bool = False, placeholders: Mapping[str, Mapping[str, object]] | None = None,
-                 max_isolated: int = MAX_ISOLATED):
+                 max_isolated: int = MAX_ISOLATED, predictions: sql.Composable | None = None):
+        """``staging`` is a staging table's name in ``import_control`` (or any table as an identifier);
+        ``stream_id`` None means the stream has no state yet (nothing is looked up in
+        ``record_state``); a dry run writes its predictions to ``predictions`` (default
+        ``import_control.dry_run_records``)."""
         self.plan = plan
         self.run = run
         self.stream_id = stream_id
@@ -122,7 +126,8 @@ class Merger:
         self.placeholders = dict(placeholders or {})
         self.max_isolated = max_isolated
         self.isolated = 0
-        self.staging = ident(CONTROL_SCHEMA, staging)
+        self.staging = staging if isinstance(staging, sql.Identifier) else ident(CONTROL_SCHEMA, staging)
+        self.predictions = predictions if predictions is not None else ident(CONTROL_SCHEMA, "dry_run_records")
         self.target = ident(plan.table.schema, plan.table.name)
         key_columns = {v.column for v in plan.key}
         self._ref_columns = {c for ref in plan.refs for c in ref.columns}
@@ -160,9 +165,9 @@ class Merger:
         if ref.ref_stream is None:
             return sql.SQL("false")
         return sql.SQL(
-            "EXISTS (SELECT 1 FROM {}.dry_run_records AS dk WHERE dk.run_id = %(run_id)s AND dk.profile = {}"
+            "EXISTS (SELECT 1 FROM {} AS dk WHERE dk.run_id = %(run_id)s AND dk.profile = {}"
             " AND dk.entity = {} AND dk.source_id = {} AND dk.resolves)").format(
-            CONTROL, sql.Literal(self.plan.profile), sql.Literal(ref.ref_stream), ref.source_key)
+            self.predictions, sql.Literal(self.plan.profile), sql.Literal(ref.ref_stream), ref.source_key)
 
     def _classify(self) -> sql.Composed:
         p = self.plan
@@ -224,7 +229,7 @@ class Merger:
                 if p.dedupes and len(table.row_key) == 1:
                     existing = sql.SQL("COALESCE({}, (s._match_tid)::{})").format(existing, self._row_key_type(0))
                 selects.append(sql.SQL("{} AS {}").format(existing, ident(f"_e{i}")))
-            if hashed:
+            if hashed and self.stream_id is not None:
                 joins.append(sql.SQL(" LEFT JOIN {}.record_state AS st ON st.stream_id = {} AND st.source_id = {}").format(
                     CONTROL, sql.Literal(self.stream_id), p.source_id))
                 selects.append(sql.SQL("st.source_hash AS _old_hash, st.target_id AS _old_tid,"
@@ -481,13 +486,13 @@ class Merger:
         tid = id_text([ident("b", f"_e{i}") for i in range(len(p.table.row_key))])
         return sql.SQL(
             "WITH b AS MATERIALIZED ({classify}),"
-            " predicted AS (INSERT INTO {control}.dry_run_records (run_id, profile, entity, source_id, action,"
+            " predicted AS (INSERT INTO {predictions} (run_id, profile, entity, source_id, action,"
             " target_id, duplicate_of, confidence, error, resolves)"
             " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, {tid}, b._dup_of,"
             " b._confidence, COALESCE(b._err, b._hold, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
             " SELECT b._action, count(*) FROM b GROUP BY b._action"
-        ).format(classify=classify, control=CONTROL, profile=sql.Literal(p.profile), entity=sql.Literal(p.entity),
-                 tid=tid)
+        ).format(classify=classify, predictions=self.predictions, profile=sql.Literal(p.profile),
+                 entity=sql.Literal(p.entity), tid=tid)
 
     # -- execution ----------------------------------------------------------------------------
     def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,

@@ -73,7 +73,7 @@ def hashed(compiled: CompiledQuery, *, only: sql.Composable | None = None) -> sq
 
 def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, table: str,
                       run_id: str, chunk_rows: int, progress: Progress | None = None,
-                      only: tuple[str, list[str]] | None = None) -> int:
+                      only: tuple[str, list[str]] | None = None, temporary: bool = False) -> int:
     """Copy the rows of ``compiled`` on the source into staging table ``table``; return the row count.
 
     ``COPY (<compiled SELECT with its hash>) TO STDOUT`` on the source is piped block by block
@@ -82,7 +82,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     which is how the load tells an unchanged record from a changed one. ``only`` = (field, source
     ids) reads just those records (a sync's changed ones). The staging table is created here with
     the source's own column types, and the copy commits on the target as one transaction (the
-    staging table is this run's private scratch space).
+    staging table is this run's private scratch space). With ``temporary`` it is a TEMP table
+    (``pg_temp.<table>``) and nothing is committed: the caller's transaction owns it (a preview).
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
@@ -94,15 +95,15 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         types = source_column_types(source, compiled)
         total = len(only[1]) if only else estimate_rows(source, compiled)
         create_staging(target, table=table, columns=[(c, staging_type(t)) for c, t in zip(compiled.columns, types)],
-                       run_id=run_id)
+                       run_id=run_id, temporary=temporary)
         params = list(compiled.params)
         where = None
         if only is not None:
             where = sql.SQL("(q.{})::text = ANY({})").format(ident(only[0]), sql.Placeholder())
             params.append(only[1])
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(hashed(compiled, only=where))
-        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(CONTROL_SCHEMA, table),
-                                                                 ident_list(compiled.columns))
+        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(
+            ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(compiled.columns))
         rows = 0
         pending = bytearray()
         with source.cursor().copy(copy_out, params) as reader, target.cursor().copy(copy_in) as writer:
@@ -120,7 +121,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         if progress and rows % chunk_rows:
             progress(rows, total)
         source.rollback()
-    target.commit()
+    if not temporary:
+        target.commit()
     return rows
 
 

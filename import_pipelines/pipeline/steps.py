@@ -26,7 +26,7 @@ from import_pipelines.engine.staging import drop_staging, index_staging, staging
 from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
 from import_pipelines.query.compile import compile_query
-from import_pipelines.templates.model import Mode, Template
+from import_pipelines.templates.model import Entity, Mode, Template
 
 CONTROL = ident(CONTROL_SCHEMA)
 
@@ -175,17 +175,7 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
     ``failed`` by the load step and never reach the target table.
     """
     with connect(run.target_url, autocommit=True) as conn:
-        plan = run.plan(conn)
-        staging = ident(CONTROL_SCHEMA, staged.staging)
-        checks = field_checks(plan, staging_types=staging_types(conn, staged.staging),
-                              server_version=conn.info.server_version)
-        invalid = 0
-        if checks:
-            errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
-            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = concat_ws('; ', s._error, e.msg) FROM"
-                                       " (SELECT _rn, {errors} AS msg FROM {t} AS s) AS e"
-                                       " WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(t=staging, errors=errors))
-            invalid = cur.rowcount
+        invalid = mark_invalid_rows(conn, run.plan(conn), ident(CONTROL_SCHEMA, staged.staging))
     log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
     return replace(staged, invalid=invalid)
 
@@ -194,11 +184,26 @@ _TEXTUAL = ("text", "character varying", "character", "unknown", "name", "citext
 MESSAGE_VALUE_CHARS = 40
 
 
-def staging_types(conn: psycopg.Connection, staging: str) -> dict[str, str]:
+def mark_invalid_rows(conn: psycopg.Connection, plan: EntityPlan, staging: sql.Identifier) -> int:
+    """Set ``_error`` on every row of ``staging`` that breaks a field rule (:func:`field_checks`); return how many.
+
+    The map step's rules, set-based in one UPDATE; the preview runs them on its temporary staging.
+    """
+    checks = field_checks(plan, staging_types=staging_types(conn, staging), server_version=conn.info.server_version)
+    if not checks:
+        return 0
+    errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
+    cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = concat_ws('; ', s._error, e.msg) FROM"
+                               " (SELECT _rn, {errors} AS msg FROM {t} AS s) AS e"
+                               " WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(t=staging, errors=errors))
+    return cur.rowcount
+
+
+def staging_types(conn: psycopg.Connection, staging: sql.Identifier) -> dict[str, str]:
     """The staged columns' types (``format_type``)."""
     return dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
                              " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-                             (f"{CONTROL_SCHEMA}.{staging}",)).fetchall())
+                             (staging.as_string(conn),)).fetchall())
 
 
 def field_checks(plan: EntityPlan, *, staging_types: dict[str, str], server_version: int) -> list[sql.Composable]:
@@ -245,25 +250,10 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
     table = ident(CONTROL_SCHEMA, staged.staging)
-    sid = ident(entity.source_id)
     with connect(run.target_url, autocommit=True) as conn:
         # the rule's blocks are counted and joined in temp tables: hash aggregates, not disk sorts
         configure_bulk_session(conn)
-        # hash aggregate first: on a clean source (the usual case) nothing is sorted or rewritten
-        repeated = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {sid} IS NOT NULL"
-                                        " GROUP BY {sid} HAVING count(*) > 1) AS d").format(t=table, sid=sid)).fetchone()[0]
-        duplicates = 0
-        if repeated:
-            # the survivor is the smallest record by value, not the first to arrive: a source read
-            # without an order (a DISTINCT, a hash join) must pick the same survivor every run, or
-            # a re-run would "update" a row to another spelling of the same record
-            values = sql.SQL("row({})::text").format(sql.SQL(", ").join(ident(f) for f in entity.fields))
-            cur = conn.execute(sql.SQL(
-                "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text, _confidence = 100 FROM ("
-                " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY {values}, _rn) AS k"
-                " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(
-                t=table, sid=sid, values=values))
-            duplicates = cur.rowcount
+        duplicates = mark_repeated_source_ids(conn, entity, table)
         log(f"{run.entity_name} dedupe: {duplicates:,} repeated source ids ({entity.source_id})")
         if entity.dedupe is None:
             return replace(staged, duplicates=duplicates, confidences=(100.0,) * duplicates)
@@ -281,6 +271,29 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
         f" in {time.perf_counter() - started:.2f} s")
     return replace(staged, duplicates=duplicates + outcome.within, matched_target=outcome.against_target,
                    confidences=(100.0,) * duplicates + tuple(outcome.confidences))
+
+
+def mark_repeated_source_ids(conn: psycopg.Connection, entity: Entity, staging: sql.Identifier) -> int:
+    """Mark every row of ``staging`` whose source identifier an earlier row already has; return how many.
+
+    The dedupe step's first rule, also run by the preview on its temporary staging table.
+    """
+    sid = ident(entity.source_id)
+    # hash aggregate first: on a clean source (the usual case) nothing is sorted or rewritten
+    repeated = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {sid} IS NOT NULL"
+                                    " GROUP BY {sid} HAVING count(*) > 1) AS d").format(t=staging, sid=sid)).fetchone()[0]
+    if not repeated:
+        return 0
+    # the survivor is the smallest record by value, not the first to arrive: a source read
+    # without an order (a DISTINCT, a hash join) must pick the same survivor every run, or
+    # a re-run would "update" a row to another spelling of the same record
+    values = sql.SQL("row({})::text").format(sql.SQL(", ").join(ident(f) for f in entity.fields))
+    cur = conn.execute(sql.SQL(
+        "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text, _confidence = 100 FROM ("
+        " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY {values}, _rn) AS k"
+        " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(
+        t=staging, sid=sid, values=values))
+    return cur.rowcount
 
 
 def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
