@@ -1,4 +1,4 @@
-"""Benchmark inspecting a wide source: ``python benchmarks/inspect.py --tables 500``.
+"""Benchmark inspecting a wide source: ``python benchmarks/inspect_source.py --tables 500``.
 
 Creates a database of ``--tables`` tables (:mod:`import_pipelines.demo.wide_schema`: keys,
 declared and undeclared references, a few rows each), then times, ``--runs`` times each and
