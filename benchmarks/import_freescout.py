@@ -124,7 +124,7 @@ def raw_copy(template: Template, *, source: str, target: str) -> dict[str, tuple
             out_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(compiled.statement)
             in_sql = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(table)
             with tgt.transaction():
-                with src.cursor().copy(out_sql, compiled.params) as copy_out, tgt.cursor().copy(in_sql) as copy_in:
+                with src.cursor().copy(out_sql) as copy_out, tgt.cursor().copy(in_sql) as copy_in:
                     for block in copy_out:
                         copy_in.write(block)
             src.rollback()

@@ -17,19 +17,24 @@ from psycopg import sql
 
 from import_pipelines.db.connect import connect
 from import_pipelines.db.sql import SCRATCH_TABLE, ident, ident_list
+from import_pipelines.db.text_copy import clean_line, copy_text, invalid_lines
 from import_pipelines.query.compile import CompiledQuery
+from import_pipelines.templates.model import OnInvalidText
 
 Progress = Callable[[int, int | None], None]
+InvalidText = Callable[[int, str], None]
 
 _WRITE_BYTES = 1 << 20
 _FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are the server's built-in types
-_PORTABLE_TEXT = "SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8'"
+# standard_conforming_strings: a backslash in a checked literal is a plain character, as sqlglot read it
+_PORTABLE_TEXT = ("SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8';"
+                  " SET standard_conforming_strings = on")
 
 
 def estimate_rows(conn: psycopg.Connection, compiled: CompiledQuery) -> int | None:
     """The planner's row estimate for ``compiled`` (cheap; used for progress percentages)."""
     try:
-        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(compiled.statement), compiled.params).fetchone()[0]
+        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(compiled.statement)).fetchone()[0]
     except psycopg.Error:
         return None
     plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -44,7 +49,7 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> li
     the target column's type.
     """
     cur = conn.cursor()
-    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(compiled.statement), compiled.params)
+    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(compiled.statement))
     oids = [d.type_code for d in cur.description]
     names = conn.execute("SELECT CASE WHEN oid >= %s THEN 'text' ELSE format_type(oid, NULL) END"
                          " FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n",
@@ -71,7 +76,9 @@ def staging_type(type_name: str) -> str:
 
 
 def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, schema: str,
-                      table: str, chunk_rows: int, progress: Progress | None = None) -> int:
+                      table: str, chunk_rows: int, progress: Progress | None = None,
+                      on_invalid_text: OnInvalidText = "fail_row", invalid_text: InvalidText | None = None,
+                      check_text: bool = True, purpose: str = "source") -> int:
     """Copy the result of ``compiled`` on the source into ``schema.table``; return the row count.
 
     ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
@@ -80,10 +87,16 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     tells an unchanged record from a changed one. The staging table is created here with the
     source's own column types, and the copy commits on the target as one transaction (the staging
     table is this run's private scratch space).
+
+    Text that is not valid UTF-8 (a ``SQL_ASCII`` source) does not fail the copy: each 1 MB
+    buffer is checked before it is written (``check_text``), and a row with invalid bytes gets an
+    ``_error`` naming the field (``on_invalid_text="fail_row"``: the load records it as failed) or
+    is staged with U+FFFD in place of each bad byte (``"replace"``); ``invalid_text(row, message)``
+    hears of each such row.
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
-    with connect(source_url, read_only=True) as source:
+    with connect(source_url, read_only=True, purpose=purpose) as source:
         for session in (source, target):
             # text COPY carries values as their text form: both sides must write and read the
             # same one, whatever the servers' own DateStyle, IntervalStyle or encoding
@@ -92,10 +105,21 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
-        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(ident(schema, table), ident_list(compiled.columns))
+        copy_in = sql.SQL("COPY {} ({}, _hash, _error) FROM STDIN").format(ident(schema, table),
+                                                                            ident_list(compiled.columns))
         rows = 0
         pending = bytearray()
-        with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
+        pending_first = 1  # the row number of pending's first line
+
+        def flush() -> None:
+            data = pending
+            if check_text and invalid_lines(pending):
+                data = _clean_buffer(pending, columns=compiled.columns, first_row=pending_first,
+                                     mode=on_invalid_text, report=invalid_text)
+            writer.write(data)
+            pending.clear()
+
+        with source.cursor().copy(copy_out) as reader, target.cursor().copy(copy_in) as writer:
             # the server sends one row per message and libpq hands out one message per block;
             # rows go on to the target in blocks of about 1 MB, each with the sha256 of its line
             # (the source's values in their pinned text form): hashed here, while the target's
@@ -104,16 +128,39 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
                 pending += block[:-1]
                 pending += b"\t"
                 pending += sha256(block).hexdigest().encode()
-                pending += b"\n"
+                pending += b"\t\\N\n"
                 rows += 1
                 if len(pending) >= _WRITE_BYTES:
-                    writer.write(pending)
-                    pending.clear()
+                    flush()
+                    pending_first = rows + 1
                 if progress and rows % chunk_rows == 0:
                     progress(rows, total)
-            writer.write(pending)
+            flush()
         if progress and rows % chunk_rows:
             progress(rows, total)
         source.rollback()
     target.commit()
     return rows
+
+
+def _clean_buffer(buffer: bytearray, *, columns: list[str], first_row: int, mode: OnInvalidText,
+                  report: InvalidText | None) -> bytes:
+    """Rewrite the lines of ``buffer`` that are not valid UTF-8 (each ends in its hash and error slot)."""
+    out = []
+    for offset, line in enumerate(bytes(buffer).split(b"\n")[:-1]):
+        values, digest, _ = line.rsplit(b"\t", 2)
+        cleaned = clean_line(values, columns)
+        if cleaned.error is None:
+            out.append(line)
+            continue
+        row = first_row + offset
+        if mode == "replace":
+            message = f"{cleaned.error}; replaced with U+FFFD"
+            error = b"\\N"
+        else:
+            message = f"{cleaned.error}; the row is not imported (on_invalid_text: replace loads it with U+FFFD)"
+            error = copy_text(message)
+        if report:
+            report(row, message)
+        out.append(b"\t".join((cleaned.line, digest, error)))
+    return b"\n".join(out) + b"\n"

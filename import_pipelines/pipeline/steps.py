@@ -52,6 +52,10 @@ class EntityRun:
         """Rows per extract chunk and per merge transaction."""
         return self.batch_rows or self.template.batch_rows
 
+    def purpose(self, side: str) -> str:
+        """``source of profile x, entity y``: which connection an error is about."""
+        return f"{side} of profile {self.profile}, entity {self.entity_name}"
+
     def plan(self, conn) -> LoadPlan:
         """The entity's load plan, checked against the target schema."""
         return build_plan(conn, template=self.template, entity_name=self.entity_name, profile=self.profile,
@@ -104,18 +108,28 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     """Stream the entity's compiled source query into a fresh staging table in the target."""
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
-    with connect(run.target_url, autocommit=True) as target:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as target:
         ensure_control_schema(target)
         plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
         staging = staging_table_name(plan, run.run_id)
-        with connect(run.source_url, read_only=True) as probe:
+        with connect(run.source_url, read_only=True, purpose=run.purpose("source")) as probe:
             version = probe.info.server_version
         compiled = compile_query(entity.query, entity.fields, server_version=version)
         target.autocommit = False
+        invalid: list[int] = []
+
+        def invalid_text(row: int, message: str) -> None:
+            invalid.append(row)
+            if len(invalid) <= _LOGGED_INVALID_ROWS:
+                log(f"{run.entity_name} extract: source row {row:,}: {message}")
+
         rows = stream_to_staging(
             source_url=run.source_url, target=target, compiled=compiled, schema=CONTROL, table=staging,
-            chunk_rows=run.rows_per_batch,
+            chunk_rows=run.rows_per_batch, purpose=run.purpose("source"),
+            on_invalid_text=entity.on_invalid_text or run.template.on_invalid_text, invalid_text=invalid_text,
             progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+        if len(invalid) > _LOGGED_INVALID_ROWS:
+            log(f"{run.entity_name} extract: {len(invalid):,} rows held text that is not valid UTF-8")
         # the load reads the staging table by row-number ranges: indexed and analysed here, while
         # the entities this one references may still be loading, not when its own load begins
         table = ident(CONTROL, staging)
@@ -124,7 +138,11 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
         target.commit()
     seconds = time.perf_counter() - started
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s")
-    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds)
+    failed_text = 0 if (entity.on_invalid_text or run.template.on_invalid_text) == "replace" else len(invalid)
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, invalid=failed_text)
+
+
+_LOGGED_INVALID_ROWS = 20  # rows named one by one in the step log; the rest are counted
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
@@ -133,7 +151,7 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
     Rows that break a rule get an error naming the field and the rule; they are recorded as
     ``failed`` by the load step and never reach the target table.
     """
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         plan = run.plan(conn)
         checks = []
         for name in plan.write_fields:
@@ -152,10 +170,13 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
         invalid = 0
         if checks:
             errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
-            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = e.msg FROM (SELECT _rn, {errors} AS msg FROM {t} AS s)"
+            # an error found earlier (extract: text that is not UTF-8) is kept, the field rules' added
+            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = concat_ws('; ', s._error, e.msg) FROM"
+                                       " (SELECT _rn, {errors} AS msg FROM {t} AS s)"
                                        " AS e WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(
                 t=ident(CONTROL, staged.staging), errors=errors))
             invalid = cur.rowcount
+    invalid += staged.invalid
     log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
     return replace(staged, invalid=invalid)
 
@@ -174,7 +195,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     entity = run.template.entities[run.entity_name]
     table = ident(CONTROL, staged.staging)
     sid = ident(entity.source_id)
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         # the rule's blocks are counted and joined in temp tables: hash aggregates, not disk sorts
         configure_bulk_session(conn)
         # hash aggregate first: on a clean source (the usual case) nothing is sorted or rewritten
