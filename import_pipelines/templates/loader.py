@@ -21,11 +21,13 @@ TEMPLATE_DIR = Path(__file__).parent
 class TemplateError(ValueError):
     """An invalid template: ``problems`` is a list of (yaml path, rule) pairs."""
 
+    headline = "invalid template"
+
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
         lines = [f"{source}: {path or '<root>'}: {rule}" for path, rule in problems]
-        super().__init__("invalid template\n  " + "\n  ".join(lines))
+        super().__init__(f"{self.headline}\n  " + "\n  ".join(lines))
 
 
 def shipped_templates() -> list[str]:
