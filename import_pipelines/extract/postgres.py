@@ -104,6 +104,11 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         types = source_column_types(source, compiled)
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
+        if source.info.parameter_status("server_encoding") == "SQL_ASCII":
+            # a SQL_ASCII server stores bytes and refuses to send any that are not valid in the
+            # client's encoding, failing the whole COPY: take them as they are and check each
+            # line here (after the statements whose text results psycopg decodes), where a bad one fails only its row
+            source.execute("SET client_encoding = 'SQL_ASCII'")
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
         copy_in = sql.SQL("COPY {} ({}, _hash, _error) FROM STDIN").format(ident(schema, table),
                                                                             ident_list(compiled.columns))
