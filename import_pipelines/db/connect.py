@@ -79,7 +79,7 @@ def database_identity(url: str) -> str:
 def describe(params: dict[str, str], purpose: str | None) -> str:
     """``the source of profile x (db.example.org:5432/freescout)`` for messages."""
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or '5432'}/{params.get('dbname') or ''}"
-    return f"the {purpose} database ({where})" if purpose else f"the database {where}"
+    return f"the {purpose} ({where})" if purpose else f"the database {where}"
 
 
 def scrub(message: str, params: dict[str, str]) -> str:
