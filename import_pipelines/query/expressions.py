@@ -140,7 +140,10 @@ def _check_tree(tree: exp.Expression, *, text: str, aliases: set[str]) -> None:
                 raise ExpressionError(f"{text!r}: {node.name!r} is not a date part or interval unit")
         elif isinstance(node, exp.DataType):
             if node.this not in ALLOWED_TYPES:
-                raise ExpressionError(f"{text!r}: a cast to {node.sql(dialect='postgres')} is not allowed; only plain"
+                shown = node.sql(dialect="postgres")
+                if shown.upper().startswith("REG") or shown.upper() == "OID":
+                    raise ExpressionError(f"{text!r}: a cast to {shown} reaches the server's catalogue; not allowed")
+                raise ExpressionError(f"{text!r}: a cast to {shown} is not allowed; only plain"
                                       " types (text, varchar, integer, bigint, numeric, boolean, date, timestamp,"
                                       " timestamptz, interval, json, jsonb, uuid, ...) are")
         elif isinstance(node, exp.ObjectIdentifier):

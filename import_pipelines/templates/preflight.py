@@ -99,7 +99,9 @@ def source_problems(template: Template, *, source_url: str, profile: str) -> lis
     """Problems of every entity's query against the source (read-only; no row is read)."""
     problems: list[tuple[str, str]] = []
     with connect(source_url, read_only=True, autocommit=True, purpose=f"source of profile {profile}") as conn:
-        conn.execute("SET standard_conforming_strings = on")
+        # the statements below read only catalogue names, valid in any encoding (a SQL_ASCII
+        # server would otherwise hand them over as bytes)
+        conn.execute("SET standard_conforming_strings = on; SET client_encoding = 'UTF8'")
         version = conn.info.server_version
         for name, entity in template.entities.items():
             problems += _entity_source_problems(conn, name=name, entity=entity, version=version)
