@@ -78,7 +78,7 @@ def staging_type(type_name: str) -> str:
 def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, schema: str,
                       table: str, chunk_rows: int, progress: Progress | None = None,
                       on_invalid_text: OnInvalidText = "fail_row", invalid_text: InvalidText | None = None,
-                      check_text: bool = True, purpose: str = "source") -> int:
+                      check_text: bool | None = None, purpose: str = "source") -> int:
     """Copy the result of ``compiled`` on the source into ``schema.table``; return the row count.
 
     ``COPY (<compiled SELECT>) TO STDOUT`` on the source is piped block by block into ``COPY
@@ -88,11 +88,13 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     source's own column types, and the copy commits on the target as one transaction (the staging
     table is this run's private scratch space).
 
-    Text that is not valid UTF-8 (a ``SQL_ASCII`` source) does not fail the copy: each 1 MB
-    buffer is checked before it is written (``check_text``), and a row with invalid bytes gets an
-    ``_error`` naming the field (``on_invalid_text="fail_row"``: the load records it as failed) or
-    is staged with U+FFFD in place of each bad byte (``"replace"``); ``invalid_text(row, message)``
-    hears of each such row.
+    Text that is not valid UTF-8 does not fail the copy: each 1 MB buffer is checked before it is
+    written, and a row with invalid bytes gets an ``_error`` naming the field
+    (``on_invalid_text="fail_row"``: the load records it as failed) or is staged with U+FFFD in
+    place of each bad byte (``"replace"``); ``invalid_text(row, message)`` hears of each such row.
+    Only a ``SQL_ASCII`` server can send such bytes (any other converts its text to UTF-8 and
+    validates it), so ``check_text=None`` checks exactly those sources; ``True`` or ``False``
+    forces the choice.
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
@@ -104,10 +106,14 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         types = source_column_types(source, compiled)
         total = estimate_rows(source, compiled)
         create_staging_table(target, schema=schema, table=table, columns=compiled.columns, types=types)
-        if source.info.parameter_status("server_encoding") == "SQL_ASCII":
+        raw_bytes = source.info.parameter_status("server_encoding") == "SQL_ASCII"
+        if check_text is None:
+            check_text = raw_bytes
+        if raw_bytes:
             # a SQL_ASCII server stores bytes and refuses to send any that are not valid in the
-            # client's encoding, failing the whole COPY: take them as they are and check each
-            # line here (after the statements whose text results psycopg decodes), where a bad one fails only its row
+            # client's encoding, failing the whole COPY: take them as they are (after the
+            # statements whose text results psycopg decodes) and check them here, where a bad
+            # line fails only its row
             source.execute("SET client_encoding = 'SQL_ASCII'")
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(compiled.statement)
         copy_in = sql.SQL("COPY {} ({}, _hash, _error) FROM STDIN").format(ident(schema, table),

@@ -189,7 +189,7 @@ class FieldSpec(_Strict):
 
 
 class Filter(_Strict):
-    """One WHERE predicate; values are always bound parameters, never spliced into SQL."""
+    """One WHERE predicate; values become literals quoted by the connection, never SQL text."""
 
     column: str
     op: FilterOp
