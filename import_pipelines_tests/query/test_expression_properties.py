@@ -42,7 +42,9 @@ HOSTILE = [
 SERVER_EQUIVALENTS = {"int2", "int4", "int8", "numeric", "float4", "float8", "text", "varchar", "bpchar", "bool",
                       "date", "time", "timetz", "timestamp", "timestamptz", "interval", "json", "jsonb", "uuid",
                       "bytea", "btrim", "ltrim", "rtrim", "date_part", "extract", "now", "textlen", "char_length"}
-SYNTAX_BEFORE_PAREN = {"cast", "any", "in", "array", "case", "when", "then", "else", "and", "or", "not", "is"}
+# keywords of operators and syntax that may stand before a parenthesis without calling anything
+SYNTAX_BEFORE_PAREN = {"cast", "any", "in", "array", "case", "when", "then", "else", "and", "or", "not", "is", "like",
+                       "ilike", "similar", "to", "between", "null", "distinct", "from", "end"}
 
 text_literal = st.text(alphabet=st.sampled_from(list("ab%_'\\ -é")), max_size=6).map(lambda s: "'" + s.replace("'", "''") + "'")
 int_literal = st.integers(min_value=0, max_value=999).map(str)
