@@ -4,7 +4,6 @@ the run queue's source key is the source database's identity."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -74,8 +73,16 @@ def test_the_source_key_is_the_database_identity_without_credentials(monkeypatch
 
 
 def test_the_profile_job_carries_the_source_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    import import_pipelines.definitions as module
+    from import_pipelines.components.build import build_profile_defs
+    from import_pipelines.components.profile import ImportProfile
+    from import_pipelines.resources import ImportRunSettings, PostgresDatabase
+    from import_pipelines.templates.loader import load_template
 
-    job = module.defs.resolve_job_def("freescout_demo_import")
-    assert job.tags["import_pipelines/source"] == source_tag("IMPORT_PIPELINES_SOURCE_URL")
-    assert "@" not in job.tags["import_pipelines/source"] and os.environ["IMPORT_PIPELINES_SOURCE_URL"]
+    monkeypatch.setenv("TAG_SOURCE_URL", "postgresql://importer:s3cret@db.example.org:6543/freescout")
+    profile = ImportProfile(name="tag", template="freescout", source_url_env="TAG_SOURCE_URL")
+    defs = build_profile_defs(profile, load_template("freescout"), resources={
+        "tag_source": PostgresDatabase(url=dg.EnvVar("TAG_SOURCE_URL")),
+        "tag_target": PostgresDatabase(url=dg.EnvVar("TAG_SOURCE_URL")), "tag_settings": ImportRunSettings()})
+    tags = defs.resolve_job_def("tag_import").tags
+    assert tags["import_pipelines/source"] == "db.example.org:6543/freescout"
+    assert "s3cret" not in str(tags) and "importer" not in str(tags)
