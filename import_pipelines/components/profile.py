@@ -51,7 +51,7 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
             path = context.path / path
         template = load_template(path)
         return build_profile_defs(
-            self, template,
+            self, template, template_source=str(path),
             resources={f"{self.name}_source": PostgresDatabase(url=dg.EnvVar(self.source_url_env)),
                        f"{self.name}_target": PostgresDatabase(url=dg.EnvVar(self.target_url_env)),
                        f"{self.name}_settings": ImportRunSettings()})

@@ -18,10 +18,13 @@ from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.connect import connect
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident, ident_list
+from import_pipelines.db.text_copy import clean_line, copy_text, invalid_lines
 from import_pipelines.engine.staging import create_staging
 from import_pipelines.query.compile import CompiledQuery
+from import_pipelines.templates.model import OnInvalidText
 
 Progress = Callable[[int, int | None], None]
+InvalidText = Callable[[int, str], None]
 
 _WRITE_BYTES = 1 << 20
 _FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are the server's built-in types
@@ -30,7 +33,7 @@ _FIRST_USER_OID = 16384  # FirstNormalObjectId: OIDs below it are the server's b
 def estimate_rows(conn: psycopg.Connection, compiled: CompiledQuery) -> int | None:
     """The planner's row estimate for ``compiled`` (cheap; used for progress percentages)."""
     try:
-        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(compiled.statement), compiled.params).fetchone()[0]
+        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(compiled.statement)).fetchone()[0]
     except psycopg.Error:
         return None
     plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -45,7 +48,7 @@ def source_column_types(conn: psycopg.Connection, compiled: CompiledQuery) -> li
     the target column's type.
     """
     cur = conn.cursor()
-    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(compiled.statement), compiled.params)
+    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(compiled.statement))
     oids = [d.type_code for d in cur.description]
     names = conn.execute("SELECT CASE WHEN oid >= %s THEN 'text' ELSE format_type(oid, NULL) END"
                          " FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n",
@@ -73,7 +76,9 @@ def hashed(compiled: CompiledQuery, *, only: sql.Composable | None = None) -> sq
 
 def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, table: str,
                       run_id: str, chunk_rows: int, progress: Progress | None = None,
-                      only: tuple[str, list[str]] | None = None, temporary: bool = False) -> int:
+                      only: tuple[str, list[str]] | None = None, temporary: bool = False,
+                      on_invalid_text: OnInvalidText = "fail_row", invalid_text: InvalidText | None = None,
+                      check_text: bool | None = None, purpose: str = "source") -> int:
     """Copy the rows of ``compiled`` on the source into staging table ``table``; return the row count.
 
     ``COPY (<compiled SELECT with its hash>) TO STDOUT`` on the source is piped block by block
@@ -84,10 +89,18 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
     the source's own column types, and the copy commits on the target as one transaction (the
     staging table is this run's private scratch space). With ``temporary`` it is a TEMP table
     (``pg_temp.<table>``) and nothing is committed: the caller's transaction owns it (a preview).
+
+    Text that is not valid UTF-8 does not fail the copy: each 1 MB buffer is checked before it is
+    written, and a row with invalid bytes gets an ``_error`` naming the field
+    (``on_invalid_text="fail_row"``: the load records it as failed) or is staged with U+FFFD in
+    place of each bad byte (``"replace"``); ``invalid_text(row, message)`` hears of each such row.
+    Only a ``SQL_ASCII`` server can send such bytes (any other converts its text to UTF-8 and
+    validates it), so ``check_text=None`` checks exactly those sources; ``True`` or ``False``
+    forces the choice.
     """
     # the session is READ ONLY by default (connect(read_only=True)), so the transaction psycopg
     # opens with the first statement is a read-only one
-    with connect(source_url, read_only=True) as source:
+    with connect(source_url, read_only=True, purpose=purpose) as source:
         for session in (source, target):
             # text COPY carries values as their text form: both sides must write and read the
             # same one, whatever the servers' own DateStyle, IntervalStyle or encoding
@@ -96,28 +109,52 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
         total = len(only[1]) if only else estimate_rows(source, compiled)
         create_staging(target, table=table, columns=[(c, staging_type(t)) for c, t in zip(compiled.columns, types)],
                        run_id=run_id, temporary=temporary)
-        params = list(compiled.params)
-        where = None
-        if only is not None:
-            where = sql.SQL("(q.{})::text = ANY({})").format(ident(only[0]), sql.Placeholder())
-            params.append(only[1])
+        raw_bytes = source.info.parameter_status("server_encoding") == "SQL_ASCII"
+        if check_text is None:
+            check_text = raw_bytes
+        if raw_bytes:
+            # a SQL_ASCII server stores bytes and refuses to send any that are not valid in the
+            # client's encoding, failing the whole COPY: take them as they are (after the
+            # statements whose text results psycopg decodes) and check them here, where a bad
+            # line fails only its row
+            source.execute("SET client_encoding = 'SQL_ASCII'")
+        # the ids as a literal, not a parameter: the compiled text may hold a '%' that a statement
+        # with parameters would read as a placeholder
+        where = (sql.SQL("(q.{})::text = ANY({}::text[])").format(ident(only[0]), sql.Literal(only[1]))
+                 if only is not None else None)
         copy_out = sql.SQL("COPY ({}) TO STDOUT").format(hashed(compiled, only=where))
-        copy_in = sql.SQL("COPY {} ({}, _hash) FROM STDIN").format(
-            ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(compiled.columns))
+        # a checked copy carries an _error slot per line, for the rows whose text is not UTF-8
+        copy_in = sql.SQL("COPY {} ({}, _hash{}) FROM STDIN").format(
+            ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(compiled.columns),
+            sql.SQL(", _error") if check_text else sql.SQL(""))
         rows = 0
         pending = bytearray()
-        with source.cursor().copy(copy_out, params) as reader, target.cursor().copy(copy_in) as writer:
+        pending_first = 1  # the row number of pending's first line
+
+        def flush() -> None:
+            data = pending
+            if check_text and invalid_lines(pending):
+                data = _clean_buffer(pending, columns=compiled.columns, first_row=pending_first,
+                                     mode=on_invalid_text, report=invalid_text)
+            writer.write(data)
+            pending.clear()
+
+        with source.cursor().copy(copy_out) as reader, target.cursor().copy(copy_in) as writer:
             # the server sends one row per message and libpq hands out one message per block;
             # rows go on to the target in blocks of about 1 MB
             for block in reader:
-                pending += block
+                if check_text:
+                    pending += block[:-1]
+                    pending += b"\t\\N\n"
+                else:
+                    pending += block
                 rows += 1
                 if len(pending) >= _WRITE_BYTES:
-                    writer.write(pending)
-                    pending.clear()
+                    flush()
+                    pending_first = rows + 1
                 if progress and rows % chunk_rows == 0:
                     progress(rows, total)
-            writer.write(pending)
+            flush()
         if progress and rows % chunk_rows:
             progress(rows, total)
         source.rollback()
@@ -128,7 +165,7 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
 
 def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, source_id: str,
                        stream_id: int, table: str, target_table: sql.Composable, target_key: str, key_type: str,
-                       run_id: str) -> tuple[int, list[str], int, int]:
+                       run_id: str, purpose: str = "source") -> tuple[int, list[str], int, int]:
     """A sync's first pass: the source ids whose record is new or changed since the last import.
 
     The source streams each record's source id and hash only (``COPY (SELECT id, md5(row))``),
@@ -138,7 +175,7 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
     longer contains: deleted at the source or filtered out, unchanged duplicates among the records
     read, which a full read would skip again).
     """
-    with connect(source_url, read_only=True) as source:
+    with connect(source_url, read_only=True, purpose=purpose) as source:
         for session in (source, target):
             pin_text_format(session)
         create_staging(target, table=table, columns=[("sid", "text")], run_id=run_id)
@@ -146,7 +183,7 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
                            " FROM ({}) AS q) AS k) TO STDOUT").format(ident(source_id), compiled.statement)
         copy_in = sql.SQL("COPY {} (sid, _hash) FROM STDIN").format(ident(CONTROL_SCHEMA, table))
         pending = bytearray()
-        with source.cursor().copy(copy_out, compiled.params) as reader, target.cursor().copy(copy_in) as writer:
+        with source.cursor().copy(copy_out) as reader, target.cursor().copy(copy_in) as writer:
             for block in reader:
                 pending += block
                 if len(pending) >= _WRITE_BYTES:
@@ -180,3 +217,26 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
         keys=keys, control=ident(CONTROL_SCHEMA), stream=sql.Literal(stream_id))).fetchone()[0]
     target.commit()
     return read, changed, gone, duplicates
+
+
+def _clean_buffer(buffer: bytearray, *, columns: list[str], first_row: int, mode: OnInvalidText,
+                  report: InvalidText | None) -> bytes:
+    """Rewrite the lines of ``buffer`` that are not valid UTF-8 (each ends in its hash and error slot)."""
+    out = []
+    for offset, line in enumerate(bytes(buffer).split(b"\n")[:-1]):
+        values, digest, _ = line.rsplit(b"\t", 2)
+        cleaned = clean_line(values, columns)
+        if cleaned.error is None:
+            out.append(line)
+            continue
+        row = first_row + offset
+        if mode == "replace":
+            message = f"{cleaned.error}; replaced with U+FFFD"
+            error = b"\\N"
+        else:
+            message = f"{cleaned.error}; the row is not imported (on_invalid_text: replace loads it with U+FFFD)"
+            error = copy_text(message)
+        if report:
+            report(row, message)
+        out.append(b"\t".join((cleaned.line, digest, error)))
+    return b"\n".join(out) + b"\n"

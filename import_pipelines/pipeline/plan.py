@@ -56,8 +56,9 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     system = source_system or template.source_system
     where = f"entity {entity_name!r}"
     wanted = [entity.target, *(template.entities[ref.entity].target for ref in entity.references.values())]
+    described = describe_schema(conn, template.target_schema)
     try:
-        tables = read_target_tables(conn, schema=describe_schema(conn, template.target_schema), tables=wanted)
+        tables = read_target_tables(conn, schema=described, tables=wanted)
     except LookupError as error:
         raise MappingError(f"{where}: {error}") from None
     table = tables[entity.target]
@@ -85,6 +86,12 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
         if column not in table.columns:
             problems.append(f"reference {column!r} is not a column of {table.qualified}")
             continue
+        ref_table = tables[template.entities[ref.entity].target]
+        for fk in described.table(entity.target).foreign_keys:
+            if fk.columns == (column,) and (fk.ref_schema, fk.ref_table) != (ref_table.schema, ref_table.name):
+                problems.append(f"reference {column!r} points at entity {ref.entity!r} ({ref_table.qualified}), but"
+                                f" foreign key {fk.name} of {table.qualified}.{column} references"
+                                f" {fk.ref_schema}.{fk.ref_table}")
         refs.append(_reference(template, entity_name=entity_name, column=column, table=table,
                                ref_table=tables[template.entities[ref.entity].target], system=system))
     if entity.dedupe is not None:

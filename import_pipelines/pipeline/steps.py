@@ -58,6 +58,10 @@ class EntityRun:
         """Rows per extract chunk and per merge transaction."""
         return self.batch_rows or self.template.batch_rows
 
+    def purpose(self, side: str) -> str:
+        """``source of profile x, entity y``: which connection an error is about."""
+        return f"{side} of profile {self.profile}, entity {self.entity_name}"
+
     def plan(self, conn) -> EntityPlan:
         """The entity's plan, checked against the target schema."""
         return build_plan(conn, template=self.template, entity_name=self.entity_name, profile=self.profile,
@@ -127,13 +131,13 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     """
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
-    with connect(run.target_url, autocommit=True) as target:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as target:
         ensure_control_schema(target)
         plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
         _, streams = register(target, run)
         stream_id = streams[run.entity_name]
         staging = staging_name(run.profile, run.entity_name, run.run_id)
-        with connect(run.source_url, read_only=True) as probe:
+        with connect(run.source_url, read_only=True, purpose=run.purpose("source")) as probe:
             version = probe.info.server_version
         compiled = compile_query(entity.query, entity.fields, server_version=version)
         only, read, gone, duplicates = None, 0, 0, 0
@@ -145,7 +149,8 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
             read, changed, gone, duplicates = changed_source_ids(
                 source_url=run.source_url, target=target, compiled=compiled, source_id=entity.source_id,
                 stream_id=stream_id, table=keys, target_table=ident(plan.table.schema, plan.table.name),
-                target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id)
+                target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id,
+                purpose=run.purpose("source"))
             drop_staging(target, keys)
             target.commit()
             log(f"{run.entity_name} extract: {read:,} records read as keys, {len(changed):,} new or changed"
@@ -153,10 +158,20 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
             if len(changed) <= FULL_READ_SHARE * read:
                 only = (entity.source_id, changed)
         target.autocommit = False
+        invalid: list[int] = []
+
+        def invalid_text(row: int, message: str) -> None:
+            invalid.append(row)
+            if len(invalid) <= _LOGGED_INVALID_ROWS:
+                log(f"{run.entity_name} extract: source row {row:,}: {message}")
+
         rows = stream_to_staging(
             source_url=run.source_url, target=target, compiled=compiled, table=staging,
-            run_id=run.run_id, chunk_rows=run.rows_per_batch, only=only,
+            run_id=run.run_id, chunk_rows=run.rows_per_batch, only=only, purpose=run.purpose("source"),
+            on_invalid_text=entity.on_invalid_text or run.template.on_invalid_text, invalid_text=invalid_text,
             progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+        if len(invalid) > _LOGGED_INVALID_ROWS:
+            log(f"{run.entity_name} extract: {len(invalid):,} rows held text that is not valid UTF-8")
         # the load reads the staging table by row-number ranges: indexed and analysed here, while
         # the entities this one references may still be loading, not when its own load begins
         index_staging(target, staging)
@@ -165,7 +180,12 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     unread = {"unchanged": read - rows - duplicates, "skipped": duplicates} if only is not None else {}
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s"
         + (f" ({read - rows:,} unchanged records not read)" if unread else ""))
-    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, unread=unread, gone=gone)
+    failed_text = 0 if (entity.on_invalid_text or run.template.on_invalid_text) == "replace" else len(invalid)
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, unread=unread, gone=gone,
+                  invalid=failed_text)
+
+
+_LOGGED_INVALID_ROWS = 20  # rows named one by one in the step log; the rest are counted
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
@@ -174,8 +194,9 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
     Rows that break a rule get an error naming the field and the rule; they are recorded as
     ``failed`` by the load step and never reach the target table.
     """
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         invalid = mark_invalid_rows(conn, run.plan(conn), ident(CONTROL_SCHEMA, staged.staging))
+    invalid += staged.invalid
     log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
     return replace(staged, invalid=invalid)
 
@@ -250,7 +271,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
     table = ident(CONTROL_SCHEMA, staged.staging)
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         # the rule's blocks are counted and joined in temp tables: hash aggregates, not disk sorts
         configure_bulk_session(conn)
         duplicates = mark_repeated_source_ids(conn, entity, table)

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from import_pipelines.query.compile import compile_field, compile_query
-from import_pipelines.query.expressions import ExpressionError
+from import_pipelines.query.compile import compile_field, compile_query, expression_sites
+from import_pipelines.query.expressions import ExpressionError, check_expression
 from import_pipelines.templates import model as template_model
 from import_pipelines.templates.model import Template
 
@@ -21,11 +21,13 @@ TEMPLATE_DIR = Path(__file__).parent
 class TemplateError(ValueError):
     """An invalid template: ``problems`` is a list of (yaml path, rule) pairs."""
 
+    headline = "invalid template"
+
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
         lines = [f"{source}: {path or '<root>'}: {rule}" for path, rule in problems]
-        super().__init__("invalid template\n  " + "\n  ".join(lines))
+        super().__init__(f"{self.headline}\n  " + "\n  ".join(lines))
 
 
 def shipped_templates() -> list[str]:
@@ -48,14 +50,52 @@ def load_template(name_or_path: str | Path) -> Template:
     """Read, validate and compile-check a template. Raises :class:`TemplateError`."""
     path = template_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TemplateError(str(path), [("", "file not found")]) from None
+    except UnicodeDecodeError as error:
+        raise TemplateError(str(path), [("", f"not UTF-8 text (byte {error.start})")]) from None
+    return parse_template(read_yaml(text, source=str(path)), source=str(path))
+
+
+def read_yaml(text: str, *, source: str) -> Any:
+    """Parse YAML text, refusing duplicate keys (YAML itself lets the last one win silently).
+
+    Raises :class:`TemplateError` with the line and YAML path of every duplicate.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        problems = _duplicate_keys(node, "") if node is not None else []
+        if problems:
+            raise TemplateError(source, problems)
+        return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise TemplateError(str(path), [(where, f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
-    return parse_template(data, source=str(path))
+        raise TemplateError(source, [(where, f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                problems.append((child, f"duplicate key {key!r} at line {line} (first at line {first_line[key]});"
+                                        " YAML would keep only the last one"))
+            else:
+                first_line[key] = line
+            problems += _duplicate_keys(value_node, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{path}[{index}]")
+    return problems
 
 
 def parse_template(data: Any, *, source: str = "<template>") -> Template:
@@ -89,6 +129,16 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
                 compile_field(spec, aliases=aliases)
             except (ExpressionError, ValueError) as error:
                 problems.append((f"entities.{name}.fields.{field_name}", str(error)))
+        # each SQL text of the query on its own, so the message names its exact place
+        broken = False
+        for where, text, scope in expression_sites(entity.query):
+            try:
+                check_expression(text, aliases=scope)
+            except ExpressionError as error:
+                problems.append((f"entities.{name}.query.{where}", str(error)))
+                broken = True
+        if broken:
+            continue
         try:
             compile_query(entity.query, {}, server_version=160000)
         except (ExpressionError, ValueError) as error:

@@ -20,6 +20,9 @@ JoinType = Literal["inner", "left", "right", "full"]
 FilterOp = Literal["=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not_like", "not_ilike", "regex", "not_regex",
                    "in", "not_in", "is_null", "is_not_null", "between"]
 OnMissing = Literal["fail", "set_null"]
+# what extract does with text that is not valid UTF-8 (a SQL_ASCII source): fail the row, naming
+# the field, or load it with each invalid byte replaced by U+FFFD
+OnInvalidText = Literal["fail_row", "replace"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COLUMN_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_$]*$")
@@ -38,6 +41,10 @@ def _check_column_ref(value: str) -> str:
 ColumnRef = Annotated[str, Field(description="a source column as alias.column")]
 
 
+# the server's own schemas: a template reads the application's tables, never the catalogue
+_SYSTEM_SCHEMA = re.compile(r"^(pg_.*|information_schema)$", re.IGNORECASE)
+
+
 class TableRef(_Strict):
     """The base table of a query: ``{table: customers, alias: c, schema: public}``."""
 
@@ -50,6 +57,23 @@ class TableRef(_Strict):
     def _alias_is_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError(f"alias {value!r} must be a plain identifier")
+        if _SYSTEM_SCHEMA.match(value):
+            raise ValueError(f"alias {value!r} is the name of a system schema; choose another")
+        return value
+
+    @field_validator("schema_")
+    @classmethod
+    def _not_a_system_schema(cls, value: str | None) -> str | None:
+        if value is not None and _SYSTEM_SCHEMA.match(value):
+            raise ValueError(f"schema {value!r} is the server's catalogue, not application data")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _not_a_catalogue_table(cls, value: str) -> str:
+        # an unqualified name is looked up in pg_catalog first, so pg_authid would be the catalogue's
+        if value.lower().startswith("pg_"):
+            raise ValueError(f"table {value!r}: names starting with pg_ resolve to the server's catalogue")
         return value
 
 
@@ -165,7 +189,7 @@ class FieldSpec(_Strict):
 
 
 class Filter(_Strict):
-    """One WHERE predicate; values are always bound parameters, never spliced into SQL."""
+    """One WHERE predicate; values become literals quoted by the connection, never SQL text."""
 
     column: str
     op: FilterOp
@@ -195,6 +219,8 @@ class Query(_Strict):
     distinct: bool = False
     joins: list[Join] = Field(default_factory=list)
     filters: list[Filter] = Field(default_factory=list)
+    where: list[str] = Field(default_factory=list, description="SQL predicates (checked like expressions), ANDed"
+                                                               " with the filters")
     order_by: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -236,6 +262,7 @@ class Entity(_Strict):
     references: dict[str, Reference] = Field(default_factory=dict)
     dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
     survivor_updated: str | None = Field(default=None, description="field whose latest value wins a duplicate cluster")
+    on_invalid_text: OnInvalidText | None = Field(default=None, description="overrides the template's on_invalid_text")
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -273,6 +300,8 @@ class Template(_Strict):
     source_system: str
     mode: Mode = "upsert"
     batch_rows: int = Field(default=100_000, gt=0)
+    on_invalid_text: OnInvalidText = Field(default="fail_row", description="source text that is not valid UTF-8:"
+                                           " fail that row naming the field, or replace the bytes with U+FFFD")
     target_schema: str = "public"
     natural_key: NaturalKey = Field(default_factory=NaturalKey)
     entities: dict[str, Entity] = Field(default_factory=dict)

@@ -566,3 +566,34 @@ def test_a_row_refused_by_an_unforeseen_check_constraint_fails_alone(new_databas
     assert len(neighbours) > 30
     assert fetch(target, "SELECT count(*) FROM customer_users WHERE external_id = ANY(%s)", (neighbours,)) == [
         (len(neighbours),)]
+
+
+def test_custom_statuses_map_by_their_main_status_and_keep_the_original(
+        new_database: Callable[[str], str], template: Template) -> None:
+    source, target = new_database("fs_source"), new_database("fs_target")
+    generate_freescout(source, customers=60)
+    custom = {11: "open", 21: "pending", 31: "closed", 12: "open", 105: "open"}
+    with connect(source) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM conversations WHERE state = 2 AND status <> 4"
+                                          " AND customer_id IS NOT NULL ORDER BY id LIMIT 8").fetchall()]
+        assigned = dict(zip(ids, [*custom, 41, 9, 52]))
+        for cid, status in assigned.items():
+            conn.execute("UPDATE conversations SET status = %s WHERE id = %s", (status, cid))
+        conn.commit()
+    migrate(target)
+    results = run_import(template=template, source_url=source, target_url=target, run_id="custom")
+    with connect(target) as conn:
+        tickets = {int(e): (s, o) for e, s, o in conn.execute(
+            "SELECT external_id, status, source_status FROM tickets WHERE external_id = ANY(%s)",
+            ([str(i) for i in ids],)).fetchall()}
+        failed = dict(conn.execute("SELECT source_id::bigint, error FROM import_control.import_records"
+                                   " WHERE entity = 'tickets' AND action = 'failed' AND source_id = ANY(%s)",
+                                   ([str(i) for i in ids],)).fetchall())
+        plain = conn.execute("SELECT count(*) FROM tickets WHERE source_status NOT IN (1, 2, 3)").fetchone()[0]
+    by_status = {status: cid for cid, status in assigned.items()}
+    for status, mapped in custom.items():
+        assert tickets[by_status[status]] == (mapped, status)
+    assert by_status[41] not in tickets and by_status[41] not in failed  # custom spam is not read, like spam
+    for status in (9, 52):  # no main status: fails naming the field instead of being guessed
+        assert by_status[status] not in tickets and "status" in failed[by_status[status]]
+    assert plain == len(custom) and results["tickets"].counts["created"] > len(custom)
