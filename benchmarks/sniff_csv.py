@@ -1,4 +1,6 @@
-"""Which library should detect a CSV file's encoding, dialect and header? Measured on ``csv_corpus``.
+"""Which library should detect a CSV file's encoding, dialect and header? Measured on a corpus.
+
+The corpus is ``import_pipelines_tests/sources/csv_corpus.py`` (the CSV reader's tests read it too).
 
     python benchmarks/sniff_csv.py [--rows 300] [--repeat 3] [--sample-kb 64]
 
@@ -10,8 +12,11 @@ same encoding, so only the dialect step differs): DuckDB's ``sniff_csv`` with it
 project's header rule, clevercsv's detector with the
 header rule, and Python's ``csv.Sniffer`` with the header rule.
 
-A file counts as *read correctly* when, parsed by Python's csv module with the detected
-encoding, delimiter, quote and header line, its header names and every data row equal the truth.
+A file counts as *read correctly* when the project's reader, given the detected encoding,
+delimiter, quote and header line, returns the true header names and every good row (the dirty
+file's two bad rows must come out as errors). The last candidate is the project's own
+``sniff_layout`` (DuckDB's tolerant sniffer, "no quote" read as the double quote, the header
+rule), timed on the file rather than the sample.
 Prints a table on stderr and one JSON line on stdout: per candidate, files right of
 ``len(corpus)``, per-aspect hits, and the median milliseconds per file.
 """
@@ -31,11 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from csv_corpus import CsvCase, corpus  # noqa: E402
 
 from import_pipelines.sources.header import find_header  # noqa: E402
+from import_pipelines_tests.sources.csv_corpus import CsvCase, corpus  # noqa: E402
 
 DELIMITERS = [",", ";", "\t", "|"]
 
@@ -151,31 +154,26 @@ def dialect_sniffer(text: str) -> tuple[str, str, int]:
 DIALECTS: dict[str, Callable[[str], tuple[str, str, int]]] = {
     "duckdb (own preamble)": dialect_duckdb_own,
     "duckdb tolerant+rule": dialect_duckdb_rule,
+    "project (sniff_layout)": None,
     "clevercsv+rule": dialect_clevercsv,
     "csv.Sniffer+rule": dialect_sniffer,
 }
 
 
-def read_correctly(case: CsvCase, *, encoding: str, delimiter: str, quotechar: str, header_line: int) -> bool:
-    """Parse the whole file with the detected settings and compare with the truth."""
+def read_correctly(case: CsvCase, path: Path, *, encoding: str, delimiter: str, quotechar: str,
+                   header_line: int) -> bool:
+    """Read the whole file with the project's reader and the detected layout; compare with the truth."""
+    from import_pipelines.sources.csv_file import CsvSource
+    from import_pipelines.sources.sniff import CsvLayout
+
+    layout = CsvLayout(encoding=encoding, delimiter=delimiter, quotechar=quotechar, header_line=header_line,
+                       header_found=True)
     try:
-        text = case.data.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
+        source = CsvSource(path, layout=layout)
+        good = [record for record in source.records() if record.error is None]
+        return source.columns() == case.header and [[r.values.get(n) for n in case.header] for r in good] == case.rows
+    except Exception:  # noqa: BLE001 - any failure is a file not read
         return False
-    text = text.lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quotechar or '"',
-                        quoting=csv.QUOTE_MINIMAL if quotechar else csv.QUOTE_NONE)
-    rows, previous = [], 0
-    for row in reader:
-        start = previous + 1
-        previous = reader.line_num
-        if start < header_line:
-            continue
-        rows.append(row)
-    if not rows or rows[0] != case.header:
-        return False
-    data = [row for row in rows[1:] if any(cell.strip() for cell in row)]
-    return data[:len(case.rows)] == case.rows
 
 
 def quote_ok(case: CsvCase, found: str) -> bool:
@@ -208,8 +206,9 @@ def main() -> None:
         result["encoding"][name] = {"right": hits, "median_ms": round(statistics.median(times) * 1000, 2),
                                     "misses": misses}
 
-    from import_pipelines.sources.sniff import detect_encoding
+    from import_pipelines.sources.sniff import detect_encoding, sniff_layout
 
+    folder = Path(tempfile.mkdtemp(prefix="sniff_csv_"))
     for name, detect in DIALECTS.items():
         counts = {"delimiter": 0, "quote": 0, "header": 0, "read_correctly": 0}
         times, misses = [], []
@@ -217,15 +216,21 @@ def main() -> None:
             head, tail = sample_of(case.data, args.sample_kb)
             encoding = detect_encoding(head, tail)
             text = _sample_lines(head.decode(encoding, errors="replace").lstrip("\ufeff"))
+            path = folder / f"{case.name}.csv"
+            path.write_bytes(case.data)
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                delimiter, quotechar, header_line = detect(text)
+                if detect is None:
+                    layout = sniff_layout(path)
+                    delimiter, quotechar, header_line = layout.delimiter, layout.quotechar, layout.header_line
+                else:
+                    delimiter, quotechar, header_line = detect(text)
                 times.append(time.perf_counter() - started)
             ok = {"delimiter": delimiter == case.delimiter, "quote": quote_ok(case, quotechar),
                   "header": header_line == case.header_line}
             for key, value in ok.items():
                 counts[key] += value
-            if read_correctly(case, encoding=encoding, delimiter=delimiter, quotechar=quotechar,
+            if read_correctly(case, path, encoding=encoding, delimiter=delimiter, quotechar=quotechar,
                               header_line=header_line):
                 counts["read_correctly"] += 1
             else:

@@ -32,10 +32,12 @@ _DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^(?:https?://|www\.)", re.IGNORECASE)
 _PHONE = re.compile(r"^\+?[\d ()./-]{7,}$")
-_FOOTER_WORDS = re.compile(
-    r"^(?:grand\s+)?totals?\b|^sum\b|^summe\b|^gesamt|^totaux?\b|^totales?\b|^suma\b|^record count\b|^count\b"
-    r"|^rows?\s*:|^\d[\d,.]*\s+(?:records?|rows?|contacts?|entries)\b|^(?:exported|generated|printed|report generated)\b"
-    r"|^confidential\b|^copyright\b|^\(c\)|^©|^end of (?:report|file)\b",
+# The start of a footer row's first value ("Total", "Grand Totals (200 records)", "Exported on ...").
+FOOTER_START = re.compile(
+    r"\s*(?:(?:grand\s+)?totals?\b|sum\b|summe\b|gesamt|totaux?\b|totales?\b|suma\b"
+    r"|record count\b|count\b|rows?\s*:|\d[\d,.]*\s+(?:records?|rows?|contacts?|entries)\b"
+    r"|(?:exported|generated|printed|report generated)\b|confidential\b|copyright\b|\(c\)|©"
+    r"|end of (?:report|file)\b)",
     re.IGNORECASE,
 )
 
@@ -113,18 +115,17 @@ def header_names(cells: Sequence[Any]) -> list[str]:
 def looks_like_footer(cells: Sequence[Any], *, width: int) -> bool:
     """Whether a row at the end of a table reads as a footer rather than a record.
 
-    A "Total" / "Grand Totals (200 records)" / "Exported by ..." / "Confidential" row, or a
-    row with a single value where records have ``width`` columns and that value is a sentence.
-    Only rows that no record follows are treated as a footer: the readers hold such rows back
-    and release them as records when data comes after them.
+    A blank row, or a sparse one (values in at most two or half of the ``width`` columns) whose first
+    value starts a "Total" / "Grand Totals (200 records)" / "Exported by ..." / "Confidential"
+    line: a contact of "Total Solutions GmbH" fills its row and stays a record. Only rows that
+    no record follows are treated as a footer (see :mod:`import_pipelines.sources.tabular`).
     """
     values = [cell for cell in cells if not _empty(cell)]
     if not values:
         return True
     first = values[0]
-    if isinstance(first, str) and _FOOTER_WORDS.search(first.strip()):
-        return True
-    return width > 2 and len(values) == 1 and isinstance(first, str) and len(first.split()) >= 3
+    return (len(values) <= max(2, width // 2) and isinstance(first, str)
+            and FOOTER_START.match(first) is not None)
 
 
 def _spans_data(width: int, following: Sequence[Sequence[Any]]) -> bool:

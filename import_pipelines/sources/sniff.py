@@ -5,11 +5,14 @@ line end) and, for the encoding, the last :data:`TAIL_BYTES` as well, because ex
 plain ASCII for thousands of rows and meet their first accented name near the end are common.
 
 - **Encoding**: a byte-order mark decides (UTF-8, UTF-16 LE/BE); otherwise a sample that is
-  valid UTF-8 is UTF-8 (8-bit text almost never is); otherwise charset-normalizer chooses
+  valid UTF-8 is UTF-8 (8-bit text almost never is), also with a few corrupt bytes among many
+  good multi-byte characters (they become error rows); otherwise charset-normalizer chooses
   (cp1252, latin-1, UTF-16 without a mark, ...). Chosen over charset-normalizer or chardet alone
   on the corpus of ``benchmarks/csv_corpus.py`` (figures in the README).
 - **Delimiter and quote character**: DuckDB's CSV sniffer, given the sample transcoded to UTF-8
   (as right as clevercsv on the corpus, and faster; Python's ``csv.Sniffer`` missed a delimiter).
+  Both libraries answer "no quote character" when the sample holds one unterminated quote;
+  that answer is taken as the standard double quote, which reads a file without quotes the same.
 - **Header line**: the rule of :mod:`import_pipelines.sources.header` (the first row among the
   first 20 that looks like a header), over the sample's first rows parsed with that dialect.
   DuckDB's own preamble detection missed 5 of the corpus's 7 preambles (and is off in the
@@ -22,6 +25,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,9 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codec
 _PREFERRED_8BIT = ("cp1252", "latin_1")
 _CHAOS_TIE = 0.01
 _COHERENCE_TIE = 0.05
+_GOOD_PER_BAD_UTF8 = 10
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 _CODEC_NAMES = {"ascii": "utf-8", "utf_8": "utf-8", "latin_1": "latin-1"}
 # Rows parsed from the sample for the header rule: the search window plus enough data below it.
 _HEADER_SAMPLE_ROWS = HEADER_SEARCH_ROWS * 3
@@ -70,7 +77,7 @@ def detect_encoding(head: bytes, tail: bytes = b"") -> str:
         if head.startswith(bom):
             return codec
     # NUL bytes are valid UTF-8 but never appear in text: they mean UTF-16 or UTF-32 without a mark.
-    if b"\x00" not in head and _is_utf8(head, at_start=True) and _is_utf8(tail, at_start=False):
+    if b"\x00" not in head and _mostly_utf8(head, tail):
         return "utf-8"
     from charset_normalizer import from_bytes
 
@@ -136,7 +143,9 @@ def sniff_layout(path: Path, *, encoding: str | None = None, delimiter: str | No
     except SourceError:
         # One line, or no delimiter anywhere: a one-column file.
         sniffed_delimiter, quotechar = ",", '"'
-    if delimiter is not None and delimiter != sniffed_delimiter:
+    if delimiter is not None and delimiter != sniffed_delimiter or not quotechar:
+        # DuckDB (and clevercsv) answer "no quote" for a sample that holds one unterminated quote;
+        # the standard double quote parses a file without quotes the same way.
         quotechar = '"'
     delimiter = delimiter or sniffed_delimiter
     rows, starts = first_rows(text, delimiter=delimiter, quotechar=quotechar)
@@ -175,16 +184,28 @@ def _whole_lines(text: str) -> str:
     return text[:cut + 1] if cut > 0 else text
 
 
-def _is_utf8(data: bytes, *, at_start: bool) -> bool:
-    """Whether ``data`` (a slice of a file, possibly cut mid-character at either end) is valid UTF-8."""
-    if not at_start:
-        # Skip continuation bytes of a character cut by the slice.
-        skip = 0
-        while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
-            skip += 1
-        data = data[skip:]
+def _mostly_utf8(head: bytes, tail: bytes) -> bool:
+    """Whether the sample is UTF-8, allowing a few bad bytes among many good multi-byte characters.
+
+    A UTF-8 export with one corrupt byte must stay UTF-8 (that line becomes an error row) rather
+    than be read whole as cp1252 mojibake; 8-bit text is almost never valid multi-byte UTF-8 by
+    chance, so one bad byte per ten good characters still says UTF-8.
+    """
+    # Skip the continuation bytes of a character cut at the start of the tail; the head's end
+    # may cut a character too, which the incremental decoder leaves pending.
+    skip = 0
+    while skip < min(3, len(tail)) and 0x80 <= tail[skip] <= 0xBF:
+        skip += 1
+
+    def decoded(data: bytes, errors: str) -> str:
+        return codecs.getincrementaldecoder("utf-8")(errors=errors).decode(data, final=False)
+
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+        decoded(head, "strict"), decoded(tail[skip:], "strict")
+        return True
     except UnicodeDecodeError:
-        return False
-    return True
+        pass
+    text = decoded(head, "surrogateescape") + decoded(tail[skip:], "surrogateescape")
+    bad = len(_ESCAPED_BYTES.findall(text))
+    good = len(_NON_ASCII.findall(text)) - bad
+    return good >= bad * _GOOD_PER_BAD_UTF8

@@ -7,7 +7,7 @@ mailing list. ``corpus(rows)`` returns :class:`CsvCase` objects holding the enco
 what a reader must find: encoding, delimiter, quote character, the header's physical line, the
 header names and the data rows (footers excluded).
 
-Used by ``benchmarks/sniff_csv.py`` (choosing the detectors) and by the tests of the CSV reader.
+Used by the CSV reader's tests and by ``benchmarks/sniff_csv.py`` (choosing the detectors).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class CsvCase:
     header: list[str]
     rows: list[list[str]]
     footer_lines: int = 0
+    bad_lines: list[int] = field(default_factory=list)  # rows that must come out as errors
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -362,11 +363,27 @@ def polish_cp1250(n: int) -> CsvCase:
                  encoding="cp1250", delimiter=";")
 
 
+def dirty_export(n: int) -> CsvCase:
+    """A hand-edited export: quoted notes with commas, one quote that never closes, one ragged row."""
+    rows = [_standard(p) for p in people(n, seed=38)]
+    case = _case("dirty_unterminated_quote_ragged", header=STANDARD_HEADER, rows=rows, encoding="utf-8",
+                 delimiter=",", lineterminator="\n")
+    lines = case.data.decode("utf-8").splitlines(keepends=True)
+    unterminated, ragged = n // 3, 2 * n // 3  # indexes into lines: header is 0, row k is line k + 1
+    lines[unterminated] = '"Ann,Lee,ann@example.com,never closed\n'
+    lines[ragged] = lines[ragged].rstrip("\n") + ",one too many\n"
+    case.data = "".join(lines).encode("utf-8")
+    case.rows = [row for index, row in enumerate(rows, start=1) if index not in (unterminated, ragged)]
+    case.bad_lines = [unterminated + 1, ragged + 1]
+    return case
+
+
 SHAPES: list[Callable[[int], CsvCase]] = [
     hubspot, excel_de, excel_fr_report, outlook, google_contacts, excel_unicode_text, utf16_be, utf8_bom_semicolon,
     mailchimp, salesforce_report, quickbooks, legacy_pipe, notes_preamble, tab_utf8, mailing_list, few_rows,
     addresses_semicolon, single_quotes, pipe_quoted, mac_cr, excel_us_smart_quotes, latin1_semicolon, eventbrite,
     numbers_semicolon, report_title_commas, key_value_preamble, utf16le_no_bom, ascii_head_cp1252_tail, polish_cp1250,
+    dirty_export,
 ]
 
 
