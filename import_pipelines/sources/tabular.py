@@ -19,15 +19,18 @@ use directly.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from import_pipelines.sources.header import is_blank, looks_like_footer
-from import_pipelines.sources.records import SourceRecord
+from import_pipelines.sources.header import HEADER_SEARCH_ROWS, find_header, header_names, is_blank, looks_like_footer, span
+from import_pipelines.sources.records import SourceError, SourceRecord
 
 FOOTER_ERROR = "footer row, not imported"
+# Rows read to place a sheet's header and columns: the header search window and data below it.
+SHEET_SAMPLE_ROWS = HEADER_SEARCH_ROWS * 3
 # The most rows a footer can have: the rows at the end of a table that are judged as one.
 FOOTER_WINDOW = 50
 
@@ -105,6 +108,51 @@ def _is_footer(row: Row, width: int) -> bool:
     return looks_like_footer(cells, width=width) or (error is not None and len(cells) < width)
 
 
+@dataclass(frozen=True)
+class SheetLayout:
+    """Where a spreadsheet's table is: its header row, its first column, its column names."""
+
+    header_row: int
+    first_column: int  # 0-based position of the table's leftmost column
+    columns: list[str]
+    header_found: bool
+    preamble_rows: list[int]
+
+
+def sheet_layout(sample: Sequence[tuple[int, Sequence[Any]]], *, source: str) -> SheetLayout:
+    """Place the table among a sheet's first rows (``(row number, cells from column A)``).
+
+    The header is found by the rule of :mod:`import_pipelines.sources.header`; the table runs
+    from its leftmost value to its rightmost one, in the header or the rows below it, so an
+    empty first column or a first data row with empty leading cells loses no column.
+    """
+    rows = [cells for _, cells in sample]
+    try:
+        index, found = find_header(rows)
+    except ValueError:
+        raise SourceError(f"{source}: the sheet is empty") from None
+    header, below = rows[index], [cells for cells in rows[index + 1:] if span(cells)]
+    first_column = min(_first_filled(cells) for cells in [header, *below])
+    width = max(span(cells) for cells in [header, *below]) - first_column
+    labels = list(header[first_column:first_column + width])
+    return SheetLayout(header_row=sample[index][0], first_column=first_column,
+                       columns=header_names(labels + [None] * (width - len(labels))), header_found=found,
+                       preamble_rows=[sample[i][0] for i in range(index) if span(rows[i])])
+
+
+def _first_filled(cells: Sequence[Any]) -> int:
+    """Position of the first non-empty cell (the row's length when there is none)."""
+    return next((position for position, cell in enumerate(cells) if cell is not None and cell != ""), len(cells))
+
+
+def fill(cells: list[Any], width: int) -> list[Any]:
+    """A spreadsheet row padded with empty cells to ``width``: a sheet has no short rows, only empty cells.
+
+    (Google's values API and streaming readers leave trailing empty cells out.)
+    """
+    return cells + [None] * (width - len(cells)) if len(cells) < width else cells
+
+
 def row_values(columns: Sequence[str], cells: Sequence[Any]) -> dict[str, Any]:
     """Values by column name; cells beyond the header are kept as ``column_N`` so nothing is lost."""
     values = dict(zip(columns, cells))
@@ -139,3 +187,46 @@ class TabularSource:
         for line, cells, error in self.rows():
             values = dict(zip(columns, cells)) if len(cells) <= width else row_values(columns, cells)
             yield SourceRecord(values, prefix + str(line), line, None, error)
+
+
+class SheetSource(TabularSource):
+    """Base of spreadsheet-like readers (Excel, OpenDocument, Google Sheets).
+
+    A subclass sets ``name`` and ``report`` and provides :meth:`raw_rows`: every row of the
+    sheet (or range) in order, as ``(row number, cells)`` with typed values, ``None`` for an empty
+    cell. The table is placed from the first :data:`SHEET_SAMPLE_ROWS` rows (:func:`sheet_layout`);
+    rows are padded to the table's width, since a sheet has empty cells, never short rows.
+    """
+
+    line_word = "row"
+    report: ReadReport
+    _layout: SheetLayout | None = None
+
+    def raw_rows(self) -> Iterator[tuple[int, list[Any]]]:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    def columns(self) -> list[str]:
+        """The header's column names."""
+        return list(self._table_layout().columns)
+
+    def rows(self) -> Iterator[Row]:
+        """``(row number, cells, error)`` for every row below the header, cells in :meth:`columns` order."""
+        layout = self._table_layout()
+        self.report = ReadReport(source=self.name, header_line=layout.header_row, header_found=layout.header_found,
+                                 preamble_lines=layout.preamble_rows, details=self.report.details)
+        width, first_column = len(layout.columns), layout.first_column
+
+        def below_header() -> Iterator[Row]:
+            for number, cells in self.raw_rows():
+                if number > layout.header_row:
+                    yield number, fill(cells[first_column:], width), None
+
+        yield from table_rows(below_header(), width=width, report=self.report)
+
+    def _table_layout(self) -> SheetLayout:
+        """The table's place in the sheet, from its first rows."""
+        if self._layout is None:
+            self._layout = sheet_layout(list(itertools.islice(self.raw_rows(), SHEET_SAMPLE_ROWS)), source=self.name)
+            self.report.header_line, self.report.header_found = self._layout.header_row, self._layout.header_found
+            self.report.preamble_lines = self._layout.preamble_rows
+        return self._layout
