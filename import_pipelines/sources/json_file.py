@@ -110,14 +110,14 @@ class JsonSource:
                         seen[key] = None
                 yield SourceRecord(item, where, number)
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> IO[bytes] | _Utf8Reader:
         """The file as UTF-8 bytes (a UTF-16 file is transcoded as it streams; a UTF-8 mark is skipped)."""
         raw = open(self.path, "rb")
         if self.encoding == "utf-8-sig":
             raw.read(len(codecs.BOM_UTF8))
             return raw
         if self.encoding != "utf-8":
-            return codecs.EncodedFile(raw, data_encoding="utf-8", file_encoding=self.encoding)
+            return _Utf8Reader(raw, self.encoding)
         return raw
 
     def _detect(self, records_path: str | None) -> tuple[JsonShape, str | None]:
@@ -149,6 +149,34 @@ class JsonSource:
 
     def _where(self) -> str:
         return "the array" if self.shape == "array" else repr(self.records_path)
+
+
+class _Utf8Reader:
+    """A binary file in another Unicode encoding, read as UTF-8 bytes.
+
+    Only ``read`` is offered: ijson's C backend prefers ``readinto`` when a file has one, which
+    would hand it the undecoded bytes (``codecs.EncodedFile`` forwards it to the raw file).
+    """
+
+    def __init__(self, raw: IO[bytes], encoding: str) -> None:
+        self._raw = raw
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            chunk = self._raw.read(size)
+            text = self._decoder.decode(chunk, final=not chunk)
+            if text or not chunk:
+                return text.encode("utf-8")
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _Utf8Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _encoding(path: Path) -> str:

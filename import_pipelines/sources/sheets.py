@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from import_pipelines.sources.records import SourceError
-from import_pipelines.sources.tabular import ReadReport, SheetSource
+from import_pipelines.sources.tabular import SHEET_SAMPLE_ROWS, ReadReport, SheetSource
 
 if TYPE_CHECKING:
     import gspread
@@ -133,7 +133,8 @@ class GoogleSheetSource(SheetSource):
             except Exception:  # noqa: BLE001 - gspread raises its own for a malformed label
                 raise SourceError(f"{self.name}: {cell_range!r} is not an A1 range (e.g. \"A1:F500\", \"B3:H\")") from None
         self._grid = grid
-        self._chunk_rows = chunk_rows
+        # A block holds at least the rows that place the header, so that costs one request, reused.
+        self._chunk_rows = max(chunk_rows, SHEET_SAMPLE_ROWS)
         self._first_block: dict[str, Any] | None = None  # placing the header reads it; reading reuses it
         self.report = ReadReport(source=self.name, details={"spreadsheet": self.key, "worksheet": self.worksheet.title,
                                                              "range": cell_range})
