@@ -180,8 +180,8 @@ def _bytes_error(text: str, encoding: str) -> str:
 def _quote_error(error: csv.Error, line: str, quotechar: str) -> str:
     """The parser's complaint, said in terms of the file."""
     message = str(error)
-    if "end of data" in message or "field limit" in message or "expected after" in message \
-            and line.count(quotechar) % 2 == 1:
+    closes_badly = "expected after" in message and line.count(quotechar) % 2 == 1
+    if "end of data" in message or "field limit" in message or closes_badly:
         return f"unterminated quote: a quoted field that starts on this line does not close ({message})"
     return f"malformed quoting ({message})"
 

@@ -33,7 +33,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^(?:https?://|www\.)", re.IGNORECASE)
 _PHONE = re.compile(r"^\+?[\d ()./-]{7,}$")
 # The start of a footer row's first value ("Total", "Grand Totals (200 records)", "Exported on ...").
-FOOTER_START = re.compile(
+_FOOTER_START = re.compile(
     r"\s*(?:(?:grand\s+)?totals?\b|sum\b|summe\b|gesamt|totaux?\b|totales?\b|suma\b"
     r"|record count\b|count\b|rows?\s*:|\d[\d,.]*\s+(?:records?|rows?|contacts?|entries)\b"
     r"|(?:exported|generated|printed|report generated)\b|confidential\b|copyright\b|\(c\)|©"
@@ -125,7 +125,7 @@ def looks_like_footer(cells: Sequence[Any], *, width: int) -> bool:
         return True
     first = values[0]
     return (len(values) <= max(2, width // 2) and isinstance(first, str)
-            and FOOTER_START.match(first) is not None)
+            and _FOOTER_START.match(first) is not None)
 
 
 def _spans_data(width: int, following: Sequence[Sequence[Any]]) -> bool:

@@ -8,15 +8,16 @@ plain ASCII for thousands of rows and meet their first accented name near the en
   valid UTF-8 is UTF-8 (8-bit text almost never is), also with a few corrupt bytes among many
   good multi-byte characters (they become error rows); otherwise charset-normalizer chooses
   (cp1252, latin-1, UTF-16 without a mark, ...). Chosen over charset-normalizer or chardet alone
-  on the corpus of ``benchmarks/csv_corpus.py`` (figures in the README).
+  on the corpus of ``import_pipelines_tests/sources/csv_corpus.py`` (figures in the README).
 - **Delimiter and quote character**: DuckDB's CSV sniffer, given the sample transcoded to UTF-8
   (as right as clevercsv on the corpus, and faster; Python's ``csv.Sniffer`` missed a delimiter).
   Both libraries answer "no quote character" when the sample holds one unterminated quote;
   that answer is taken as the standard double quote, which reads a file without quotes the same.
 - **Header line**: the rule of :mod:`import_pipelines.sources.header` (the first row among the
   first 20 that looks like a header), over the sample's first rows parsed with that dialect.
-  DuckDB's own preamble detection missed 5 of the corpus's 7 preambles (and is off in the
-  tolerant mode the dialect needs); the rule found all of them.
+  DuckDB's own preamble detection (with its defaults) missed 2 of the corpus's 7 preambles and
+  then took "|" for the delimiter of 2 files; in the tolerant mode the dialect needs it looks for
+  no preamble at all. The rule found all of them.
 """
 
 from __future__ import annotations
