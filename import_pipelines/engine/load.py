@@ -162,6 +162,13 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
     counts: Counter[str] = Counter()
     plan = merger.plan
     ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
+    table_rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                              (ident(plan.table.schema, plan.table.name).as_string(conn),)).fetchone()[0]
+    if rows * 4 < table_rows and len(ranges) > workers:
+        # a few changed records against a large table (a sync): every batch hashes the whole table
+        # and its state to join them, so as few batches as there are sessions, not shrinking ones
+        size = -(-rows // workers)
+        ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
     pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
     name = plan.entity
     def refused(rn: int, sid: str | None, message: str) -> None:

@@ -8,6 +8,7 @@ passes from step to step is a small :class:`Staged` descriptor.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -18,7 +19,7 @@ from psycopg import sql
 from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
-from import_pipelines.engine.audit import RunRef, register_run, register_stream
+from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
 from import_pipelines.engine.load import load_staged, percent, record_duplicate_states
@@ -83,7 +84,6 @@ class Staged:
     # records a sync's key pass decided without reading them in full, by action: unchanged ones,
     # and unchanged duplicates (skipped again)
     unread: dict[str, int] = field(default_factory=dict)
-    gone: int = 0  # records of earlier imports the (complete) read no longer contains
 
 
 @dataclass(frozen=True)
@@ -140,21 +140,21 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
         with connect(run.source_url, read_only=True, purpose=run.purpose("source")) as probe:
             version = probe.info.server_version
         compiled = compile_query(entity.query, entity.fields, server_version=version)
-        only, read, gone, duplicates = None, 0, 0, 0
+        only, read, duplicates = None, 0, 0
         if run.change_detection == "keys" and not run.dry_run and target.execute(
                 "SELECT EXISTS (SELECT 1 FROM import_control.record_state WHERE stream_id = %s)",
                 (stream_id,)).fetchone()[0]:
             keys = staging_name(run.profile, f"{run.entity_name}_keys", run.run_id)
             target.autocommit = False
-            read, changed, gone, duplicates = changed_source_ids(
+            configure_bulk_session(target)
+            read, changed, duplicates = changed_source_ids(
                 source_url=run.source_url, target=target, compiled=compiled, source_id=entity.source_id,
                 stream_id=stream_id, table=keys, target_table=ident(plan.table.schema, plan.table.name),
                 target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id,
                 purpose=run.purpose("source"))
             drop_staging(target, keys)
             target.commit()
-            log(f"{run.entity_name} extract: {read:,} records read as keys, {len(changed):,} new or changed"
-                + (f", {gone:,} earlier records no longer in the source" if gone else ""))
+            log(f"{run.entity_name} extract: {read:,} records read as keys, {len(changed):,} new or changed")
             if len(changed) <= FULL_READ_SHARE * read:
                 only = (entity.source_id, changed)
         target.autocommit = False
@@ -181,7 +181,7 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s"
         + (f" ({read - rows:,} unchanged records not read)" if unread else ""))
     failed_text = 0 if (entity.on_invalid_text or run.template.on_invalid_text) == "replace" else len(invalid)
-    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, unread=unread, gone=gone,
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, unread=unread,
                   invalid=failed_text)
 
 
@@ -323,10 +323,19 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
     One run at a time per profile and entity: a second run of the same profile (launched past
     the queue) waits here for the first one's load instead of colliding with it row by row.
     """
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         configure_bulk_session(conn)
         plan = run.plan(conn)
         ref, streams = register(conn, run)
+        if staged.rows == 0 and not run.dry_run:
+            # nothing staged (a sync that found nothing new or changed): only the counts to record
+            counts = Counter(staged.unread)
+            record_summary(conn, run=ref, stream_id=streams[run.entity_name], source_rows=sum(counts.values()),
+                           counts=counts, seconds=time.perf_counter() - staged.started)
+            drop_staging(conn, staged.staging)
+            return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"},
+                              rows=sum(counts.values()), seconds=time.perf_counter() - staged.started,
+                              duplicates=staged.duplicates, preview=[], preview_columns=[])
         lock = (hash_key(run.profile), hash_key(run.entity_name))
         if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock).fetchone()[0]:
             log(f"{run.entity_name} load: another run of profile {run.profile!r} is loading {run.entity_name};"
