@@ -169,6 +169,7 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
         # and its state to join them, so as few batches as there are sessions, not shrinking ones
         size = -(-rows // workers)
         ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
+    merger.probe_joins = rows * 4 < table_rows
     pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
     name = plan.entity
     def refused(rn: int, sid: str | None, message: str) -> None:

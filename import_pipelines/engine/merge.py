@@ -126,6 +126,9 @@ class Merger:
         self.placeholders = dict(placeholders or {})
         self.max_isolated = max_isolated
         self.isolated = 0
+        # a few records against a large table: probe its indexes per record instead of hashing it
+        # whole for every batch (set by the load when the batch is small beside the table)
+        self.probe_joins = False
         self.staging = staging if isinstance(staging, sql.Identifier) else ident(CONTROL_SCHEMA, staging)
         self.predictions = predictions if predictions is not None else ident(CONTROL_SCHEMA, "dry_run_records")
         self.target = ident(plan.table.schema, plan.table.name)
@@ -543,6 +546,7 @@ class Merger:
         if self.set_based_references:
             try:
                 with conn.transaction():
+                    self._settings(conn)
                     conn.execute("SET LOCAL session_replication_role = replica")
                     counts = Counter(dict(conn.execute(self._merge, params).fetchall()))
                     if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
@@ -551,8 +555,13 @@ class Merger:
             except _ReferenceGone:
                 pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
         with conn.transaction():
+            self._settings(conn)
             rows = conn.execute(self._merge_under_triggers, params).fetchall()
         return Counter(dict(rows))
+
+    def _settings(self, conn: psycopg.Connection) -> None:
+        if self.probe_joins:
+            conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
 
     def problems(self, conn: psycopg.Connection, lo: int, hi: int, *, limit: int) -> list[tuple[str, str, str, str]]:
         """Why rows of a merged range failed, structured: (source id, columns, referenced table, missing key).

@@ -213,11 +213,13 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
     with connect(source_url, read_only=True, purpose=purpose) as source:
         for session in (source, target):
             pin_text_format(session)
-        copy_out = sql.SQL("COPY (SELECT (q.{})::text, {} FROM ({}) AS q) TO STDOUT").format(
+        # binary both ways: (text, bytea) reads the same on any two servers, and the hashes need no
+        # hex encoding and decoding
+        copy_out = sql.SQL("COPY (SELECT (q.{})::text, {} FROM ({}) AS q) TO STDOUT (FORMAT binary)").format(
             ident(source_id), record_hash(source, compiled), compiled.statement)
         pending = bytearray()
         with source.cursor().copy(copy_out) as reader, \
-                target.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(keys)) as writer:
+                target.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(keys)) as writer:
             for block in reader:
                 pending += block
                 if len(pending) >= _WRITE_BYTES:
@@ -234,15 +236,13 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
     read, duplicates, changed, clustered = target.execute(sql.SQL(
         "SELECT count(*), count(*) FILTER (WHERE same AND st.duplicate_of IS NOT NULL),"
         " coalesce(array_agg(k.sid) FILTER (WHERE NOT same), '{{}}'),"
-        " count(*) FILTER (WHERE NOT same AND st.duplicate_of IS NOT NULL) FROM {keys} AS k"
+        " count(*) FILTER (WHERE st.duplicate_of IS NOT NULL) FROM {keys} AS k"
         " LEFT JOIN {control}.record_state AS st ON st.stream_id = {stream} AND st.source_id = k.sid"
         " LEFT JOIN {target} AS t ON t.{key} = (st.target_id)::{key_type}"
         " CROSS JOIN LATERAL (SELECT coalesce(st.source_hash = k.hash AND t.{key} IS NOT NULL, false) AS same) AS c"
         ).format(**names)).fetchone()
     changed = list(dict.fromkeys(changed))  # a repeated source id is read once, with all its rows
-    if changed and (clustered or target.execute(sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {control}.record_state WHERE stream_id = {stream}"
-            " AND duplicate_of = ANY(%s))").format(**names), (changed,)).fetchone()[0]):
+    if changed and clustered:  # the stream has duplicates among the records read
         # a changed record brings the records deduplicated with it (they share its target row): the
         # duplicate detection then sees the whole cluster again and decides as a full read would
         found = target.execute(sql.SQL(
