@@ -190,6 +190,23 @@ def cmd_scaffold(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Drop expired audit partitions and rows past each profile's retention (summaries stay)."""
+    from import_pipelines.control import ensure_control_schema
+    from import_pipelines.control.retention import apply_retention
+    from import_pipelines.db.connect import connection
+
+    settings.ensure_environment()
+    with connection(_env_url(args.target_env), autocommit=True, purpose="target") as conn:
+        ensure_control_schema(conn)
+        outcome = apply_retention(conn, dry_run=args.dry_run)
+    verb = "would drop" if args.dry_run else "dropped"
+    print(f"{verb} {len(outcome.dropped_partitions)} audit partitions: {', '.join(outcome.dropped_partitions) or 'none'};"
+          f" rows past a shorter retention: {outcome.deleted_rows or 'none'}; scratch rows pruned:"
+          f" {outcome.pruned_scratch}")
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     """Show what a template would import (SQL, first staged rows, counts, rejects) without writing."""
     import json
@@ -268,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="scaffold", help="the template's name")
     p.add_argument("--source-system", default="source", help="the name the source's records carry in the target")
     p.add_argument("-o", "--output", help="write the YAML here instead of printing it")
+    p = sub.add_parser("retention", help=cmd_retention.__doc__)
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    p.set_defaults(func=cmd_retention)
     p = sub.add_parser("preview", help=cmd_preview.__doc__)
     p.set_defaults(func=cmd_preview)
     p.add_argument("template", help="a shipped template name or a path to a YAML file")

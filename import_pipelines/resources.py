@@ -35,6 +35,10 @@ class ImportRunSettings(dg.ConfigurableResource):
     ``dry_run``: extract, map and dedupe as usual, then predict what load would do for every
     record (would create / update / skip / fail, with duplicates) without writing to the target
     tables; the prediction is the materialisation metadata and a CSV report.
+
+    ``full_refresh``: read every record in full, instead of a sync's key pass that reads only the
+    new and changed ones.
     """
 
     dry_run: bool = False
+    full_refresh: bool = False

@@ -95,7 +95,8 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
         source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
-        run_group=context.run.root_run_id or context.run.run_id)
+        run_group=context.run.root_run_id or context.run.run_id, retention_days=profile.retention_days,
+        change_detection="full" if settings.full_refresh else "keys")
 
 
 STEPS = ("extract", "map", "dedupe", "load")

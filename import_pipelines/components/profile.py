@@ -40,6 +40,8 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
     schedule: str | None = Field(default=None, description="cron expression for recurring syncs")
     batch_rows: int | None = Field(default=None, description="rows per merge transaction")
     workers: int = Field(default=2, description="target sessions merging batches side by side")
+    retention_days: int = Field(default=90, gt=0, description="days the per-record audit is kept (summaries: for"
+                                                              " ever); the control_retention job applies it")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Load and validate the template, then build assets, checks, job and schedule."""

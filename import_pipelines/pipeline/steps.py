@@ -53,6 +53,7 @@ class EntityRun:
     # "keys": once a stream has state, read the source ids and hashes first and only the changed
     # records in full; "full": read every record (a full refresh)
     change_detection: Literal["keys", "full"] = "keys"
+    retention_days: int = 90  # how long the profile keeps its per-record audit
 
     @property
     def rows_per_batch(self) -> int:
@@ -109,7 +110,8 @@ class LoadResult:
 
 def register(conn: psycopg.Connection, run: EntityRun) -> tuple[RunRef, dict[str, int]]:
     """The run's row and the stream id of every entity of the template (created on first use)."""
-    ref = register_run(conn, run_id=run.run_id, profile=run.profile, run_group=run.run_group)
+    ref = register_run(conn, run_id=run.run_id, profile=run.profile, run_group=run.run_group,
+                       retention_days=run.retention_days)
     streams = {name: register_stream(conn, profile=run.profile, entity=name,
                                      target_table=f"{run.template.target_schema}.{entity.target}",
                                      source=entity.query.base.table)
