@@ -163,7 +163,7 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         compose, name=entity, key_prefix=[profile.name], ins=ins, group_name=profile.name, kinds=KINDS,
         description=spec.description or f"{entity} from {template.name}",
         metadata={"template": template.name, "target_table": f"{template.target_schema}.{spec.target}",
-                  "source_table": spec.query.base.table},
+                  "source_table": spec.source_label},
         tags={"import_pipelines/profile": profile.name})
 
 

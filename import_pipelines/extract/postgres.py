@@ -76,6 +76,13 @@ FROM unnest(%s::oid[]) AS u(oid)
 """
 
 
+def row_hash(conn: psycopg.Connection, type_oids: list[int], row: sql.Composable) -> sql.Composable:
+    """The hash of ``row`` (a row expression whose values have ``type_oids``), see :func:`record_hash`."""
+    if conn.info.server_version >= 140000 and conn.execute(_HASHABLE, (type_oids,)).fetchone()[0]:
+        return sql.SQL("int8send(hash_record_extended({}, 0))").format(row)
+    return sql.SQL("decode(md5(({})::text), 'hex')").format(row)
+
+
 def record_hash(conn: psycopg.Connection, compiled: CompiledQuery) -> sql.Composable:
     """How the source hashes one compiled row ``q``: a 64-bit hash of its typed values where it can.
 
@@ -88,11 +95,8 @@ def record_hash(conn: psycopg.Connection, compiled: CompiledQuery) -> sql.Compos
     """
     cur = conn.cursor()
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(compiled.statement))
-    oids = [d.type_code for d in cur.description]
-    if conn.info.server_version >= 140000 and conn.execute(_HASHABLE, (oids,)).fetchone()[0]:
-        # ROW(q.*), not q: a field may itself be called q
-        return sql.SQL("int8send(hash_record_extended(ROW(q.*), 0))")
-    return sql.SQL("decode(md5(ROW(q.*)::text), 'hex')")
+    # ROW(q.*), not q: a field may itself be called q
+    return row_hash(conn, [d.type_code for d in cur.description], sql.SQL("ROW(q.*)"))
 
 
 def hashed(compiled: CompiledQuery, *, digest: sql.Composable, only: sql.Composable | None = None) -> sql.Composed:

@@ -46,7 +46,7 @@ class EntityPlan:
     @property
     def source_table(self) -> str:
         """The source table the entity is read from (its base table)."""
-        return self.entity.query.base.table
+        return self.entity.source_label
 
 
 def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str, profile: str,
@@ -104,7 +104,7 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     touch = tuple(c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable)
     source_id = sql.SQL("(s.{})::text").format(ident(entity.source_id))
     merge = MergePlan(
-        profile=profile, entity=entity_name, source=entity.query.base.table, table=table,
+        profile=profile, entity=entity_name, source=entity.source_label, table=table,
         key=(Value(nk.system_column, sql.Literal(system)), Value(nk.id_column, source_id)),
         key_message=f"{entity.source_id}: the source identifier is empty",
         values=tuple(Value(f, ident("s", f)) for f in write_fields), refs=tuple(refs), touch=touch,

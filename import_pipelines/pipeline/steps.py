@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -54,6 +54,9 @@ class EntityRun:
     # records in full; "full": read every record (a full refresh)
     change_detection: Literal["keys", "full"] = "keys"
     retention_days: int = 90  # how long the profile keeps its per-record audit
+    # a records entity's source ({kind: file|sheet|push|airtable|http, ...}, see pipeline/records.py)
+    record_source: Mapping[str, Any] | None = None
+    mapper: Any = None  # a FieldMapper resource: how a records entity's columns are mapped
 
     @property
     def rows_per_batch(self) -> int:
@@ -82,6 +85,8 @@ class Staged:
     extract_seconds: float = 0.0
     matched_target: int = 0
     confidences: tuple[float, ...] = ()
+    mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
+    mapping_method: str | None = None  # template, preset, ai or heuristic
     # records a sync's key pass decided without reading them in full, by action: unchanged ones,
     # and unchanged duplicates (skipped again)
     unread: dict[str, int] = field(default_factory=dict)
@@ -114,7 +119,7 @@ def register(conn: psycopg.Connection, run: EntityRun) -> tuple[RunRef, dict[str
                        retention_days=run.retention_days)
     streams = {name: register_stream(conn, profile=run.profile, entity=name,
                                      target_table=f"{run.template.target_schema}.{entity.target}",
-                                     source=entity.query.base.table)
+                                     source=entity.source_label)
                for name, entity in run.template.entities.items()}
     return ref, streams
 
@@ -139,6 +144,8 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
         _, streams = register(target, run)
         stream_id = streams[run.entity_name]
         staging = staging_name(run.profile, run.entity_name, run.run_id)
+        if entity.records is not None:
+            return _extract_records(run, entity, target=target, staging=staging, started=started, log=log)
         with connect(run.source_url, read_only=True, purpose=run.purpose("source")) as probe:
             version = probe.info.server_version
         compiled = compile_query(entity.query, entity.fields, server_version=version)
@@ -188,6 +195,37 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
 
 
 _LOGGED_INVALID_ROWS = 20  # rows named one by one in the step log; the rest are counted
+
+
+def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connection, staging: str, started: float,
+                     log: Log) -> Staged:
+    """A records entity: open its source, map its columns onto the inputs, stage the records."""
+    from import_pipelines.extract.records import stage_records
+    from import_pipelines.pipeline.records import map_columns, open_source
+
+    if run.record_source is None:
+        raise ValueError(f"entity {run.entity_name!r} reads records, but profile {run.profile!r} names no record"
+                         " source (source: {kind: file|sheet|push|airtable|http, ...})")
+    source = open_source(run.record_source, name=run.entity_name)
+    mapping = map_columns(source, entity, template=run.template, conn=target, mapper=run.mapper)
+    method = mapping.suggestion.method if mapping.suggestion else "template"
+    log(f"{run.entity_name} extract: {source.name}: inputs read from "
+        + ", ".join(f"{name} <- {where!r}" for name, where in mapping.columns.items())
+        + (f"; custom fields {', '.join(map(repr, mapping.custom))}" if mapping.custom else "") + f" ({method})")
+    target.autocommit = False
+    rows = stage_records(source=source, entity=entity, columns=mapping.columns, custom=mapping.custom, target=target,
+                         table=staging, run_id=run.run_id,
+                         progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+    index_staging(target, staging)
+    target.commit()
+    failed = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE _error IS NOT NULL").format(
+        ident(CONTROL_SCHEMA, staging))).fetchone()[0]
+    seconds = time.perf_counter() - started
+    log(f"{run.entity_name} extract: {rows:,} records staged in {seconds:.2f} s"
+        + (f", {failed:,} of them could not be read" if failed else ""))
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, invalid=failed,
+                  mapping={name: str(where) for name, where in mapping.columns.items()},
+                  mapping_method=method)
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:

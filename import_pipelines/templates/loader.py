@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from import_pipelines.query.compile import compile_field, compile_query, expression_sites
 from import_pipelines.query.expressions import ExpressionError, check_expression
 from import_pipelines.templates import model as template_model
-from import_pipelines.templates.model import Template
+from import_pipelines.templates.model import RECORD_ALIAS, RECORD_COLUMNS, Template
 
 _MODEL_NAMES = {name for name, value in vars(template_model).items() if isinstance(value, type)}
 
@@ -123,12 +123,21 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
     if problems:
         return problems
     for name, entity in template.entities.items():
-        aliases = entity.query.aliases
+        aliases = entity.aliases
         for field_name, spec in entity.fields.items():
             try:
-                compile_field(spec, aliases=aliases)
+                compiled = compile_field(spec, aliases=aliases)
             except (ExpressionError, ValueError) as error:
                 problems.append((f"entities.{name}.fields.{field_name}", str(error)))
+                continue
+            if entity.records is not None:
+                unknown = _unknown_inputs(compiled, entity)
+                if unknown:
+                    problems.append((f"entities.{name}.fields.{field_name}",
+                                     f"{', '.join(f'r.{c}' for c in unknown)} {'is' if len(unknown) == 1 else 'are'}"
+                                     f" not among the inputs ({', '.join(entity.records.inputs)})"))
+        if entity.query is None:
+            continue
         # each SQL text of the query on its own, so the message names its exact place
         broken = False
         for where, text, scope in expression_sites(entity.query):
@@ -144,6 +153,17 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
         except (ExpressionError, ValueError) as error:
             problems.append((f"entities.{name}.query", str(error)))
     return problems
+
+
+def _unknown_inputs(compiled: Any, entity: Any) -> list[str]:
+    """Columns of ``r`` a records entity's field reads that are neither inputs nor ``r``'s own columns."""
+    import sqlglot
+    from sqlglot import exp
+
+    text = compiled.as_string(None)
+    known = {*entity.records.inputs, *RECORD_COLUMNS}
+    return sorted({c.name for c in sqlglot.parse_one(f"SELECT {text}", read="postgres").find_all(exp.Column)
+                   if c.table == RECORD_ALIAS and c.name not in known})
 
 
 # pydantic adds the tag of each union member or validator it tried to a location; they are not YAML keys

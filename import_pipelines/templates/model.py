@@ -250,6 +250,47 @@ class Reference(_Strict):
     required: bool = False
 
 
+InputKind = Literal["text", "name", "email", "phone", "date", "datetime", "number", "boolean", "url", "address",
+                    "city", "state", "postcode", "country", "notes", "tags", "id", "list", "json"]
+RECORD_ALIAS = "r"  # fields of a records entity read its inputs as r.<input>
+RECORD_COLUMNS = ("_custom", "_source_ref", "_line")  # what else r holds: custom columns (jsonb), provenance
+
+
+class RecordInput(_Strict):
+    """A value a record source may carry; the field mapping finds which column holds it.
+
+    ``from`` fixes the column (a header, an Airtable field name) or a path into nested JSON
+    (``[address, city]``); without it, the column is found by the field mapping (a saved preset,
+    the AI, or the heuristic) from the description, the kind, the synonyms and the sample values.
+    """
+
+    description: str = ""
+    kind: InputKind = "text"
+    from_: str | list[str | int] | None = Field(default=None, alias="from")
+    synonyms: list[str] = Field(default_factory=list, description="header names (any language) that mean this input")
+
+
+class Records(_Strict):
+    """The entity reads records (a file, a sheet, pushed JSON, Airtable, an HTTP API), not a query.
+
+    ``inputs`` are the values a source may provide (what its columns are mapped onto); the
+    entity's fields are SQL over them, as ``r.<input>`` (transforms, concat, coalesce, checked
+    expressions), so every kind of source is mapped by the same compiler. With ``custom``, a
+    column no input fits but worth keeping lands in ``r._custom`` (a jsonb object).
+    """
+
+    inputs: dict[str, RecordInput] = Field(min_length=1)
+    custom: bool = False
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, RecordInput]) -> dict[str, RecordInput]:
+        for name in value:
+            if not _NAME.match(name) or name.startswith("_"):
+                raise ValueError(f"input name {name!r} must be a plain identifier not starting with '_'")
+        return value
+
+
 class Entity(_Strict):
     """One stream of a template: one Dagster asset, one target table."""
 
@@ -257,7 +298,8 @@ class Entity(_Strict):
     target: str
     source_id: str = Field(description="the field that identifies the source record (the natural key's external id)")
     mode: Mode | None = None
-    query: Query
+    query: Query | None = Field(default=None, description="a PostgreSQL source: the SELECT the entity compiles to")
+    records: Records | None = Field(default=None, description="a record source: files, sheets, pushes, APIs")
     fields: dict[str, FieldSpec] = Field(min_length=1)
     references: dict[str, Reference] = Field(default_factory=dict)
     dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
@@ -265,8 +307,21 @@ class Entity(_Strict):
     on_invalid_text: OnInvalidText | None = Field(default=None, description="overrides the template's on_invalid_text")
     notes: list[str] = Field(default_factory=list)
 
+    @property
+    def aliases(self) -> set[str]:
+        """The table aliases the fields may use: the query's, or ``r`` for a records entity."""
+        return self.query.aliases if self.query is not None else {RECORD_ALIAS}
+
+    @property
+    def source_label(self) -> str:
+        """What the audit names as the source: the base table, or ``records``."""
+        return self.query.base.table if self.query is not None else "records"
+
     @model_validator(mode="after")
     def _consistent(self) -> Entity:
+        if (self.query is None) == (self.records is None):
+            raise ValueError("an entity reads either a query (a PostgreSQL source) or records (files, sheets,"
+                             " pushes, APIs): give exactly one of query, records")
         if self.source_id not in self.fields:
             raise ValueError(f"source_id {self.source_id!r} is not one of the fields")
         if self.dedupe is not None:
