@@ -38,7 +38,11 @@ class ImportRunSettings(dg.ConfigurableResource):
 
     ``full_refresh``: read every record in full, instead of a sync's key pass that reads only the
     new and changed ones.
+
+    ``source_path``: the file a records profile reads in this run (a folder sensor sets it); it
+    replaces the path of the profile's ``source``.
     """
 
     dry_run: bool = False
     full_refresh: bool = False
+    source_path: str | None = None

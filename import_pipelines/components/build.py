@@ -42,6 +42,14 @@ def build_profile_defs(profile: "ImportProfile", template: Template, *, resource
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules, resources=resources)
 
 
+def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:
+    """The resources the source side needs: the PostgreSQL source for query entities, the field
+    mapper for records entities."""
+    kinds = {entity.query is not None for entity in template.entities.values()}
+    return ({f"{profile.name}_source"} if True in kinds else set()) | (
+        {f"{profile.name}_field_mapper"} if False in kinds else set())
+
+
 def source_tag(url_env: str) -> str:
     """The run queue's one-import-per-source key: the source database's identity (host, port, database).
 
@@ -62,7 +70,7 @@ def source_tag(url_env: str) -> str:
 
 def _preflight_asset(profile: "ImportProfile", template: Template, *, template_source: str,
                      depth: int) -> dg.AssetsDefinition:
-    keys = {f"{profile.name}_source", f"{profile.name}_target"}
+    keys = {f"{profile.name}_target"} | _source_keys(profile, template)
 
     @dg.asset(name="preflight", key_prefix=[profile.name], group_name=profile.name, kinds=KINDS,
               required_resource_keys=keys, op_tags={"step": "preflight", "dagster/priority": str(2 + len(STEPS) * depth)},
@@ -72,7 +80,8 @@ def _preflight_asset(profile: "ImportProfile", template: Template, *, template_s
     def preflight(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         from import_pipelines.templates.preflight import preflight as check
 
-        report = check(template, source_url=getattr(context.resources, f"{profile.name}_source").connection_url(),
+        source = getattr(context.resources, f"{profile.name}_source", None)
+        report = check(template, source_url=source.connection_url() if source is not None else None,
                        target_url=getattr(context.resources, f"{profile.name}_target").connection_url(),
                        profile=profile.name, template_source=template_source, source_system=profile.source_system,
                        mode=profile.mode, entity_modes=profile.entity_modes)
@@ -89,9 +98,14 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
 
     resources = context.resources
     settings = getattr(resources, f"{profile.name}_settings")
+    source = getattr(resources, f"{profile.name}_source", None)
+    record_source = dict(profile.source or {})
+    if settings.source_path:
+        record_source["path"] = settings.source_path
     return EntityRun(
         profile=profile.name, template=template, entity_name=entity, run_id=context.run.run_id,
-        source_url=getattr(resources, f"{profile.name}_source").connection_url(),
+        source_url=source.connection_url() if source is not None else "",
+        record_source=record_source or None, mapper=getattr(resources, f"{profile.name}_field_mapper", None),
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
         source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
@@ -115,7 +129,7 @@ def step_tags(step: str, *, depth: int) -> dict[str, str]:
 def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str], *,
                   depth: int) -> dg.AssetsDefinition:
     prefix = f"{profile.name}__{entity}"
-    keys = {f"{profile.name}_source", f"{profile.name}_target", f"{profile.name}_settings"}
+    keys = {f"{profile.name}_target", f"{profile.name}_settings"} | _source_keys(profile, template)
     spec = template.entities[entity]
 
     @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags=step_tags("extract", depth=depth),

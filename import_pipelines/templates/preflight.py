@@ -48,7 +48,7 @@ class PreflightReport:
     seconds: float
 
 
-def preflight(template: Template, *, source_url: str, target_url: str, profile: str, template_source: str,
+def preflight(template: Template, *, source_url: str | None, target_url: str, profile: str, template_source: str,
               source_system: str | None = None, mode: Mode | None = None,
               entity_modes: dict[str, Mode] | None = None) -> PreflightReport:
     """Check every entity of ``template`` against both databases; raise :class:`PreflightError`.
@@ -60,7 +60,8 @@ def preflight(template: Template, *, source_url: str, target_url: str, profile: 
     modes = {name: (entity_modes or {}).get(name, mode) for name in template.entities}
     problems = target_problems(template, target_url=target_url, profile=profile, source_system=source_system,
                                modes=modes)
-    problems += source_problems(template, source_url=source_url, profile=profile)
+    if source_url is not None and any(entity.query is not None for entity in template.entities.values()):
+        problems += source_problems(template, source_url=source_url, profile=profile)
     if problems:
         raise PreflightError(template_source, problems)
     return PreflightReport(entities=len(template.entities), seconds=time.perf_counter() - started)
@@ -104,7 +105,8 @@ def source_problems(template: Template, *, source_url: str, profile: str) -> lis
         conn.execute("SET standard_conforming_strings = on; SET client_encoding = 'UTF8'")
         version = conn.info.server_version
         for name, entity in template.entities.items():
-            problems += _entity_source_problems(conn, name=name, entity=entity, version=version)
+            if entity.query is not None:  # a records entity's source is read by the run, not planned here
+                problems += _entity_source_problems(conn, name=name, entity=entity, version=version)
     return problems
 
 
