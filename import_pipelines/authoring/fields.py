@@ -1,10 +1,15 @@
-"""Which source column fills which target field: the scaffold's matcher, by name and type.
+"""Which source column fills which target field: the scaffold's matcher, by name, values and type.
 
-:func:`suggest` is the one place the scaffold asks. It reads normalised names (words, singular;
-a target ``source_created_at`` keeps the source's ``created_at``), a short list of synonyms
-help-desk and CRM schemas use for the same thing, and whether the types meet without loss. A
-heuristic or AI matcher that also reads sample values can take its place: anything with the
-signature of :data:`Suggest` is passed to
+:func:`suggest` is the one place the scaffold asks. Two readings of each (column, field) pair,
+the better one counting, times whether the types meet without loss:
+
+- by name: normalised names (words, singular; a target ``source_created_at`` keeps the source's
+  ``created_at``) and a short list of synonyms help-desk and CRM schemas use for the same thing;
+- by the field matcher of files (:mod:`import_pipelines.mapping`): the multilingual synonyms,
+  the exporting tools' prefixes, and the column's sample values (emails, phones, dates...), with
+  its declared type; OpenAI answers instead of the offline heuristic when a key is configured.
+
+Anything with the signature of :data:`Suggest` can take its place, passed to
 :func:`import_pipelines.authoring.scaffold.scaffold_template` as ``suggest=``.
 """
 
@@ -110,18 +115,66 @@ def name_score(column: str, field: str) -> float:
 
 def suggest(columns: Sequence[SourceColumn], samples: Mapping[str, Sequence[str]],
             target_fields: Sequence[TargetField]) -> list[tuple[SourceColumn, TargetField, float]]:
-    """For each target field the best column by name and type; ``samples`` are not read here.
+    """For each target field the best column by name, values and type.
 
-    Confidence is the name score times the type fit; below 0.5 a field is left out. Among equal
-    confidences the earlier column wins, so callers list the columns they prefer first.
+    Confidence is the better of the name score and the field matcher's, times the type fit;
+    below 0.5 a field is left out. Among equal confidences the earlier column wins, so callers
+    list the columns they prefer first.
     """
+    matched = _matcher_scores(columns, samples, target_fields)
     chosen = []
     for target in target_fields:
         best: tuple[SourceColumn, float] | None = None
-        for column in columns:
-            score = name_score(column.name, target.name) * type_fit(column.data_type, target.data_type)
+        for index, column in enumerate(columns):
+            by_name = name_score(column.name, target.name)
+            score = max(by_name, matched.get((index, target.name), 0.0)) * type_fit(column.data_type, target.data_type)
             if score >= 0.5 and (best is None or score > best[1]):
                 best = (column, score)
         if best is not None:
             chosen.append((best[0], target, round(best[1], 3)))
     return chosen
+
+
+def _matcher_scores(columns: Sequence[SourceColumn], samples: Mapping[str, Sequence[str]],
+                    target_fields: Sequence[TargetField]) -> dict[tuple[int, str], float]:
+    """The file field matcher's confidence for (column position, field): its choice and candidates."""
+    from import_pipelines.mapping.model import CUSTOM
+    from import_pipelines.mapping.model import TargetField as MatcherField
+    from import_pipelines.mapping.suggest import AISettings, suggest as suggest_mapping
+
+    if not columns or not target_fields:
+        return {}
+    fields = [MatcherField(name=t.name, description=t.name.replace("_", " "), kind=_kind(t),
+                           synonyms=tuple(sorted(next((g for g in SYNONYMS if t.name in g), frozenset()) - {t.name})))
+              for t in target_fields]
+    headers = [c.name for c in columns]
+    depth = max((len(samples.get(c.ref, ())) for c in columns), default=0)
+    rows = [[(samples.get(c.ref) or [None] * depth)[i] if i < len(samples.get(c.ref) or ()) else None
+             for c in columns] for i in range(depth)]
+    import os
+
+    ai = AISettings() if os.environ.get(AISettings().api_key_env) else None
+    suggestion = suggest_mapping(headers, rows, fields, column_types={c.name: c.data_type for c in columns}, ai=ai)
+    scores: dict[tuple[int, str], float] = {}
+    for index, column in enumerate(suggestion.columns):
+        for field, confidence in [(column.field, column.confidence),
+                                  *((c.field, c.confidence) for c in column.candidates)]:
+            if field not in (None, CUSTOM):
+                scores[(index, field)] = max(scores.get((index, field), 0.0), confidence)
+    return scores
+
+
+def _kind(target: TargetField) -> str:
+    """What a target column's values look like, for the field matcher's value sniffing."""
+    name, family_name = target.name, family(target.data_type)
+    for needle, kind in (("email", "email"), ("phone", "phone"), ("mobile", "phone"), ("website", "url"),
+                         ("url", "url"), ("country", "country"), ("city", "city"), ("zip", "postcode"),
+                         ("postcode", "postcode"), ("state", "state"), ("note", "notes"), ("tag", "tags")):
+        if needle in name:
+            return kind
+    if name in ("first_name", "last_name", "display_name", "full_name", "name"):
+        return "name"
+    if name == "external_id" or name.endswith("_id"):
+        return "id"
+    return {"timestamp": "date", "integer": "number", "numeric": "number", "boolean": "boolean"}.get(
+        family_name or "", "text")
