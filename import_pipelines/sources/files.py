@@ -53,6 +53,8 @@ def detect_kind(path: str | Path) -> FileKind:
         raise SourceError(f"{path.name}: a binary file{named}, neither a workbook nor text (CSV, JSON)")
     if text[:1] in ("[", "{") and _parses_as_json(head, encoding):
         return "json"
+    if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        return "json"  # named JSON, and not a CSV either: the JSON reader says what is wrong with it
     return "csv"
 
 

@@ -80,6 +80,8 @@ def detect_encoding(head: bytes, tail: bytes = b"") -> str:
     # NUL bytes are valid UTF-8 but never appear in text: they mean UTF-16 or UTF-32 without a mark.
     if b"\x00" not in head and _mostly_utf8(head, tail):
         return "utf-8"
+    if _plausibly_western(head + b"\n" + tail if tail else head):
+        return "cp1252"
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(head + b"\n" + tail if tail else head))
@@ -183,6 +185,33 @@ def _whole_lines(text: str) -> str:
     """``text`` without its last, possibly cut, line (unless it is the only one)."""
     cut = max(text.rfind("\n"), text.rfind("\r"))
     return text[:cut + 1] if cut > 0 else text
+
+
+# What Western European text holds beyond ASCII in cp1252: accented Latin letters, the euro sign,
+# typographic quotes and dashes, a few symbols. cp1252 text of any Western language reads as these
+# and nothing else; a Polish cp1250 file does not (its "ł" reads as "³"), nor a Greek or Cyrillic
+# one (whose letters would be most of the text, where Western text is mostly ASCII).
+_WESTERN = frozenset("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸƒ"
+                     "€‚„…†‡‰‹›‘’“”•–—™«»°¿¡£¥§©®ªº½¼¾µ·¢±´¨\xa0")
+_WESTERN_SHARE = 0.3
+_UTF8_PAIR = re.compile(rb"[\xc2-\xdf][\x80-\xbf]")
+
+
+def _plausibly_western(data: bytes) -> bool:
+    """Whether ``data`` is cp1252 text: it decodes strictly, and what is not ASCII is Western.
+
+    charset-normalizer alone picked a Baltic DOS code page (cp775) for a short German and Spanish
+    file with euro signs: a tie it broke the wrong way, which this decides first.
+    """
+    if b"\x00" in data or _UTF8_PAIR.search(data):
+        return False  # UTF-16 without a mark; UTF-8 characters (read as cp1252 they are mojibake: "Ã©")
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    wide = [ch for ch in text if ch >= "\x80"]
+    letters = sum(1 for ch in text if ch.isalpha())
+    return bool(wide) and all(ch in _WESTERN for ch in wide) and len(wide) <= _WESTERN_SHARE * max(1, letters)
 
 
 def _mostly_utf8(head: bytes, tail: bytes) -> bool:
