@@ -58,6 +58,15 @@ def percent(done: int, total: int | None) -> str:
     return f"{min(100, round(100 * done / total))}% ({done:,} / {total:,})"
 
 
+def is_small_change(conn: psycopg.Connection, plan: MergePlan, rows: int) -> bool:
+    """Whether ``rows`` staged records are few beside the target table (under a quarter of it, by
+    the planner's estimate): a sync's changes, merged by index probes in few batches, which leave
+    the table's statistics as they were."""
+    table_rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                              (ident(plan.table.schema, plan.table.name).as_string(conn),)).fetchone()[0]
+    return rows * 4 < table_rows
+
+
 def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int) -> bool:
     """Whether neither the target table nor ``record_state`` holds anything of this stream's source yet.
 
@@ -162,14 +171,13 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
     counts: Counter[str] = Counter()
     plan = merger.plan
     ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
-    table_rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                              (ident(plan.table.schema, plan.table.name).as_string(conn),)).fetchone()[0]
-    if rows * 4 < table_rows and len(ranges) > workers:
+    small = is_small_change(conn, plan, rows)
+    if small and len(ranges) > workers:
         # a few changed records against a large table (a sync): every batch hashes the whole table
         # and its state to join them, so as few batches as there are sessions, not shrinking ones
         size = -(-rows // workers)
         ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
-    merger.probe_joins = rows * 4 < table_rows
+    merger.probe_joins = small
     pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
     name = plan.entity
     def refused(rn: int, sid: str | None, message: str) -> None:
@@ -196,8 +204,9 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
             # fresh statistics before the next entities join against the table; queued behind
             # the merges, so the first session out of batches takes it while the other merges
             # the last one (the planner scales statistics to the table's current size)
+            # (a few changed records against a large table leave its statistics as they were)
             tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
-                ident(plan.table.schema, plan.table.name))))] if analyze else []
+                ident(plan.table.schema, plan.table.name))))] if analyze and not merger.probe_joins else []
             for merged in merges:
                 size, batch_counts = merged.result()
                 counts.update(batch_counts)

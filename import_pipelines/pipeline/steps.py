@@ -22,7 +22,7 @@ from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
-from import_pipelines.engine.load import load_staged, percent, record_duplicate_states
+from import_pipelines.engine.load import is_small_change, load_staged, percent, record_duplicate_states
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
 from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
@@ -424,7 +424,8 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
         ident(CONTROL_SCHEMA, staged.staging))).fetchone()[0]
 
     def epilogue(session: psycopg.Connection) -> None:
-        session.execute(sql.SQL("ANALYZE {}.record_state").format(CONTROL))
+        if not is_small_change(session, merge, last):  # a few changed records leave its statistics as they were
+            session.execute(sql.SQL("ANALYZE {}.record_state").format(CONTROL))
         if plan.entity.dedupe is not None:
             # a duplicate points at the row its survivor became, which any batch may have
             # written; planned on fresh statistics, which know this entity's state rows (stale
