@@ -124,7 +124,7 @@ def raw_copy(template: Template, *, source: str, target: str) -> dict[str, tuple
             out_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(compiled.statement)
             in_sql = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(table)
             with tgt.transaction():
-                with src.cursor().copy(out_sql, compiled.params) as copy_out, tgt.cursor().copy(in_sql) as copy_in:
+                with src.cursor().copy(out_sql) as copy_out, tgt.cursor().copy(in_sql) as copy_in:
                     for block in copy_out:
                         copy_in.write(block)
             src.rollback()
@@ -136,12 +136,49 @@ def raw_copy(template: Template, *, source: str, target: str) -> dict[str, tuple
     return measured
 
 
+def text_check_cost(template: Template, *, source: str, target: str, runs: int) -> dict[str, float]:
+    """The extract with and without the UTF-8 check of each buffer, alternated ``runs`` times.
+
+    Every entity is streamed into a scratch staging table by ``stream_to_staging`` exactly as the
+    extract step does; the medians of the summed seconds are compared.
+    """
+    import statistics
+
+    from import_pipelines.extract.postgres import stream_to_staging
+
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    rows = 0
+    with connect(source, read_only=True) as probe:
+        version = probe.info.server_version
+    with connect(target) as tgt:
+        tgt.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(RAW_SCHEMA)))
+        tgt.commit()
+        for attempt in range(runs):
+            for check in ((True, False) if attempt % 2 == 0 else (False, True)):
+                started = time.perf_counter()
+                rows = 0
+                for name, entity in template.entities.items():
+                    compiled = compile_query(entity.query, entity.fields, server_version=version)
+                    rows += stream_to_staging(source_url=source, target=tgt, compiled=compiled, schema=RAW_SCHEMA,
+                                              table=name, chunk_rows=10**9, check_text=check)
+                seconds[check].append(time.perf_counter() - started)
+        tgt.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(ident(RAW_SCHEMA)))
+        tgt.commit()
+    with_check, without = statistics.median(seconds[True]), statistics.median(seconds[False])
+    progress(f"extract of {rows:,} rows: {with_check:.3f} s with the UTF-8 check, {without:.3f} s without"
+             f" (medians of {runs})")
+    return {"rows": rows, "runs": runs, "with_check_s": round(with_check, 3), "without_check_s": round(without, 3),
+            "ratio": round(with_check / without, 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="approximate rows the import reads (default 100000)")
     parser.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default: the template's)")
     parser.add_argument("--workers", type=int, default=2, help="merge sessions per entity (default 2)")
+    parser.add_argument("--text-check-runs", type=int, default=0,
+                        help="also time the extract with and without its UTF-8 check, this many times each")
     args = parser.parse_args(argv)
 
     server, server_name = server_url()
@@ -167,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"import: {rows:,} rows in {seconds:.1f} s")
 
         raw = raw_copy(template, source=source, target=target)
+        text_check = (text_check_cost(template, source=source, target=target, runs=args.text_check_runs)
+                      if args.text_check_runs else None)
         raw_rows, raw_seconds = sum(r for r, _ in raw.values()), sum(s for _, s in raw.values())
         if raw_rows != rows:
             progress(f"warning: the raw copy read {raw_rows:,} rows, the import {rows:,}")
@@ -181,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mb": peak_rss_mb(),
             "raw_copy_rows_per_s": round(raw_per_s), "ratio_to_raw_copy": round(rows_per_s / raw_per_s, 3),
             "per_entity": per_entity, "generate_seconds": round(generate_seconds, 2), "customers": customers,
-            "batch_rows": args.batch_rows or template.batch_rows, "workers": args.workers, "server": server_name}))
+            "batch_rows": args.batch_rows or template.batch_rows, "workers": args.workers, "server": server_name,
+            **({"text_check": text_check} if text_check else {})}))
     finally:
         drop_database(server, source_db)
         drop_database(server, target_db)

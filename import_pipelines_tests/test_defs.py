@@ -39,9 +39,11 @@ def test_entity_assets_follow_references_and_steps_are_ops() -> None:
     defs = _defs()
     upstream = defs.resolve_asset_graph().asset_dep_graph["upstream"]
     key = lambda name: dg.AssetKey(["freescout_demo", name])  # noqa: E731
-    assert upstream[key("tickets")] == {key("customer_users"), key("agents")}
-    assert upstream[key("time_entries")] == {key("tickets"), key("agents")}
-    assert upstream[key("customer_users")] == {key("accounts")}
+    # every entity waits for the whole template's preflight
+    assert upstream[key("tickets")] == {key("customer_users"), key("agents"), key("preflight")}
+    assert upstream[key("time_entries")] == {key("tickets"), key("agents"), key("preflight")}
+    assert upstream[key("customer_users")] == {key("accounts"), key("preflight")}
+    assert upstream[key("accounts")] == {key("preflight")}
     assert upstream[key("late_seed")] == {key(e) for e in ENTITIES}
     job = defs.resolve_job_def("freescout_demo_import")
     ops = {node.name for node in job.graph.node_dict["freescout_demo__tickets"].definition.node_defs}

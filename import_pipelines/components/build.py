@@ -3,6 +3,7 @@
 # no ``from __future__ import annotations``: Dagster inspects the ops' context annotations at
 # definition time, so they must be real classes
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -16,23 +17,80 @@ if TYPE_CHECKING:
 KINDS = {"postgres", "python"}
 
 
-def build_profile_defs(profile: "ImportProfile", template: Template, *, resources: dict[str, Any]) -> dg.Definitions:
-    """Assets per entity (graph-backed: extract -> map -> dedupe -> load), late_seed, checks, job, schedule."""
+def build_profile_defs(profile: "ImportProfile", template: Template, *, resources: dict[str, Any],
+                       template_source: str | None = None) -> dg.Definitions:
+    """Preflight, assets per entity (graph-backed: extract -> map -> dedupe -> load), late_seed, checks, job, schedule.
+
+    ``template_source`` (the template's file) is what preflight errors name.
+    """
     from import_pipelines.templates.graph import chain_depth, dependency_order, upstream_entities
 
     group = profile.name
     depth = chain_depth(template)
-    assets = [_entity_asset(profile, template, name, upstream_entities(template, name), depth=depth[name])
-              for name in dependency_order(template)]
+    assets = [_preflight_asset(profile, template, template_source=template_source or template.name,
+                               depth=max(depth.values(), default=0))]
+    assets += [_entity_asset(profile, template, name, upstream_entities(template, name), depth=depth[name])
+               for name in dependency_order(template)]
     assets.append(_late_seed_asset(profile, template))
     checks = [check for name in template.entities for check in _entity_checks(profile, template, name)]
     job = dg.define_asset_job(
         f"{profile.name}_import", selection=dg.AssetSelection.groups(group),
         description=f"Import {template.name} ({template.description or 'template'}) for profile {profile.name}",
-        tags={"import_pipelines/profile": profile.name, "import_pipelines/source": profile.source_url_env})
+        tags={"import_pipelines/profile": profile.name, "import_pipelines/source": source_tag(profile.source_url_env)})
     schedules = [dg.ScheduleDefinition(name=f"{profile.name}_schedule", job=job, cron_schedule=profile.schedule,
                                        default_status=dg.DefaultScheduleStatus.STOPPED)] if profile.schedule else []
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules, resources=resources)
+
+
+def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:
+    """The resources the source side needs: the PostgreSQL source for query entities, the field
+    mapper for records entities."""
+    kinds = {entity.query is not None for entity in template.entities.values()}
+    return ({f"{profile.name}_source"} if True in kinds else set()) | (
+        {f"{profile.name}_field_mapper"} if False in kinds else set())
+
+
+def source_tag(url_env: str) -> str:
+    """The run queue's one-import-per-source key: the source database's identity (host, port, database).
+
+    Two profiles that read the same database share it, whatever their variables are called; the
+    user name and password are never part of it. Read when the code location loads, which is
+    where the variable is set; unset or malformed, the key falls back to the variable's name.
+    """
+    from import_pipelines.db.connect import DatabaseConnectionError, database_identity
+
+    url = os.environ.get(url_env)
+    if not url:
+        return f"unset:{url_env}"
+    try:
+        return database_identity(url)
+    except DatabaseConnectionError:
+        return f"malformed:{url_env}"
+
+
+def _preflight_asset(profile: "ImportProfile", template: Template, *, template_source: str,
+                     depth: int) -> dg.AssetsDefinition:
+    keys = {f"{profile.name}_target"} | _source_keys(profile, template)
+
+    @dg.asset(name="preflight", key_prefix=[profile.name], group_name=profile.name, kinds=KINDS,
+              required_resource_keys=keys, op_tags={"step": "preflight", "dagster/priority": str(2 + len(STEPS) * depth)},
+              description="Check the whole template against the source and target schemas before anything is"
+                          " written: target tables and writable columns, NOT NULL references, source tables and"
+                          " columns (each compiled query planned with LIMIT 0). Every extract waits for it.")
+    def preflight(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from import_pipelines.templates.preflight import preflight as check
+
+        source = getattr(context.resources, f"{profile.name}_source", None)
+        report = check(template, source_url=source.connection_url() if source is not None else None,
+                       target_url=getattr(context.resources, f"{profile.name}_target").connection_url(),
+                       profile=profile.name, template_source=template_source, source_system=profile.source_system,
+                       mode=profile.mode, entity_modes=profile.entity_modes)
+        context.log.info(f"preflight: {report.entities} entities fit the source and the target"
+                         f" ({report.seconds:.2f} s)")
+        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "entities_checked": report.entities,
+                                              "duration_s": round(report.seconds, 3)})
+
+    return preflight
 
 
 def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", template: Template, entity: str) -> "EntityRun":
@@ -40,13 +98,19 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
 
     resources = context.resources
     settings = getattr(resources, f"{profile.name}_settings")
+    source = getattr(resources, f"{profile.name}_source", None)
+    record_source = dict(profile.source or {})
+    if settings.source_path:
+        record_source["path"] = settings.source_path
     return EntityRun(
         profile=profile.name, template=template, entity_name=entity, run_id=context.run.run_id,
-        source_url=getattr(resources, f"{profile.name}_source").connection_url(),
+        source_url=source.connection_url() if source is not None else "",
+        record_source=record_source or None, mapper=getattr(resources, f"{profile.name}_field_mapper", None),
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
         source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
-        run_group=context.run.root_run_id or context.run.run_id)
+        run_group=context.run.root_run_id or context.run.run_id, retention_days=profile.retention_days,
+        change_detection="full" if settings.full_refresh else "keys")
 
 
 STEPS = ("extract", "map", "dedupe", "load")
@@ -65,10 +129,11 @@ def step_tags(step: str, *, depth: int) -> dict[str, str]:
 def _entity_asset(profile: "ImportProfile", template: Template, entity: str, upstream: list[str], *,
                   depth: int) -> dg.AssetsDefinition:
     prefix = f"{profile.name}__{entity}"
-    keys = {f"{profile.name}_source", f"{profile.name}_target", f"{profile.name}_settings"}
+    keys = {f"{profile.name}_target", f"{profile.name}_settings"} | _source_keys(profile, template)
     spec = template.entities[entity]
 
-    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags=step_tags("extract", depth=depth))
+    @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags=step_tags("extract", depth=depth),
+           ins={"preflight": dg.In(dg.Nothing)})
     def extract_op(context: dg.OpExecutionContext):
         """Stream the entity's source query into a staging table (read-only source session)."""
         from import_pipelines.pipeline.steps import extract
@@ -102,18 +167,20 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
                          | review_metadata(staged))
 
     ins = {name: dg.AssetIn(key=[profile.name, name], dagster_type=dg.Nothing) for name in upstream}
+    ins["preflight"] = dg.AssetIn(key=[profile.name, "preflight"], dagster_type=dg.Nothing)
 
-    def compose(**after):
+    def compose(preflight, **after):
         # only the load waits for the referenced entities: extract, map and dedupe read the source
-        # and staging, so they run while the upstream entities are still loading
-        staged = dedupe_op(map_op(extract_op()))
+        # and staging, so they run while the upstream entities are still loading; every extract
+        # waits for the whole template's preflight
+        staged = dedupe_op(map_op(extract_op(preflight)))
         return load_op(staged, after=list(after.values())) if after else load_op(staged)
 
     return dg.graph_asset(
         compose, name=entity, key_prefix=[profile.name], ins=ins, group_name=profile.name, kinds=KINDS,
         description=spec.description or f"{entity} from {template.name}",
         metadata={"template": template.name, "target_table": f"{template.target_schema}.{spec.target}",
-                  "source_table": spec.query.base.table},
+                  "source_table": spec.source_label},
         tags={"import_pipelines/profile": profile.name})
 
 

@@ -19,6 +19,8 @@ checks, one job and, with a cron, a schedule.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
@@ -40,6 +42,11 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
     schedule: str | None = Field(default=None, description="cron expression for recurring syncs")
     batch_rows: int | None = Field(default=None, description="rows per merge transaction")
     workers: int = Field(default=2, description="target sessions merging batches side by side")
+    retention_days: int = Field(default=90, gt=0, description="days the per-record audit is kept (summaries: for"
+                                                              " ever); the control_retention job applies it")
+    source: dict[str, Any] | None = Field(default=None, description=(
+        "the record source of a template whose entities read records: {kind: file|sheet|push|airtable|http, ...};"
+        " secrets only by the name of the environment variable holding them (token_env, credentials_env)"))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Load and validate the template, then build assets, checks, job and schedule."""
@@ -50,8 +57,12 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
         if not path.is_absolute() and not path.exists():
             path = context.path / path
         template = load_template(path)
-        return build_profile_defs(
-            self, template,
-            resources={f"{self.name}_source": PostgresDatabase(url=dg.EnvVar(self.source_url_env)),
-                       f"{self.name}_target": PostgresDatabase(url=dg.EnvVar(self.target_url_env)),
-                       f"{self.name}_settings": ImportRunSettings()})
+        resources: dict[str, Any] = {f"{self.name}_target": PostgresDatabase(url=dg.EnvVar(self.target_url_env)),
+                                     f"{self.name}_settings": ImportRunSettings()}
+        if any(entity.query is not None for entity in template.entities.values()):
+            resources[f"{self.name}_source"] = PostgresDatabase(url=dg.EnvVar(self.source_url_env))
+        if any(entity.records is not None for entity in template.entities.values()):
+            from import_pipelines.mapping.resource import FieldMapper
+
+            resources[f"{self.name}_field_mapper"] = FieldMapper()
+        return build_profile_defs(self, template, template_source=str(path), resources=resources)

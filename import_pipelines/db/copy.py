@@ -6,7 +6,8 @@ and encodings differ likewise, and ``extra_float_digits`` below 1 rounds floats 
 since PostgreSQL 12, is the shortest text that reads back exactly). Every reader (a source's
 ``COPY ... TO STDOUT``, an archive export) and every writer (a staging ``COPY ... FROM STDIN``)
 pins the same settings first, so the text one side writes is the text the other reads, whatever
-the servers' own defaults.
+the servers' own defaults. ``standard_conforming_strings`` is pinned on too: a backslash in a
+template's checked literal is then a plain character on every server, as the checker read it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import psycopg
 
 PINNED_TEXT = ("SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8';"
-               " SET extra_float_digits = 1")
+               " SET extra_float_digits = 1; SET standard_conforming_strings = on")
 # the same as session start-up options (``connect(pinned_text=True)``)
 PINNED_OPTIONS = ["-c datestyle=ISO,YMD", "-c intervalstyle=postgres", "-c client_encoding=UTF8",
-                  "-c extra_float_digits=1"]
+                  "-c extra_float_digits=1", "-c standard_conforming_strings=on"]
 
 
 def pin_text_format(conn: psycopg.Connection) -> None:

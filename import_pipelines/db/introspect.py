@@ -6,6 +6,8 @@ The result is plain frozen dataclasses that the mirror, the archive and the temp
 share: column types as ``format_type`` text, computed columns (generated / identity), primary
 key, unique constraints *and* unique indexes (partial and expression indexes are skipped: they
 cannot serve as a natural key), foreign keys with their ``ON DELETE`` rule, and row estimates.
+With ``details=True`` (what an inspection of a source shows) the table query also reads each
+table's size, live-row counter and SELECT privilege, and one more query reads every index.
 """
 
 from __future__ import annotations
@@ -91,6 +93,19 @@ class CheckConstraint:
 
 
 @dataclass(frozen=True)
+class IndexInfo:
+    """Any index: its key columns (an expression key as its text), kind, method and partial predicate."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+    primary: bool
+    method: str
+    predicate: str | None
+    definition: str
+
+
+@dataclass(frozen=True)
 class TableInfo:
     """Everything the loaders need to know about one table."""
 
@@ -103,6 +118,11 @@ class TableInfo:
     checks: tuple[CheckConstraint, ...] = ()
     row_estimate: int | None = None
     partitioned: bool = False
+    # read with details=True only
+    indexes: tuple[IndexInfo, ...] = ()
+    total_bytes: int | None = None
+    live_rows: int | None = None  # the statistics counter: known before a first ANALYZE sets the estimate
+    readable: bool | None = None  # whether the session's role may SELECT from the table
 
     def column(self, name: str) -> ColumnInfo:
         """The column called ``name``; ``KeyError`` naming the table when there is none."""
@@ -158,7 +178,7 @@ class SchemaInfo:
 
 
 _TABLES_SQL = """
-SELECT c.relname, c.reltuples::bigint, c.relkind = 'p'
+SELECT c.relname, c.reltuples::bigint, c.relkind = 'p'{details}
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ORDER BY c.relname
@@ -219,16 +239,43 @@ ORDER BY c.relname, i.relname
 """
 
 
-def describe_schema(conn: psycopg.Connection, schema: str = "public") -> SchemaInfo:
-    """Describe every table of ``schema``: columns, keys, foreign keys, checks, row estimates."""
+# the size of a table with its indexes and TOAST, the live-row counter of the statistics and the
+# session's SELECT privilege: cheap per table (no data is read), so still one query for all
+_TABLE_DETAILS = """,
+       pg_total_relation_size(c.oid), pg_stat_get_live_tuples(c.oid), has_table_privilege(c.oid, 'SELECT')"""
+
+# Every index, for showing (the unique ones usable as natural keys come from the queries above)
+_INDEXES_SQL = """
+SELECT c.relname, i.relname,
+       ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) AS k)::text[],
+       x.indisunique, x.indisprimary, am.amname, pg_get_expr(x.indpred, x.indrelid, true),
+       pg_get_indexdef(x.indexrelid)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_am am ON am.oid = i.relam
+JOIN pg_class c ON c.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+ORDER BY c.relname, i.relname
+"""
+
+
+def describe_schema(conn: psycopg.Connection, schema: str = "public", *, details: bool = False) -> SchemaInfo:
+    """Describe every table of ``schema``: columns, keys, foreign keys, checks, row estimates.
+
+    ``details`` adds every index, each table's size on disk, its live-row counter and whether
+    the session may read it (five catalogue queries in all instead of four).
+    """
     params = {"schema": schema}
     # NULLS NOT DISTINCT exists from PostgreSQL 15 on; older servers treat NULLs as distinct
     nnd = "x.indnullsnotdistinct" if conn.info.server_version >= 150000 else "false"
     with conn.cursor() as cur:
-        tables = cur.execute(_TABLES_SQL, params).fetchall()
+        table_sql = _TABLES_SQL.format(details=_TABLE_DETAILS if details else "")
+        tables = cur.execute(table_sql.encode(), params).fetchall()
         columns = cur.execute(_COLUMNS_SQL, params).fetchall()
         constraints = cur.execute(_CONSTRAINTS_SQL.format(nulls_not_distinct=nnd).encode(), params).fetchall()
         indexes = cur.execute(_UNIQUE_INDEXES_SQL.format(nulls_not_distinct=nnd).encode(), params).fetchall()
+        all_indexes = cur.execute(_INDEXES_SQL, params).fetchall() if details else []
 
     cols: dict[str, list[ColumnInfo]] = {}
     for table, name, data_type, nullable, default, generated, identity, char_len, position in columns:
@@ -261,13 +308,20 @@ def describe_schema(conn: psycopg.Connection, schema: str = "public") -> SchemaI
     for table, name, key, nulls_not_distinct in indexes:
         uniques.setdefault(table, []).append(UniqueKey(name, tuple(key), "index", nulls_not_distinct))
 
+    every_index: dict[str, list[IndexInfo]] = {}
+    for table, name, key, unique, primary, method, predicate, definition in all_indexes:
+        every_index.setdefault(table, []).append(IndexInfo(name, tuple(key), unique, primary, method, predicate,
+                                                           definition))
+
     info = {}
-    for table, reltuples, partitioned in tables:
+    for table, reltuples, partitioned, *extra in tables:
+        total_bytes, live_rows, readable = extra if extra else (None, None, None)
         info[table] = TableInfo(
             schema=schema, name=table, columns=tuple(cols.get(table, ())), primary_key=pks.get(table, ()),
             unique_keys=tuple(uniques.get(table, ())), foreign_keys=tuple(fks.get(table, ())),
             checks=tuple(checks.get(table, ())),
             # -1 means "never vacuumed or analysed": unknown, not empty
             row_estimate=None if reltuples is None or reltuples < 0 else int(reltuples),
-            partitioned=partitioned)
+            partitioned=partitioned, indexes=tuple(every_index.get(table, ())), total_bytes=total_bytes,
+            live_rows=live_rows, readable=readable)
     return SchemaInfo(schema=schema, tables=info)

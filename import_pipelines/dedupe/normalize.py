@@ -109,16 +109,19 @@ def exact_values(values: pd.Series) -> np.ndarray:
 
 
 def normalize_text(values: pd.Series) -> np.ndarray:
-    """NFKC, collapse inner whitespace, trim, casefold.
+    """NFKC, collapse inner whitespace, trim, casefold, NFKC again.
 
-    Casefold rather than lower so that ``STRASSE`` and ``straße`` agree.
+    Casefold rather than lower so that ``STRASSE`` and ``straße`` agree. Case folding can leave
+    text that is not normalised (``ῒ`` folds to three code points, the folded upper case to two),
+    so the folded text is normalised once more: the same text in either case compares equal.
     """
-    return _array([" ".join(_nfkc(v).split()).casefold() or None if v else None for v in text_values(values)])
+    return _array([_nfkc(" ".join(_nfkc(v).split()).casefold()) or None if v else None for v in text_values(values)])
 
 
 def normalize_email(values: pd.Series) -> np.ndarray:
-    """NFKC, drop every whitespace character (none is valid in an address), lower-case."""
-    return _array(["".join(_nfkc(v).split()).lower() or None if v else None for v in text_values(values)])
+    """NFKC, drop every whitespace character (none is valid in an address), lower-case, NFKC again
+    (dropping the space of a decomposed accent or lower-casing can leave text that is not normalised)."""
+    return _array([_nfkc("".join(_nfkc(v).split()).lower()) or None if v else None for v in text_values(values)])
 
 
 def normalize_phone(values: pd.Series, *, country_code: str = "1") -> np.ndarray:

@@ -37,10 +37,12 @@ class ReviewPair:
 
 @dataclass(frozen=True)
 class Decisions:
-    """The decided pairs of one profile and entity, in both orientations for pairs of source records."""
+    """The pairs of one profile and entity a person decided (in both orientations for pairs of
+    source records), and those still waiting."""
 
     accepted: frozenset[tuple[str, CandidateKind, str]] = frozenset()
     rejected: frozenset[tuple[str, CandidateKind, str]] = frozenset()
+    waiting: frozenset[tuple[str, CandidateKind, str]] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.accepted or self.rejected)
@@ -56,11 +58,12 @@ class Decisions:
 
 
 def load_decisions(conn: psycopg.Connection, *, profile: str, entity: str) -> Decisions:
-    """Every decided pair of ``profile`` / ``entity``."""
+    """Every listed pair of ``profile`` / ``entity``, decided or waiting."""
     rows = conn.execute("SELECT source_id, candidate_kind, candidate, decision FROM import_control.review_pairs"
-                        " WHERE profile = %s AND entity = %s AND decision IS NOT NULL", (profile, entity)).fetchall()
+                        " WHERE profile = %s AND entity = %s", (profile, entity)).fetchall()
     return Decisions(accepted=frozenset((s, k, c) for s, k, c, d in rows if d == "accepted"),
-                     rejected=frozenset((s, k, c) for s, k, c, d in rows if d == "rejected"))
+                     rejected=frozenset((s, k, c) for s, k, c, d in rows if d == "rejected"),
+                     waiting=frozenset((s, k, c) for s, k, c, d in rows if d is None))
 
 
 def record_review(conn: psycopg.Connection, pairs: list[ReviewPair], *, profile: str, entity: str,
@@ -159,28 +162,50 @@ def decide(conn: psycopg.Connection, review_ids: list[int], decision: Decision) 
 
 
 def hold_for_review(conn: psycopg.Connection, *, staging: sql.Composable, source_id: str, pairs: list[ReviewPair],
-                    ids: list[int]) -> int:
+                    ids: list[int] | None) -> int:
     """Hold the records of ``pairs`` (review ids ``ids``) back from the load; returns how many.
 
     The load engine records a staged row with ``_hold`` as skipped, with ``_hold`` as its reason,
     and writes nothing for it. The reason names the likeliest candidate and the commands that
-    decide. A record already marked a duplicate, matched or failed stays as it is.
+    decide (without ``ids``, a preview that stores no pairs, just the candidate). A record
+    already marked a duplicate, matched or failed stays as it is.
     """
     held: dict[str, list[tuple[int, ReviewPair]]] = {}
-    for review_id, pair in zip(ids, pairs):
+    for review_id, pair in zip(ids if ids is not None else [0] * len(pairs), pairs):
         held.setdefault(pair.source_id, []).append((review_id, pair))
     conn.execute("CREATE TEMP TABLE _review_held (sid text, message text) ON COMMIT DROP")
     with conn.cursor().copy("COPY _review_held FROM STDIN") as copy:
         for sid, found in held.items():
             review_id, best = max(found, key=lambda item: (item[1].confidence, -item[0]))
             more = f" (and {len(found) - 1} other pair{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+            decide = (f" (pair {review_id}){more}; decide with `python -m import_pipelines review accept {review_id}`"
+                      f" or `review reject {review_id}`") if ids is not None else more
             copy.write_row((sid, f"waiting for review: possible duplicate of {best.candidate_kind} record"
-                                 f" {best.candidate}, confidence {best.confidence:.1f} (pair {review_id}){more};"
-                                 f" decide with `python -m import_pipelines review accept {review_id}` or"
-                                 f" `review reject {review_id}`"))
+                                 f" {best.candidate}, confidence {best.confidence:.1f}{decide}"))
     count = conn.execute(sql.SQL(
         "UPDATE {stg} AS s SET _hold = h.message FROM _review_held AS h WHERE (s.{sid})::text = h.sid"
         " AND s._dup_of IS NULL AND s._match_tid IS NULL AND s._error IS NULL").format(
         stg=staging, sid=ident(source_id))).rowcount
     conn.execute("DROP TABLE _review_held")
     return count
+
+
+def hold_undecided(conn: psycopg.Connection, *, staging: sql.Composable, source_id: str, profile: str,
+                   entity: str) -> int:
+    """Keep holding records whose pair an earlier run listed and nobody has decided yet; returns how many.
+
+    A run may no longer meet such a pair - its candidate was loaded since and is met as a target
+    row, which shows fewer of its addresses - but a doubtful duplicate waits for a person, not
+    for a run that happens not to see the doubt. Records this run marked a duplicate, matched,
+    failed or already held stay as they are.
+    """
+    return conn.execute(sql.SQL(
+        "UPDATE {stg} AS s SET _hold = 'waiting for review: possible duplicate of ' || p.candidate_kind || ' record '"
+        " || p.candidate || ', confidence ' || round(p.confidence::numeric, 1) || ' (pair ' || p.review_id"
+        " || ', listed by an earlier run); decide with `python -m import_pipelines review accept ' || p.review_id"
+        " || '` or `review reject ' || p.review_id || '`'"
+        " FROM (SELECT DISTINCT ON (source_id) source_id, candidate_kind, candidate, confidence, review_id"
+        "       FROM import_control.review_pairs WHERE profile = %s AND entity = %s AND decision IS NULL"
+        "       ORDER BY source_id, confidence DESC, review_id) AS p"
+        " WHERE (s.{sid})::text = p.source_id AND s._dup_of IS NULL AND s._match_tid IS NULL AND s._error IS NULL"
+        " AND s._hold IS NULL").format(stg=staging, sid=ident(source_id)), (profile, entity)).rowcount

@@ -68,6 +68,7 @@ class DedupeOutcome:
 
     within: int = 0
     against_target: int = 0
+    of_loaded: int = 0  # duplicates of records this import loaded before (met as target rows)
     pairs_compared: int = 0
     confidences: list[float] = field(default_factory=list)
     review: list[ReviewPair] = field(default_factory=list)
@@ -75,7 +76,7 @@ class DedupeOutcome:
     @property
     def found(self) -> int:
         """Duplicates found in both directions."""
-        return self.within + self.against_target
+        return self.within + self.against_target + self.of_loaded
 
     @property
     def mean_confidence(self) -> float | None:
@@ -150,7 +151,7 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
                    natural_key=natural_key, source_system=source_system, source_id=source_id, rule=rule,
                    survivor_updated=survivor_updated, chunk_rows=chunk_rows,
                    caps={"cap": max_block_size, "fallback_cap": fallback_cap(max_block_size)},
-                   lists=[c for c in rule.list_columns if c in present], decisions=decisions or Decisions())
+                   lists=[c for c in rule.list_columns if c in present], decisions=decisions if decisions is not None else Decisions())
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE _dedupe_keys (h bigint, id bigint, fb boolean, tf boolean) ON COMMIT DROP")
         staged = _stage_keys(ctx, table="_dedupe_keys", id_column="_rn", side="incoming", query=sql.SQL(
@@ -167,11 +168,11 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
             conn.execute("CREATE UNIQUE INDEX ON _dedupe_tf (h)")
             ctx = replace(ctx, frequencies=SessionFrequencies(conn, population=staged + target_rows))
             findings, duplicates, within_pairs, review = _within_batch(ctx)
-            against, target_pairs = _against_target(ctx, findings=findings, duplicates=duplicates,
-                                                    target_rows=target_rows, review=review)
+            against, own, target_pairs = _against_target(ctx, findings=findings, duplicates=duplicates,
+                                                         target_rows=target_rows, review=review)
             if findings:
                 _write_back(conn, staging=staging, findings=findings)
-            outcome = DedupeOutcome(within=len(duplicates), against_target=against,
+            outcome = DedupeOutcome(within=len(duplicates), against_target=against, of_loaded=own,
                                     pairs_compared=within_pairs + target_pairs, confidences=[f[3] for f in findings],
                                     review=review)
         # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
@@ -442,21 +443,24 @@ def _stage_target_keys(ctx: _Context) -> int:
 
 
 def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[int], target_rows: int,
-                    review: list[ReviewPair]) -> tuple[int, int]:
+                    review: list[ReviewPair]) -> tuple[int, int, int]:
     """Match the batch's survivors against the target's rows; append to ``findings`` and ``review``.
 
     Survivors are the valid staged rows that are neither ``duplicates`` nor held by the target
     by natural key. Blocks are sized over both sides together, as in
     :func:`~.matching.match_against`; each survivor keeps its best match, and one target row
-    takes one record: its best match, the others becoming that record's duplicates. A survivor
-    without a match lists its pairs in the review band. Returns the records matched to the
-    target and the pairs compared.
+    takes one record: its best match, the others becoming that record's duplicates. A row this
+    import loaded from another record (its natural key is this source system's) is that record:
+    a survivor matching it is the record's duplicate, as it would be had both been in one batch,
+    not an update of its row. A survivor without a match lists its pairs in the review band.
+    Returns the records matched to the target, those matched to this import's own records, and
+    the pairs compared.
     """
     conn, rule = ctx.conn, ctx.rule
     system, id_column = (ident(name) for name in ctx.natural_key)
     sid = ident(ctx.source_id)
     if not target_rows:
-        return 0, 0
+        return 0, 0, 0
 
     conn.execute("CREATE TEMP TABLE _dedupe_skip (id bigint) ON COMMIT DROP")
     with conn.cursor().copy("COPY _dedupe_skip (id) FROM STDIN (FORMAT BINARY)") as copy:
@@ -478,7 +482,7 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         " SELECT DISTINCT i.id, t.id FROM incoming AS i JOIN blocks AS b ON b.h = i.h"
         " JOIN _dedupe_target_keys AS t ON t.h = i.h AND NOT t.tf", ctx.caps).rowcount
     if not pairs:
-        return 0, 0
+        return 0, 0, 0
 
     incoming = list(dict.fromkeys(["_rn", *rule.columns, *ctx.lists, ctx.source_id]))
     existing = list(dict.fromkeys([ctx.primary_key, *rule.columns, *ctx.natural_key]))
@@ -497,6 +501,7 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         return found
 
     lefts, rights, parts, band = [], [], [], []
+    loaded: dict[str, str] = {}  # target key -> the source id of this import's record it holds
     for a, b, hits, doubts in _scored_pairs(ctx, left=incoming, right=existing, decisions_of=decisions_of,
                                             query=sql.SQL(
             "SELECT {a}, {b} FROM _dedupe_target_pairs AS p JOIN {stg} AS s ON s._rn = p.rn"
@@ -506,12 +511,17 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         if len(hits.left):
             lefts.append(a.iloc[hits.left][["_rn", ctx.source_id]])
             rights.append(b[pk].to_numpy()[hits.right])
+            mine = b.iloc[hits.right]
+            for row, system, external in zip(mine[pk].tolist(), mine[system_column].tolist(),
+                                             mine[id_column].tolist()):
+                if system == ctx.source_system and external is not None:
+                    loaded[str(row)] = str(external)
             parts.append(replace(hits, left=np.arange(len(hits.left)), right=np.arange(len(hits.left))))
         if len(doubts.left):
             band.append((a.iloc[doubts.left].reset_index(drop=True), b.iloc[doubts.right].reset_index(drop=True),
                          doubts))
     matched_rns: set[int] = set()
-    against = 0
+    against = own = 0
     if parts:
         left = pd.concat(lefts, ignore_index=True)
         record_ids, left_positions = np.unique(left["_rn"].to_numpy(), return_inverse=True)
@@ -524,6 +534,11 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         owners: dict[str, object] = {}
         for match in sorted(matches, key=lambda m: (-m.confidence, m.record_id)):
             matched_rns.add(int(match.record_id))
+            if str(match.duplicate_of) in loaded:
+                findings.append((int(match.record_id), loaded[str(match.duplicate_of)], None, float(match.confidence),
+                                 json.dumps(match.matched_fields)))
+                own += 1
+                continue
             owner = owners.setdefault(str(match.duplicate_of), match)
             if owner is match:
                 findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
@@ -541,10 +556,14 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
             source = str(a[ctx.source_id].iat[k])
             if int(a["_rn"].iat[k]) in matched_rns or source in held_within or per_record.get(source, 0) >= 3:
                 continue
+            external = b[id_column].iat[k]
+            if (b[system_column].iat[k] == ctx.source_system and external is not None
+                    and (source, "source", str(external)) in ctx.decisions.waiting):
+                continue  # already waiting as a pair of two records of this import: one pair, one decision
             per_record[source] = per_record.get(source, 0) + 1
             review.append(ReviewPair(source_id=source, candidate_kind="target", candidate=str(b[pk].iat[k]),
                                      confidence=float(round(doubts.confidence[k], 2)), fields=fields[k]))
-    return against, pairs
+    return against, own, pairs
 
 
 def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier, findings: list[Finding]) -> None:

@@ -25,11 +25,13 @@ class RunRef:
     run_group: str
 
 
-def register_run(conn: psycopg.Connection, *, run_id: str, profile: str, run_group: str | None = None) -> RunRef:
+def register_run(conn: psycopg.Connection, *, run_id: str, profile: str, run_group: str | None = None,
+                 retention_days: int | None = None) -> RunRef:
     """The run's row in ``import_control.runs`` (created on first use) and today's audit partition.
 
     Idempotent: every step of a run calls it, in whatever process. ``run_group`` is the run this
-    one re-executes (Dagster's root run id); it defaults to the run itself.
+    one re-executes (Dagster's root run id); it defaults to the run itself. ``retention_days`` is
+    how long the profile keeps its per-record audit (:mod:`import_pipelines.control.retention`).
     """
     with conn.transaction():
         row = conn.execute("SELECT run_seq, run_day, run_group FROM import_control.runs WHERE run_id = %s",
@@ -43,6 +45,9 @@ def register_run(conn: psycopg.Connection, *, run_id: str, profile: str, run_gro
                 " ON CONFLICT (run_id) DO UPDATE SET run_id = EXCLUDED.run_id RETURNING run_seq, run_day, run_group",
                 (run_id, run_group or run_id, profile)).fetchone()
             conn.execute("SELECT import_control.audit_partition(%s)", (row[1],))
+            from import_pipelines.control.retention import DEFAULT_RETENTION_DAYS, record_profile
+
+            record_profile(conn, profile=profile, retention_days=retention_days or DEFAULT_RETENTION_DAYS)
     return RunRef(run_id=run_id, run_seq=row[0], run_day=row[1], run_group=row[2])
 
 

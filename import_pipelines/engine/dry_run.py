@@ -19,15 +19,17 @@ from import_pipelines.settings import data_dir
 
 
 
-def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: str, run_id: str) -> int:
+def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: str | sql.Identifier, run_id: str,
+                       predictions: sql.Composable | None = None) -> int:
     """A duplicate resolves (for references) when its survivor does."""
     cur = conn.execute(sql.SQL(
-        "UPDATE {control}.dry_run_records AS d SET resolves = true FROM {staging} AS s"
-        " JOIN {control}.dry_run_records AS sv ON sv.run_id = %(run)s AND sv.profile = %(profile)s"
+        "UPDATE {predictions} AS d SET resolves = true FROM {staging} AS s"
+        " JOIN {predictions} AS sv ON sv.run_id = %(run)s AND sv.profile = %(profile)s"
         " AND sv.entity = %(entity)s AND sv.source_id = s._dup_of AND sv.resolves"
         " WHERE d.run_id = %(run)s AND d.profile = %(profile)s AND d.entity = %(entity)s"
         " AND d.source_id = {sid} AND s._dup_of IS NOT NULL AND NOT d.resolves").format(
-        control=ident(CONTROL), staging=ident(CONTROL, staging), sid=plan.source_id),
+        predictions=predictions if predictions is not None else ident(CONTROL, "dry_run_records"),
+        staging=staging if isinstance(staging, sql.Identifier) else ident(CONTROL, staging), sid=plan.source_id),
         {"run": run_id, "profile": plan.profile, "entity": plan.entity})
     return cur.rowcount
 

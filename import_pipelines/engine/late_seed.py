@@ -108,13 +108,20 @@ def _ensure_placeholder(conn: psycopg.Connection, schema: SchemaInfo, *, table: 
     info = schema.table(table)
     marker = marker_column(table)
     marker_info = info.column(marker) if marker else None
+    fks = {column: fk for fk in info.foreign_keys if fk.ref_schema == schema.schema for column in fk.columns}
     existing = _find_placeholder(conn, schema=schema.schema, table=table, column=marker_info)
     if existing is not None:
+        # the placeholders it points at were made with it: found again (first, as when made, so
+        # they are removed after it), they are removed with it
+        for column in info.columns:
+            fk = fks.get(column.name)
+            if fk is not None and fk.ref_table != table and not column.nullable:
+                _ensure_placeholder(conn, schema, table=fk.ref_table, made=made, stack=(*stack, table),
+                                    marker_column=marker_column)
         made[table] = existing
         return existing
 
     unique = {c for key in info.unique_keys for c in key.columns} | set(info.primary_key)
-    fks = {column: fk for fk in info.foreign_keys if fk.ref_schema == schema.schema for column in fk.columns}
     columns: list[str] = []
     values: list[sql.Composable] = []
     self_columns: list[str] = []

@@ -58,6 +58,15 @@ def percent(done: int, total: int | None) -> str:
     return f"{min(100, round(100 * done / total))}% ({done:,} / {total:,})"
 
 
+def is_small_change(conn: psycopg.Connection, plan: MergePlan, rows: int) -> bool:
+    """Whether ``rows`` staged records are few beside the target table (under a quarter of it, by
+    the planner's estimate): a sync's changes, merged by index probes in few batches, which leave
+    the table's statistics as they were."""
+    table_rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                              (ident(plan.table.schema, plan.table.name).as_string(conn),)).fetchone()[0]
+    return rows * 4 < table_rows
+
+
 def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int) -> bool:
     """Whether neither the target table nor ``record_state`` holds anything of this stream's source yet.
 
@@ -119,8 +128,12 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                 staging: str, run: RunRef, streams: dict[str, int], rows: int, batch_rows: int, workers: int,
                 log: Log, dry_run: bool = False, placeholders: dict | None = None,
                 epilogue: Callable[[psycopg.Connection], None] | None = None,
-                on_isolated: Callable[[int, str | None, str], None] | None = None) -> tuple[Merger, Counter[str], int]:
+                on_isolated: Callable[[int, str | None, str], None] | None = None,
+                unread: dict[str, int] | None = None) -> tuple[Merger, Counter[str], int]:
     """Merge a whole staged stream and record the run's summary of it; returns the merger, counts and batches.
+
+    ``unread`` counts records decided before staging, by action (a sync's key pass found them
+    unchanged, or unchanged duplicates skipped again): the summary includes them.
 
     References are checked set-based where :mod:`import_pipelines.engine.references` allows it
     (the step log says which way and why), and a first import skips the per-record lookups.
@@ -138,6 +151,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
                                    workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
                                    on_isolated=on_isolated)
+    counts.update(unread or {})
     if not dry_run:
         record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
                        seconds=time.perf_counter() - started)
@@ -157,6 +171,13 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
     counts: Counter[str] = Counter()
     plan = merger.plan
     ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
+    small = is_small_change(conn, plan, rows)
+    if small and len(ranges) > workers:
+        # a few changed records against a large table (a sync): every batch hashes the whole table
+        # and its state to join them, so as few batches as there are sessions, not shrinking ones
+        size = -(-rows // workers)
+        ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
+    merger.probe_joins = small
     pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
     name = plan.entity
     def refused(rn: int, sid: str | None, message: str) -> None:
@@ -183,8 +204,9 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
             # fresh statistics before the next entities join against the table; queued behind
             # the merges, so the first session out of batches takes it while the other merges
             # the last one (the planner scales statistics to the table's current size)
+            # (a few changed records against a large table leave its statistics as they were)
             tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
-                ident(plan.table.schema, plan.table.name))))] if analyze else []
+                ident(plan.table.schema, plan.table.name))))] if analyze and not merger.probe_joins else []
             for merged in merges:
                 size, batch_counts = merged.result()
                 counts.update(batch_counts)
@@ -204,19 +226,20 @@ def record_duplicate_states(conn: psycopg.Connection, *, staging: str, stream_id
                             source_id: sql.Composable) -> int:
     """Point each duplicate's source id at the target row its survivor became (for references).
 
-    A duplicate's state has no hash (it is never ``unchanged``): its survivor's is what changes.
+    Its own hash is kept too, so a sync's key pass can tell an unchanged duplicate from a changed
+    one (the merge never calls a duplicate unchanged: it is skipped in favour of its survivor).
     """
     cur = conn.execute(sql.SQL(
-        "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, run_seq)"
-        " SELECT {stream}, {sid}, COALESCE(sv.target_id, s._match_tid), NULL, {run} FROM {staging} AS s"
+        "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, duplicate_of, run_seq)"
+        " SELECT {stream}, {sid}, COALESCE(sv.target_id, s._match_tid), s._hash, s._dup_of, {run} FROM {staging} AS s"
         " LEFT JOIN {control}.record_state AS sv ON sv.stream_id = {stream} AND sv.source_id = s._dup_of"
         " WHERE s._dup_of IS DISTINCT FROM {sid} AND s._error IS NULL"
         " AND COALESCE(sv.target_id, s._match_tid) IS NOT NULL AND s._dup_of IS NOT NULL"
         " ON CONFLICT (stream_id, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
-        " source_hash = EXCLUDED.source_hash, run_seq = EXCLUDED.run_seq"
+        " source_hash = EXCLUDED.source_hash, duplicate_of = EXCLUDED.duplicate_of, run_seq = EXCLUDED.run_seq"
         # an unchanged duplicate keeps its state row as it is: a re-run rewrites nothing
-        " WHERE (record_state.target_id, record_state.source_hash)"
-        " IS DISTINCT FROM (EXCLUDED.target_id, EXCLUDED.source_hash)").format(
+        " WHERE (record_state.target_id, record_state.source_hash, record_state.duplicate_of)"
+        " IS DISTINCT FROM (EXCLUDED.target_id, EXCLUDED.source_hash, EXCLUDED.duplicate_of)").format(
         control=CONTROL, stream=sql.Literal(stream_id), run=sql.Literal(run_seq), sid=source_id,
         staging=ident("import_control", staging)))
     return cur.rowcount

@@ -107,10 +107,14 @@ def _shorten(text: str) -> str:
 class Merger:
     """Composes the statements of one plan once, then merges staged ranges with them."""
 
-    def __init__(self, plan: MergePlan, *, staging: str, run: RunRef, stream_id: int,
+    def __init__(self, plan: MergePlan, *, staging: str | sql.Identifier, run: RunRef, stream_id: int | None,
                  streams: Mapping[str, int] | None = None, dry_run: bool = False, first_import: bool = False,
                  set_based_references: bool = False, placeholders: Mapping[str, Mapping[str, object]] | None = None,
-                 max_isolated: int = MAX_ISOLATED):
+                 max_isolated: int = MAX_ISOLATED, predictions: sql.Composable | None = None):
+        """``staging`` is a staging table's name in ``import_control`` (or any table as an identifier);
+        ``stream_id`` None means the stream has no state yet (nothing is looked up in
+        ``record_state``); a dry run writes its predictions to ``predictions`` (default
+        ``import_control.dry_run_records``)."""
         self.plan = plan
         self.run = run
         self.stream_id = stream_id
@@ -122,7 +126,11 @@ class Merger:
         self.placeholders = dict(placeholders or {})
         self.max_isolated = max_isolated
         self.isolated = 0
-        self.staging = ident(CONTROL_SCHEMA, staging)
+        # a few records against a large table: probe its indexes per record instead of hashing it
+        # whole for every batch (set by the load when the batch is small beside the table)
+        self.probe_joins = False
+        self.staging = staging if isinstance(staging, sql.Identifier) else ident(CONTROL_SCHEMA, staging)
+        self.predictions = predictions if predictions is not None else ident(CONTROL_SCHEMA, "dry_run_records")
         self.target = ident(plan.table.schema, plan.table.name)
         key_columns = {v.column for v in plan.key}
         self._ref_columns = {c for ref in plan.refs for c in ref.columns}
@@ -160,9 +168,9 @@ class Merger:
         if ref.ref_stream is None:
             return sql.SQL("false")
         return sql.SQL(
-            "EXISTS (SELECT 1 FROM {}.dry_run_records AS dk WHERE dk.run_id = %(run_id)s AND dk.profile = {}"
+            "EXISTS (SELECT 1 FROM {} AS dk WHERE dk.run_id = %(run_id)s AND dk.profile = {}"
             " AND dk.entity = {} AND dk.source_id = {} AND dk.resolves)").format(
-            CONTROL, sql.Literal(self.plan.profile), sql.Literal(ref.ref_stream), ref.source_key)
+            self.predictions, sql.Literal(self.plan.profile), sql.Literal(ref.ref_stream), ref.source_key)
 
     def _classify(self) -> sql.Composed:
         p = self.plan
@@ -201,8 +209,9 @@ class Merger:
                 sql.Literal(p.key_message)))
         else:
             selects.append(sql.SQL("NULL::text AS _keynull"))
-        selects += [sql.SQL("({})::{} AS {}").format(v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}"))
-                    for j, v in enumerate(p.values)]
+        # a record the map step already rejected is never cast: its bad value is why it was rejected
+        selects += [sql.SQL("CASE WHEN s._error IS NULL THEN ({})::{} END AS {}").format(
+            v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
         selects += [sql.SQL("{} AS {}").format(v.expr, ident(f"_k{j}")) for j, v in enumerate(p.key)]
         if self.first_import:
             # nothing of this source is in the table or the state yet, and the batches of one run
@@ -223,7 +232,7 @@ class Merger:
                 if p.dedupes and len(table.row_key) == 1:
                     existing = sql.SQL("COALESCE({}, (s._match_tid)::{})").format(existing, self._row_key_type(0))
                 selects.append(sql.SQL("{} AS {}").format(existing, ident(f"_e{i}")))
-            if hashed:
+            if hashed and self.stream_id is not None:
                 joins.append(sql.SQL(" LEFT JOIN {}.record_state AS st ON st.stream_id = {} AND st.source_id = {}").format(
                     CONTROL, sql.Literal(self.stream_id), p.source_id))
                 selects.append(sql.SQL("st.source_hash AS _old_hash, st.target_id AS _old_tid,"
@@ -413,7 +422,7 @@ class Merger:
         # probes the primary key per row; an UPDATE ... FROM the CTE is at the planner's mercy
         insert = select(known=sql.SQL("NOT b._known"), **names)
         restate = sql.SQL("{} ON CONFLICT (stream_id, source_id) DO UPDATE SET target_id = EXCLUDED.target_id,"
-                          " source_hash = EXCLUDED.source_hash, run_seq = EXCLUDED.run_seq").format(
+                          " source_hash = EXCLUDED.source_hash, duplicate_of = NULL, run_seq = EXCLUDED.run_seq").format(
             select(known=sql.SQL("b._known"), **names))
         return insert, restate
 
@@ -480,13 +489,13 @@ class Merger:
         tid = id_text([ident("b", f"_e{i}") for i in range(len(p.table.row_key))])
         return sql.SQL(
             "WITH b AS MATERIALIZED ({classify}),"
-            " predicted AS (INSERT INTO {control}.dry_run_records (run_id, profile, entity, source_id, action,"
+            " predicted AS (INSERT INTO {predictions} (run_id, profile, entity, source_id, action,"
             " target_id, duplicate_of, confidence, error, resolves)"
             " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, {tid}, b._dup_of,"
             " b._confidence, COALESCE(b._err, b._hold, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
             " SELECT b._action, count(*) FROM b GROUP BY b._action"
-        ).format(classify=classify, control=CONTROL, profile=sql.Literal(p.profile), entity=sql.Literal(p.entity),
-                 tid=tid)
+        ).format(classify=classify, predictions=self.predictions, profile=sql.Literal(p.profile),
+                 entity=sql.Literal(p.entity), tid=tid)
 
     # -- execution ----------------------------------------------------------------------------
     def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,
@@ -537,6 +546,7 @@ class Merger:
         if self.set_based_references:
             try:
                 with conn.transaction():
+                    self._settings(conn)
                     conn.execute("SET LOCAL session_replication_role = replica")
                     counts = Counter(dict(conn.execute(self._merge, params).fetchall()))
                     if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
@@ -545,8 +555,13 @@ class Merger:
             except _ReferenceGone:
                 pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
         with conn.transaction():
+            self._settings(conn)
             rows = conn.execute(self._merge_under_triggers, params).fetchall()
         return Counter(dict(rows))
+
+    def _settings(self, conn: psycopg.Connection) -> None:
+        if self.probe_joins:
+            conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
 
     def problems(self, conn: psycopg.Connection, lo: int, hi: int, *, limit: int) -> list[tuple[str, str, str, str]]:
         """Why rows of a merged range failed, structured: (source id, columns, referenced table, missing key).

@@ -47,7 +47,7 @@ class EntityPlan:
     @property
     def source_table(self) -> str:
         """The source table the entity is read from (its base table)."""
-        return self.entity.query.base.table
+        return self.entity.source_label
 
 
 def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str, profile: str,
@@ -57,8 +57,9 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     system = source_system or template.source_system
     where = f"entity {entity_name!r}"
     wanted = [entity.target, *(template.entities[ref.entity].target for ref in entity.references.values())]
+    described = describe_schema(conn, template.target_schema)
     try:
-        tables = read_target_tables(conn, schema=describe_schema(conn, template.target_schema), tables=wanted)
+        tables = read_target_tables(conn, schema=described, tables=wanted)
     except LookupError as error:
         raise MappingError(f"{where}: {error}") from None
     table = tables[entity.target]
@@ -82,13 +83,21 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
         elif field in (nk.system_column, *table.row_key):
             problems.append(f"field {field!r} is managed by the import (natural key / primary key)")
     refs = []
+    reviews = bool(entity.references) and conn.execute(
+        "SELECT to_regclass('import_control.review_pairs') IS NOT NULL").fetchone()[0]
     for column, ref in entity.references.items():
         if column not in table.columns:
             problems.append(f"reference {column!r} is not a column of {table.qualified}")
             continue
+        ref_table = tables[template.entities[ref.entity].target]
+        for fk in described.table(entity.target).foreign_keys:
+            if fk.columns == (column,) and (fk.ref_schema, fk.ref_table) != (ref_table.schema, ref_table.name):
+                problems.append(f"reference {column!r} points at entity {ref.entity!r} ({ref_table.qualified}), but"
+                                f" foreign key {fk.name} of {table.qualified}.{column} references"
+                                f" {fk.ref_schema}.{fk.ref_table}")
         refs.append(_reference(template, entity_name=entity_name, column=column, table=table,
                                ref_table=tables[template.entities[ref.entity].target], system=system,
-                               profile=profile))
+                               profile=profile, reviews=reviews))
     if entity.dedupe is not None:
         for name in entity.dedupe.columns:
             if name not in table.columns:
@@ -99,7 +108,7 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     touch = tuple(c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable)
     source_id = sql.SQL("(s.{})::text").format(ident(entity.source_id))
     merge = MergePlan(
-        profile=profile, entity=entity_name, source=entity.query.base.table, table=table,
+        profile=profile, entity=entity_name, source=entity.source_label, table=table,
         key=(Value(nk.system_column, sql.Literal(system)), Value(nk.id_column, source_id)),
         key_message=f"{entity.source_id}: the source identifier is empty",
         values=tuple(Value(f, ident("s", f)) for f in write_fields), refs=tuple(refs), touch=touch,
@@ -110,10 +119,14 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
 
 
 def _reference(template: Template, *, entity_name: str, column: str, table: TargetTable, ref_table: TargetTable,
-               system: str, profile: str) -> Ref:
-    """A template reference: the carrier field holds the referenced record's source id."""
+               system: str, profile: str, reviews: bool) -> Ref:
+    """A template reference: the carrier field holds the referenced record's source id.
+
+    ``reviews``: the target keeps review pairs (its control schema has them), so a referenced
+    record held back for review can be told from a missing one.
+    """
     ref = template.entities[entity_name].references[column]
-    reviewed = template.entities[ref.entity].dedupe is not None
+    reviewed = reviews and template.entities[ref.entity].dedupe is not None
 
     def describe_missing(atoms):
         message = sql.SQL("({} || {})").format(sql.Literal(f"{column}: no {ref.entity} with {nk.id_column} "), atoms[1])

@@ -8,8 +8,10 @@ passes from step to step is a small :class:`Staged` descriptor.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -17,15 +19,15 @@ from psycopg import sql
 from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
-from import_pipelines.engine.audit import RunRef, register_run, register_stream
+from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
-from import_pipelines.engine.load import load_staged, percent, record_duplicate_states
+from import_pipelines.engine.load import is_small_change, load_staged, percent, record_duplicate_states
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
-from import_pipelines.extract.postgres import stream_to_staging
+from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
 from import_pipelines.query.compile import compile_query
-from import_pipelines.templates.model import Mode, Template
+from import_pipelines.templates.model import Entity, Mode, Template
 
 CONTROL = ident(CONTROL_SCHEMA)
 
@@ -48,11 +50,22 @@ class EntityRun:
     workers: int = 2
     dry_run: bool = False
     run_group: str | None = None  # the run a re-execution continues (Dagster's root run id)
+    # "keys": once a stream has state, read the source ids and hashes first and only the changed
+    # records in full; "full": read every record (a full refresh)
+    change_detection: Literal["keys", "full"] = "keys"
+    retention_days: int = 90  # how long the profile keeps its per-record audit
+    # a records entity's source ({kind: file|sheet|push|airtable|http, ...}, see pipeline/records.py)
+    record_source: Mapping[str, Any] | None = None
+    mapper: Any = None  # a FieldMapper resource: how a records entity's columns are mapped
 
     @property
     def rows_per_batch(self) -> int:
         """Rows per extract chunk and per merge transaction."""
         return self.batch_rows or self.template.batch_rows
+
+    def purpose(self, side: str) -> str:
+        """``source of profile x, entity y``: which connection an error is about."""
+        return f"{side} of profile {self.profile}, entity {self.entity_name}"
 
     def plan(self, conn) -> EntityPlan:
         """The entity's plan, checked against the target schema."""
@@ -74,6 +87,11 @@ class Staged:
     confidences: tuple[float, ...] = ()
     review: tuple[dict, ...] = ()  # pairs held for review: review_id, source_id, candidate, confidence, fields
     review_report: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
+    mapping_method: str | None = None  # template, preset, ai or heuristic
+    # records a sync's key pass decided without reading them in full, by action: unchanged ones,
+    # and unchanged duplicates (skipped again)
+    unread: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,69 +117,188 @@ class LoadResult:
 
 def register(conn: psycopg.Connection, run: EntityRun) -> tuple[RunRef, dict[str, int]]:
     """The run's row and the stream id of every entity of the template (created on first use)."""
-    ref = register_run(conn, run_id=run.run_id, profile=run.profile, run_group=run.run_group)
+    ref = register_run(conn, run_id=run.run_id, profile=run.profile, run_group=run.run_group,
+                       retention_days=run.retention_days)
     streams = {name: register_stream(conn, profile=run.profile, entity=name,
                                      target_table=f"{run.template.target_schema}.{entity.target}",
-                                     source=entity.query.base.table)
+                                     source=entity.source_label)
                for name, entity in run.template.entities.items()}
     return ref, streams
 
 
+# a sync whose key pass finds more than this share of the records changed reads them all in one pass
+FULL_READ_SHARE = 0.5
+
+
 def extract(run: EntityRun, *, log: Log = print) -> Staged:
-    """Stream the entity's compiled source query into a fresh staging table in the target."""
+    """Stream the entity's records into a fresh staging table in the target.
+
+    The first import reads every record. Later ones (``change_detection="keys"``) read each
+    record's source id and hash first, compare them with what the last import left in
+    ``record_state``, and read only the new and changed records in full; the unchanged ones are
+    counted, never moved.
+    """
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
-    with connect(run.target_url, autocommit=True) as target:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as target:
         ensure_control_schema(target)
-        run.plan(target)  # fail on a mapping that does not fit before reading anything
+        plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
+        _, streams = register(target, run)
+        stream_id = streams[run.entity_name]
         staging = staging_name(run.profile, run.entity_name, run.run_id)
-        with connect(run.source_url, read_only=True) as probe:
+        if entity.records is not None:
+            return _extract_records(run, entity, target=target, staging=staging, started=started, log=log)
+        with connect(run.source_url, read_only=True, purpose=run.purpose("source")) as probe:
             version = probe.info.server_version
         # match fields (every email of a customer) are staged beside the written fields, never written
         compiled = compile_query(entity.query, entity.staged_fields, server_version=version)
+        only, read, duplicates = None, 0, 0
+        if run.change_detection == "keys" and not run.dry_run and target.execute(
+                "SELECT EXISTS (SELECT 1 FROM import_control.record_state WHERE stream_id = %s)",
+                (stream_id,)).fetchone()[0]:
+            keys = staging_name(run.profile, f"{run.entity_name}_keys", run.run_id)
+            target.autocommit = False
+            configure_bulk_session(target)
+            read, changed, duplicates = changed_source_ids(
+                source_url=run.source_url, target=target, compiled=compiled, source_id=entity.source_id,
+                stream_id=stream_id, table=keys, target_table=ident(plan.table.schema, plan.table.name),
+                target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id,
+                purpose=run.purpose("source"))
+            drop_staging(target, keys)
+            target.commit()
+            log(f"{run.entity_name} extract: {read:,} records read as keys, {len(changed):,} new or changed")
+            if len(changed) <= FULL_READ_SHARE * read:
+                only = (entity.source_id, changed)
         target.autocommit = False
+        invalid: list[int] = []
+
+        def invalid_text(row: int, message: str) -> None:
+            invalid.append(row)
+            if len(invalid) <= _LOGGED_INVALID_ROWS:
+                log(f"{run.entity_name} extract: source row {row:,}: {message}")
+
         rows = stream_to_staging(
             source_url=run.source_url, target=target, compiled=compiled, table=staging,
-            run_id=run.run_id, chunk_rows=run.rows_per_batch,
+            run_id=run.run_id, chunk_rows=run.rows_per_batch, only=only, purpose=run.purpose("source"),
+            on_invalid_text=entity.on_invalid_text or run.template.on_invalid_text, invalid_text=invalid_text,
             progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+        if len(invalid) > _LOGGED_INVALID_ROWS:
+            log(f"{run.entity_name} extract: {len(invalid):,} rows held text that is not valid UTF-8")
         # the load reads the staging table by row-number ranges: indexed and analysed here, while
         # the entities this one references may still be loading, not when its own load begins
         index_staging(target, staging)
         target.commit()
     seconds = time.perf_counter() - started
-    log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s")
-    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds)
+    unread = {"unchanged": read - rows - duplicates, "skipped": duplicates} if only is not None else {}
+    log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s"
+        + (f" ({read - rows:,} unchanged records not read)" if unread else ""))
+    failed_text = 0 if (entity.on_invalid_text or run.template.on_invalid_text) == "replace" else len(invalid)
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, unread=unread,
+                  invalid=failed_text)
+
+
+_LOGGED_INVALID_ROWS = 20  # rows named one by one in the step log; the rest are counted
+
+
+def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connection, staging: str, started: float,
+                     log: Log) -> Staged:
+    """A records entity: open its source, map its columns onto the inputs, stage the records."""
+    from import_pipelines.extract.records import stage_records
+    from import_pipelines.pipeline.records import map_columns, open_source
+
+    if run.record_source is None:
+        raise ValueError(f"entity {run.entity_name!r} reads records, but profile {run.profile!r} names no record"
+                         " source (source: {kind: file|sheet|push|airtable|http, ...})")
+    source = open_source(run.record_source, name=run.entity_name)
+    mapping = map_columns(source, entity, template=run.template, conn=target, mapper=run.mapper)
+    method = mapping.suggestion.method if mapping.suggestion else "template"
+    log(f"{run.entity_name} extract: {source.name}: inputs read from "
+        + ", ".join(f"{name} <- {where!r}" for name, where in mapping.columns.items())
+        + (f"; custom fields {', '.join(map(repr, mapping.custom))}" if mapping.custom else "") + f" ({method})")
+    target.autocommit = False
+    rows = stage_records(source=source, entity=entity, columns=mapping.columns, custom=mapping.custom, target=target,
+                         table=staging, run_id=run.run_id,
+                         progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+    index_staging(target, staging)
+    target.commit()
+    failed = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE _error IS NOT NULL").format(
+        ident(CONTROL_SCHEMA, staging))).fetchone()[0]
+    seconds = time.perf_counter() - started
+    log(f"{run.entity_name} extract: {rows:,} records staged in {seconds:.2f} s"
+        + (f", {failed:,} of them could not be read" if failed else ""))
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, invalid=failed,
+                  mapping={name: str(where) for name, where in mapping.columns.items()},
+                  mapping_method=method)
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
-    """Check every staged row against the target columns (required values, lengths), set-based.
+    """Check every staged row against the target columns, set-based: required values, lengths, types.
 
     Rows that break a rule get an error naming the field and the rule; they are recorded as
     ``failed`` by the load step and never reach the target table.
     """
-    with connect(run.target_url, autocommit=True) as conn:
-        plan = run.plan(conn)
-        checks = []
-        for name in plan.write_fields:
-            column = plan.table.columns[name]
-            if column.not_null:
-                checks.append(sql.SQL("CASE WHEN s.{f} IS NULL THEN {m} END").format(
-                    f=ident(name), m=sql.Literal(f"{name}: required, but empty ({plan.table.qualified}.{name} is NOT NULL)")))
-            if column.max_length:
-                checks.append(sql.SQL("CASE WHEN length((s.{f})::text) > {n} THEN {m1} || length((s.{f})::text) || {m2} END"
-                                      ).format(f=ident(name), n=sql.Literal(column.max_length),
-                                               m1=sql.Literal(f"{name}: "),
-                                               m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
-                                                              f" holds {column.max_length}")))
-        invalid = 0
-        if checks:
-            errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
-            cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = e.msg FROM (SELECT _rn, {errors} AS msg FROM {t} AS s)"
-                                       " AS e WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(
-                t=ident(CONTROL_SCHEMA, staged.staging), errors=errors))
-            invalid = cur.rowcount
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
+        invalid = mark_invalid_rows(conn, run.plan(conn), ident(CONTROL_SCHEMA, staged.staging))
+    invalid += staged.invalid
     log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
     return replace(staged, invalid=invalid)
+
+
+_TEXTUAL = ("text", "character varying", "character", "unknown", "name", "citext")
+MESSAGE_VALUE_CHARS = 40
+
+
+def mark_invalid_rows(conn: psycopg.Connection, plan: EntityPlan, staging: sql.Identifier) -> int:
+    """Set ``_error`` on every row of ``staging`` that breaks a field rule (:func:`field_checks`); return how many.
+
+    The map step's rules, set-based in one UPDATE; the preview runs them on its temporary staging.
+    """
+    checks = field_checks(plan, staging_types=staging_types(conn, staging), server_version=conn.info.server_version)
+    if not checks:
+        return 0
+    errors = sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(checks))
+    cur = conn.execute(sql.SQL("UPDATE {t} AS s SET _error = concat_ws('; ', s._error, e.msg) FROM"
+                               " (SELECT _rn, {errors} AS msg FROM {t} AS s) AS e"
+                               " WHERE e.msg IS NOT NULL AND s._rn = e._rn").format(t=staging, errors=errors))
+    return cur.rowcount
+
+
+def staging_types(conn: psycopg.Connection, staging: sql.Identifier) -> dict[str, str]:
+    """The staged columns' types (``format_type``)."""
+    return dict(conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                             " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                             (staging.as_string(conn),)).fetchall())
+
+
+def field_checks(plan: EntityPlan, *, staging_types: dict[str, str], server_version: int) -> list[sql.Composable]:
+    """Per written field, the rules its staged value must pass, as SQL over the staging row ``s``.
+
+    Each yields NULL or a message naming the field and the rule: a NOT NULL column left empty, a
+    value longer than the column holds, a text value that does not read as the column's type
+    (shown cut to a few dozen characters: a 5 MB bad value must not become a 5 MB error).
+    """
+    checks: list[sql.Composable] = []
+    for name in plan.write_fields:
+        column = plan.table.columns[name]
+        field = ident("s", name)
+        if column.not_null:
+            checks.append(sql.SQL("CASE WHEN {f} IS NULL THEN {m} END").format(
+                f=field, m=sql.Literal(f"{name}: required, but empty ({plan.table.qualified}.{name} is NOT NULL)")))
+        if column.max_length:
+            checks.append(sql.SQL("CASE WHEN length(({f})::text) > {n} THEN {m1} || length(({f})::text) || {m2} END"
+                                  ).format(f=field, n=sql.Literal(column.max_length), m1=sql.Literal(f"{name}: "),
+                                           m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
+                                                          f" holds {column.max_length}")))
+        staged = staging_types.get(name, "text").split("(")[0]
+        if staged in _TEXTUAL and column.type.split("(")[0] not in _TEXTUAL:
+            valid = (sql.SQL("pg_input_is_valid(({})::text, {})") if server_version >= 160000
+                     else sql.SQL("import_control.castable(({})::text, {})")).format(field, sql.Literal(column.type))
+            shown = sql.SQL("quote_literal(left(({f})::text, {n})) || CASE WHEN length(({f})::text) > {n}"
+                            " THEN '…' ELSE '' END").format(f=field, n=sql.Literal(MESSAGE_VALUE_CHARS))
+            checks.append(sql.SQL("CASE WHEN {f} IS NOT NULL AND NOT {valid} THEN {m1} || {shown} || {m2} END").format(
+                f=field, valid=valid, shown=shown, m1=sql.Literal(f"{name}: "),
+                m2=sql.Literal(f" is not a valid {column.type} ({plan.table.qualified}.{name})")))
+    return checks
 
 
 def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
@@ -175,6 +312,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     from import_pipelines.dedupe.review import (
         describe_fields,
         hold_for_review,
+        hold_undecided,
         load_decisions,
         record_review,
         write_review_report,
@@ -184,25 +322,10 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
     table = ident(CONTROL_SCHEMA, staged.staging)
-    sid = ident(entity.source_id)
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         # the rule's blocks are counted and joined in temp tables: hash aggregates, not disk sorts
         configure_bulk_session(conn)
-        # hash aggregate first: on a clean source (the usual case) nothing is sorted or rewritten
-        repeated = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {sid} IS NOT NULL"
-                                        " GROUP BY {sid} HAVING count(*) > 1) AS d").format(t=table, sid=sid)).fetchone()[0]
-        duplicates = 0
-        if repeated:
-            # the survivor is the smallest record by value, not the first to arrive: a source read
-            # without an order (a DISTINCT, a hash join) must pick the same survivor every run, or
-            # a re-run would "update" a row to another spelling of the same record
-            values = sql.SQL("row({})::text").format(sql.SQL(", ").join(ident(f) for f in entity.fields))
-            cur = conn.execute(sql.SQL(
-                "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text, _confidence = 100 FROM ("
-                " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY {values}, _rn) AS k"
-                " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(
-                t=table, sid=sid, values=values))
-            duplicates = cur.rowcount
+        duplicates = mark_repeated_source_ids(conn, entity, table)
         log(f"{run.entity_name} dedupe: {duplicates:,} repeated source ids ({entity.source_id})")
         if entity.dedupe is None:
             return replace(staged, duplicates=duplicates, confidences=(100.0,) * duplicates)
@@ -218,21 +341,49 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
             ids = record_review(conn, outcome.review, profile=run.profile, entity=run.entity_name,
                                 run_id=run.run_id)
             held = hold_for_review(conn, staging=table, source_id=entity.source_id, pairs=outcome.review, ids=ids)
+            held += hold_undecided(conn, staging=table, source_id=entity.source_id, profile=run.profile,
+                                   entity=run.entity_name)
         review = tuple({"review_id": i, "source_id": p.source_id, "candidate": f"{p.candidate_kind} {p.candidate}",
                         "confidence": p.confidence, "fields": describe_fields(p.fields)}
                        for i, p in zip(ids, outcome.review))
         report = write_review_report(outcome.review, ids, profile=run.profile, entity=run.entity_name,
                                      run_id=run.run_id) if outcome.review else None
     mean = f", mean confidence {outcome.mean_confidence:.1f}" if outcome.mean_confidence is not None else ""
-    log(f"{run.entity_name} dedupe ({entity.dedupe.strategy}): {outcome.within:,} duplicates within the batch,"
+    loaded = f", {outcome.of_loaded:,} of records loaded before" if outcome.of_loaded else ""
+    log(f"{run.entity_name} dedupe ({entity.dedupe.strategy}): {outcome.within:,} duplicates within the batch{loaded},"
         f" {outcome.against_target:,} matching target rows, {outcome.pairs_compared:,} pairs compared{mean}"
         f" in {time.perf_counter() - started:.2f} s")
-    if review:
-        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(review):,} pairs, {report});"
-            f" list them with `python -m import_pipelines review list --profile {run.profile} --run {run.run_id}`")
-    return replace(staged, duplicates=duplicates + outcome.within, matched_target=outcome.against_target,
+    if held:
+        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(review):,} pairs listed by this run"
+            + (f", {report}" if report else "") + f"); list them with `python -m import_pipelines review list"
+            f" --profile {run.profile}`")
+    return replace(staged, duplicates=duplicates + outcome.within + outcome.of_loaded,
+                   matched_target=outcome.against_target,
                    confidences=(100.0,) * duplicates + tuple(outcome.confidences), review=review,
                    review_report=report)
+
+
+def mark_repeated_source_ids(conn: psycopg.Connection, entity: Entity, staging: sql.Identifier) -> int:
+    """Mark every row of ``staging`` whose source identifier an earlier row already has; return how many.
+
+    The dedupe step's first rule, also run by the preview on its temporary staging table.
+    """
+    sid = ident(entity.source_id)
+    # hash aggregate first: on a clean source (the usual case) nothing is sorted or rewritten
+    repeated = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {sid} IS NOT NULL"
+                                    " GROUP BY {sid} HAVING count(*) > 1) AS d").format(t=staging, sid=sid)).fetchone()[0]
+    if not repeated:
+        return 0
+    # the survivor is the smallest record by value, not the first to arrive: a source read
+    # without an order (a DISTINCT, a hash join) must pick the same survivor every run, or
+    # a re-run would "update" a row to another spelling of the same record
+    values = sql.SQL("row({})::text").format(sql.SQL(", ").join(ident(f) for f in entity.fields))
+    cur = conn.execute(sql.SQL(
+        "UPDATE {t} AS s SET _dup_of = (d.first_sid)::text, _confidence = 100 FROM ("
+        " SELECT _rn, {sid} AS first_sid, row_number() OVER (PARTITION BY {sid} ORDER BY {values}, _rn) AS k"
+        " FROM {t} WHERE {sid} IS NOT NULL) AS d WHERE d.k > 1 AND s._rn = d._rn").format(
+        t=staging, sid=sid, values=values))
+    return cur.rowcount
 
 
 def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int = 5) -> LoadResult:
@@ -241,10 +392,19 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
     One run at a time per profile and entity: a second run of the same profile (launched past
     the queue) waits here for the first one's load instead of colliding with it row by row.
     """
-    with connect(run.target_url, autocommit=True) as conn:
+    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         configure_bulk_session(conn)
         plan = run.plan(conn)
         ref, streams = register(conn, run)
+        if staged.rows == 0 and not run.dry_run:
+            # nothing staged (a sync that found nothing new or changed): only the counts to record
+            counts = Counter(staged.unread)
+            record_summary(conn, run=ref, stream_id=streams[run.entity_name], source_rows=sum(counts.values()),
+                           counts=counts, seconds=time.perf_counter() - staged.started)
+            drop_staging(conn, staged.staging)
+            return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"},
+                              rows=sum(counts.values()), seconds=time.perf_counter() - staged.started,
+                              duplicates=staged.duplicates, preview=[], preview_columns=[])
         lock = (hash_key(run.profile), hash_key(run.entity_name))
         if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock).fetchone()[0]:
             log(f"{run.entity_name} load: another run of profile {run.profile!r} is loading {run.entity_name};"
@@ -264,7 +424,8 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
         drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
-    return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"}, rows=staged.rows,
+    return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"},
+                      rows=staged.rows + sum(staged.unread.values()),
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
                       matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
                       report=report)
@@ -292,7 +453,8 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
         ident(CONTROL_SCHEMA, staged.staging))).fetchone()[0]
 
     def epilogue(session: psycopg.Connection) -> None:
-        session.execute(sql.SQL("ANALYZE {}.record_state").format(CONTROL))
+        if not is_small_change(session, merge, last):  # a few changed records leave its statistics as they were
+            session.execute(sql.SQL("ANALYZE {}.record_state").format(CONTROL))
         if plan.entity.dedupe is not None:
             # a duplicate points at the row its survivor became, which any batch may have
             # written; planned on fresh statistics, which know this entity's state rows (stale
@@ -303,7 +465,8 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
     _, counts, _ = load_staged(merge, conn=conn, connect=lambda: connect(run.target_url, autocommit=True),
                                staging=staged.staging, run=ref, streams=streams, rows=last,
                                batch_rows=run.rows_per_batch, workers=run.workers, log=log, dry_run=run.dry_run,
-                               placeholders=placeholders, epilogue=None if run.dry_run else epilogue)
+                               placeholders=placeholders, epilogue=None if run.dry_run else epilogue,
+                               unread=staged.unread)
     return counts
 
 

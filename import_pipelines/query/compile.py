@@ -1,15 +1,16 @@
-"""Compile a template query (base table, joins, fields, filters) to one parameterised SELECT.
+"""Compile a template query (base table, joins, fields, filters) to one SELECT without parameters.
 
-Identifiers go through :mod:`import_pipelines.db.sql`; filter values become bound parameters;
-CASE-map keys and constants are quoted literals; raw expressions are the sqlglot-checked
-canonical text. The result names one output column per template field, in template order.
+Identifiers go through :mod:`import_pipelines.db.sql`; filter values, CASE-map keys and constants
+are :class:`psycopg.sql.Literal` values, quoted by the connection that runs the statement; raw
+expressions are the allow-list-checked canonical text. The statement has no placeholders and is
+always executed without parameters, so its literal text never goes through placeholder parsing:
+``LIKE 'a%'``, ``c.id % 2`` or a constant ``'(100% unknown)'`` mean the same with and without
+filters. The result names one output column per template field, in template order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from psycopg import sql
 
 from import_pipelines.db.sql import ident
@@ -36,10 +37,9 @@ _TRANSFORMS = {
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """One SELECT statement, its bound parameters and its output column names."""
+    """One SELECT statement (no placeholders: execute it without parameters) and its output column names."""
 
     statement: sql.Composed
-    params: list[Any]
     columns: list[str]
 
 
@@ -57,20 +57,43 @@ def compile_query(query: Query, fields: dict[str, FieldSpec], *, server_version:
     instead of aborting the whole extract.
     """
     aliases = query.aliases
-    params: list[Any] = []
     select_list = [sql.SQL("{} AS {}").format(compile_field(spec, aliases=aliases, server_version=server_version),
                                                ident(name)) for name, spec in fields.items()]
     parts = [sql.SQL("SELECT DISTINCT " if query.distinct else "SELECT "), sql.SQL(", ").join(select_list), sql.SQL(" FROM "),
              _table(query.base.schema_, query.base.table), sql.SQL(" AS "), ident(query.base.alias)]
     for join in query.joins:
         parts.append(_compile_join(join, aliases=aliases))
-    if query.filters:
-        conditions = [_compile_filter(f, params) for f in query.filters]
+    conditions = [_compile_filter(f) for f in query.filters]
+    conditions += [sql.SQL("({})").format(sql.SQL(check_expression(w, aliases=aliases))) for w in query.where]
+    if conditions:
         parts += [sql.SQL(" WHERE "), sql.SQL(" AND ").join(conditions)]
     if query.order_by:
         parts += [sql.SQL(" ORDER BY "),
                   sql.SQL(", ").join(sql.SQL(check_expression(e, aliases=aliases)) for e in query.order_by)]
-    return CompiledQuery(statement=sql.Composed(parts), params=params, columns=list(fields))
+    return CompiledQuery(statement=sql.Composed(parts), columns=list(fields))
+
+
+def expression_sites(query: Query) -> list[tuple[str, str, set[str]]]:
+    """Every raw SQL text of ``query``: (YAML path below ``query``, text, aliases it may use)."""
+    aliases = query.aliases
+    sites: list[tuple[str, str, set[str]]] = []
+    for i, join in enumerate(query.joins):
+        if join.condition:
+            sites.append((f"joins[{i}].condition", join.condition, _condition_scope(join, aliases)))
+        for j, text in enumerate(join.first.order_by if join.first else []):
+            sites.append((f"joins[{i}].first.order_by[{j}]", text, {join.alias}))
+        for j, text in enumerate(join.collect.order_by if join.collect else []):
+            sites.append((f"joins[{i}].collect.order_by[{j}]", text, {join.alias}))
+    sites += [(f"where[{i}]", text, aliases) for i, text in enumerate(query.where)]
+    sites += [(f"order_by[{i}]", text, aliases) for i, text in enumerate(query.order_by)]
+    return sites
+
+
+def _condition_scope(join: Join, aliases: set[str]) -> set[str]:
+    # a first-row or collecting join filters the joined table before picking its first row or
+    # grouping it, so its condition may only use the joined table's own columns (the parent is
+    # not in scope there)
+    return {join.alias} if join.first or join.collect else aliases
 
 
 def compile_field(spec: FieldSpec, *, aliases: set[str], server_version: int = 150000) -> sql.Composable:
@@ -152,11 +175,7 @@ def _compile_join(join: Join, *, aliases: set[str]) -> sql.Composed:
         if joined.split(".", 1)[0] != join.alias:
             raise ValueError(f"join {join.alias!r}: the left side of 'on' ({joined!r}) must be a column of {join.alias!r}")
     on = sql.SQL(" AND ").join(sql.SQL("{} = {}").format(column(j), column(p)) for j, p in join.on.items())
-    # a first-row join filters the joined table before picking the first row, so its condition
-    # may only use the joined table's own columns (the parent is not in scope there)
-    own = join.first is not None or join.collect is not None
-    condition = (check_expression(join.condition, aliases={join.alias} if own else aliases)
-                 if join.condition else None)
+    condition = check_expression(join.condition, aliases=_condition_scope(join, aliases)) if join.condition else None
     keyword = sql.SQL(_JOIN_SQL[join.type])
     table = _table(join.schema_, join.table)
     if join.collect is not None:
@@ -197,24 +216,20 @@ def _compile_collect(join: Join, *, keyword: sql.SQL, table: sql.Identifier, on:
     return sql.SQL(" {} ({}) AS {} ON {}").format(keyword, inner, alias, on)
 
 
-def _compile_filter(flt: Filter, params: list[Any]) -> sql.Composable:
+def _compile_filter(flt: Filter) -> sql.Composable:
     col = column(flt.column)
     if flt.op == "is_null":
         return sql.SQL("{} IS NULL").format(col)
     if flt.op == "is_not_null":
         return sql.SQL("{} IS NOT NULL").format(col)
     if flt.op == "!=":
-        params.append(flt.value)
-        return sql.SQL("{} IS DISTINCT FROM {}").format(col, sql.Placeholder())
+        return sql.SQL("{} IS DISTINCT FROM {}").format(col, sql.Literal(flt.value))
     if flt.op == "in":
-        params.append(flt.value)
-        return sql.SQL("{} = ANY({})").format(col, sql.Placeholder())
+        return sql.SQL("{} = ANY({})").format(col, sql.Literal(flt.value))
     if flt.op == "not_in":
         # a NULL is "not in" the list, as a data engineer reads it (plain SQL NOT IN drops it)
-        params.append(flt.value)
-        return sql.SQL("({} = ANY({})) IS NOT TRUE").format(col, sql.Placeholder())
+        return sql.SQL("({} = ANY({})) IS NOT TRUE").format(col, sql.Literal(flt.value))
     if flt.op == "between":
-        params.extend(flt.value)
-        return sql.SQL("{} BETWEEN {} AND {}").format(col, sql.Placeholder(), sql.Placeholder())
-    params.append(flt.value)
-    return sql.SQL("{} {} {}").format(col, sql.SQL(_COMPARISON[flt.op]), sql.Placeholder())
+        low, high = flt.value
+        return sql.SQL("{} BETWEEN {} AND {}").format(col, sql.Literal(low), sql.Literal(high))
+    return sql.SQL("{} {} {}").format(col, sql.SQL(_COMPARISON[flt.op]), sql.Literal(flt.value))

@@ -8,10 +8,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from import_pipelines.query.compile import compile_field, compile_query
-from import_pipelines.query.expressions import ExpressionError
+from import_pipelines.query.compile import compile_field, compile_query, expression_sites
+from import_pipelines.query.expressions import ExpressionError, check_expression
 from import_pipelines.templates import model as template_model
-from import_pipelines.templates.model import Template
+from import_pipelines.templates.model import RECORD_ALIAS, RECORD_COLUMNS, Template
 
 _MODEL_NAMES = {name for name, value in vars(template_model).items() if isinstance(value, type)}
 
@@ -21,11 +21,13 @@ TEMPLATE_DIR = Path(__file__).parent
 class TemplateError(ValueError):
     """An invalid template: ``problems`` is a list of (yaml path, rule) pairs."""
 
+    headline = "invalid template"
+
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
         lines = [f"{source}: {path or '<root>'}: {rule}" for path, rule in problems]
-        super().__init__("invalid template\n  " + "\n  ".join(lines))
+        super().__init__(f"{self.headline}\n  " + "\n  ".join(lines))
 
 
 def shipped_templates() -> list[str]:
@@ -48,14 +50,52 @@ def load_template(name_or_path: str | Path) -> Template:
     """Read, validate and compile-check a template. Raises :class:`TemplateError`."""
     path = template_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TemplateError(str(path), [("", "file not found")]) from None
+    except UnicodeDecodeError as error:
+        raise TemplateError(str(path), [("", f"not UTF-8 text (byte {error.start})")]) from None
+    return parse_template(read_yaml(text, source=str(path)), source=str(path))
+
+
+def read_yaml(text: str, *, source: str) -> Any:
+    """Parse YAML text, refusing duplicate keys (YAML itself lets the last one win silently).
+
+    Raises :class:`TemplateError` with the line and YAML path of every duplicate.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        problems = _duplicate_keys(node, "") if node is not None else []
+        if problems:
+            raise TemplateError(source, problems)
+        return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise TemplateError(str(path), [(where, f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
-    return parse_template(data, source=str(path))
+        raise TemplateError(source, [(where, f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                problems.append((child, f"duplicate key {key!r} at line {line} (first at line {first_line[key]});"
+                                        " YAML would keep only the last one"))
+            else:
+                first_line[key] = line
+            problems += _duplicate_keys(value_node, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{path}[{index}]")
+    return problems
 
 
 def parse_template(data: Any, *, source: str = "<template>") -> Template:
@@ -83,18 +123,48 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
     if problems:
         return problems
     for name, entity in template.entities.items():
-        aliases = entity.query.aliases
+        aliases = entity.aliases
         for section, specs in (("fields", entity.fields), ("match_fields", entity.match_fields)):
             for field_name, spec in specs.items():
                 try:
-                    compile_field(spec, aliases=aliases)
+                    compiled = compile_field(spec, aliases=aliases)
                 except (ExpressionError, ValueError) as error:
                     problems.append((f"entities.{name}.{section}.{field_name}", str(error)))
+                    continue
+                if entity.records is not None:
+                    unknown = _unknown_inputs(compiled, entity)
+                    if unknown:
+                        problems.append((f"entities.{name}.{section}.{field_name}",
+                                         f"{', '.join(f'r.{c}' for c in unknown)} {'is' if len(unknown) == 1 else 'are'}"
+                                         f" not among the inputs ({', '.join(entity.records.inputs)})"))
+        if entity.query is None:
+            continue
+        # each SQL text of the query on its own, so the message names its exact place
+        broken = False
+        for where, text, scope in expression_sites(entity.query):
+            try:
+                check_expression(text, aliases=scope)
+            except ExpressionError as error:
+                problems.append((f"entities.{name}.query.{where}", str(error)))
+                broken = True
+        if broken:
+            continue
         try:
             compile_query(entity.query, {}, server_version=160000)
         except (ExpressionError, ValueError) as error:
             problems.append((f"entities.{name}.query", str(error)))
     return problems
+
+
+def _unknown_inputs(compiled: Any, entity: Any) -> list[str]:
+    """Columns of ``r`` a records entity's field reads that are neither inputs nor ``r``'s own columns."""
+    import sqlglot
+    from sqlglot import exp
+
+    text = compiled.as_string(None)
+    known = {*entity.records.inputs, *RECORD_COLUMNS}
+    return sorted({c.name for c in sqlglot.parse_one(f"SELECT {text}", read="postgres").find_all(exp.Column)
+                   if c.table == RECORD_ALIAS and c.name not in known})
 
 
 # pydantic adds the tag of each union member or validator it tried to a location; they are not YAML keys

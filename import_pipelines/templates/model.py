@@ -20,6 +20,9 @@ JoinType = Literal["inner", "left", "right", "full"]
 FilterOp = Literal["=", "!=", "<", "<=", ">", ">=", "like", "ilike", "not_like", "not_ilike", "regex", "not_regex",
                    "in", "not_in", "is_null", "is_not_null", "between"]
 OnMissing = Literal["fail", "set_null"]
+# what extract does with text that is not valid UTF-8 (a SQL_ASCII source): fail the row, naming
+# the field, or load it with each invalid byte replaced by U+FFFD
+OnInvalidText = Literal["fail_row", "replace"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COLUMN_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_$]*$")
@@ -38,6 +41,10 @@ def _check_column_ref(value: str) -> str:
 ColumnRef = Annotated[str, Field(description="a source column as alias.column")]
 
 
+# the server's own schemas: a template reads the application's tables, never the catalogue
+_SYSTEM_SCHEMA = re.compile(r"^(pg_.*|information_schema)$", re.IGNORECASE)
+
+
 class TableRef(_Strict):
     """The base table of a query: ``{table: customers, alias: c, schema: public}``."""
 
@@ -50,6 +57,23 @@ class TableRef(_Strict):
     def _alias_is_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError(f"alias {value!r} must be a plain identifier")
+        if _SYSTEM_SCHEMA.match(value):
+            raise ValueError(f"alias {value!r} is the name of a system schema; choose another")
+        return value
+
+    @field_validator("schema_")
+    @classmethod
+    def _not_a_system_schema(cls, value: str | None) -> str | None:
+        if value is not None and _SYSTEM_SCHEMA.match(value):
+            raise ValueError(f"schema {value!r} is the server's catalogue, not application data")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _not_a_catalogue_table(cls, value: str) -> str:
+        # an unqualified name is looked up in pg_catalog first, so pg_authid would be the catalogue's
+        if value.lower().startswith("pg_"):
+            raise ValueError(f"table {value!r}: names starting with pg_ resolve to the server's catalogue")
         return value
 
 
@@ -205,7 +229,7 @@ class FieldSpec(_Strict):
 
 
 class Filter(_Strict):
-    """One WHERE predicate; values are always bound parameters, never spliced into SQL."""
+    """One WHERE predicate; values become literals quoted by the connection, never SQL text."""
 
     column: str
     op: FilterOp
@@ -235,6 +259,8 @@ class Query(_Strict):
     distinct: bool = False
     joins: list[Join] = Field(default_factory=list)
     filters: list[Filter] = Field(default_factory=list)
+    where: list[str] = Field(default_factory=list, description="SQL predicates (checked like expressions), ANDed"
+                                                               " with the filters")
     order_by: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -264,6 +290,47 @@ class Reference(_Strict):
     required: bool = False
 
 
+InputKind = Literal["text", "name", "email", "phone", "date", "datetime", "number", "boolean", "url", "address",
+                    "city", "state", "postcode", "country", "notes", "tags", "id", "list", "json"]
+RECORD_ALIAS = "r"  # fields of a records entity read its inputs as r.<input>
+RECORD_COLUMNS = ("_custom", "_source_ref", "_line")  # what else r holds: custom columns (jsonb), provenance
+
+
+class RecordInput(_Strict):
+    """A value a record source may carry; the field mapping finds which column holds it.
+
+    ``from`` fixes the column (a header, an Airtable field name) or a path into nested JSON
+    (``[address, city]``); without it, the column is found by the field mapping (a saved preset,
+    the AI, or the heuristic) from the description, the kind, the synonyms and the sample values.
+    """
+
+    description: str = ""
+    kind: InputKind = "text"
+    from_: str | list[str | int] | None = Field(default=None, alias="from")
+    synonyms: list[str] = Field(default_factory=list, description="header names (any language) that mean this input")
+
+
+class Records(_Strict):
+    """The entity reads records (a file, a sheet, pushed JSON, Airtable, an HTTP API), not a query.
+
+    ``inputs`` are the values a source may provide (what its columns are mapped onto); the
+    entity's fields are SQL over them, as ``r.<input>`` (transforms, concat, coalesce, checked
+    expressions), so every kind of source is mapped by the same compiler. With ``custom``, a
+    column no input fits but worth keeping lands in ``r._custom`` (a jsonb object).
+    """
+
+    inputs: dict[str, RecordInput] = Field(min_length=1)
+    custom: bool = False
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, RecordInput]) -> dict[str, RecordInput]:
+        for name in value:
+            if not _NAME.match(name) or name.startswith("_"):
+                raise ValueError(f"input name {name!r} must be a plain identifier not starting with '_'")
+        return value
+
+
 class Entity(_Strict):
     """One stream of a template: one Dagster asset, one target table."""
 
@@ -271,7 +338,8 @@ class Entity(_Strict):
     target: str
     source_id: str = Field(description="the field that identifies the source record (the natural key's external id)")
     mode: Mode | None = None
-    query: Query
+    query: Query | None = Field(default=None, description="a PostgreSQL source: the SELECT the entity compiles to")
+    records: Records | None = Field(default=None, description="a record source: files, sheets, pushes, APIs")
     fields: dict[str, FieldSpec] = Field(min_length=1)
     references: dict[str, Reference] = Field(default_factory=dict)
     match_fields: dict[str, FieldSpec] = Field(
@@ -279,10 +347,24 @@ class Entity(_Strict):
                                           " every email or phone)")
     dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
     survivor_updated: str | None = Field(default=None, description="field whose latest value wins a duplicate cluster")
+    on_invalid_text: OnInvalidText | None = Field(default=None, description="overrides the template's on_invalid_text")
     notes: list[str] = Field(default_factory=list)
+
+    @property
+    def aliases(self) -> set[str]:
+        """The table aliases the fields may use: the query's, or ``r`` for a records entity."""
+        return self.query.aliases if self.query is not None else {RECORD_ALIAS}
+
+    @property
+    def source_label(self) -> str:
+        """What the audit names as the source: the base table, or ``records``."""
+        return self.query.base.table if self.query is not None else "records"
 
     @model_validator(mode="after")
     def _consistent(self) -> Entity:
+        if (self.query is None) == (self.records is None):
+            raise ValueError("an entity reads either a query (a PostgreSQL source) or records (files, sheets,"
+                             " pushes, APIs): give exactly one of query, records")
         if self.source_id not in self.fields:
             raise ValueError(f"source_id {self.source_id!r} is not one of the fields")
         clash = sorted(set(self.match_fields) & set(self.fields))
@@ -328,6 +410,8 @@ class Template(_Strict):
     source_system: str
     mode: Mode = "upsert"
     batch_rows: int = Field(default=100_000, gt=0)
+    on_invalid_text: OnInvalidText = Field(default="fail_row", description="source text that is not valid UTF-8:"
+                                           " fail that row naming the field, or replace the bytes with U+FFFD")
     target_schema: str = "public"
     natural_key: NaturalKey = Field(default_factory=NaturalKey)
     entities: dict[str, Entity] = Field(default_factory=dict)

@@ -10,6 +10,19 @@ from import_pipelines.db.introspect import describe_schema
 from import_pipelines_tests.mirror.schema import create_schema
 
 
+def count_statements(conn: psycopg.Connection) -> list[str]:
+    """Make ``conn`` record every statement its cursors execute; return the (growing) list."""
+    statements: list[str] = []
+
+    class CountingCursor(psycopg.Cursor):
+        def execute(self, query, params=None, **options):  # type: ignore[override]
+            statements.append(str(query))
+            return super().execute(query, params, **options)
+
+    conn.cursor_factory = CountingCursor
+    return statements
+
+
 @pytest.fixture
 def schema_url(source_url: str) -> str:
     create_schema(source_url, seed=True)
@@ -99,15 +112,29 @@ def test_fingerprint_ignores_data_but_not_shape(schema_url: str, target_url: str
 
 
 def test_one_query_per_kind(schema_url: str) -> None:
-    statements: list[str] = []
-
-    class CountingCursor(psycopg.Cursor):
-        def execute(self, query, params=None, **options):  # type: ignore[override]
-            statements.append(str(query))
-            return super().execute(query, params, **options)
-
     with connection(schema_url) as conn:
-        conn.cursor_factory = CountingCursor
+        statements = count_statements(conn)
         info = describe_schema(conn)
     assert len(info.tables) > 10
     assert len(statements) == 4  # tables, columns, constraints, unique indexes: not per table
+
+
+def test_details_add_every_index_sizes_counters_and_privileges(schema_url: str) -> None:
+    with connection(schema_url) as conn:
+        statements = count_statements(conn)
+        info = describe_schema(conn, details=True)
+    assert len(statements) == 5  # one more catalogue query for every index, still not per table
+
+    categories = {index.name: index for index in info.table("categories").indexes}
+    assert categories["categories_lower_name_idx"].columns == ("lower(name)",)
+    assert categories["categories_lower_name_idx"].unique and not categories["categories_lower_name_idx"].primary
+    assert categories["categories_pkey"].primary and categories["categories_pkey"].method == "btree"
+    partial = {index.name: index for index in info.table("projects").indexes}["projects_title_open_idx"]
+    assert partial.predicate == "owner_id IS NULL" and "WHERE" in partial.definition
+    users = info.table("users")
+    assert users.total_bytes and users.total_bytes > 0 and users.readable is True
+    assert users.live_rows == 20
+    # without details the catalogue reader stays as cheap as before
+    with connection(schema_url) as conn:
+        plain = describe_schema(conn)
+    assert plain.table("users").indexes == () and plain.table("users").total_bytes is None

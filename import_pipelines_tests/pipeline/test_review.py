@@ -200,27 +200,69 @@ def test_review_commands(databases: tuple[str, str], monkeypatch: pytest.MonkeyP
 
 def test_a_pair_with_a_target_row_is_decided_the_same_way(databases: tuple[str, str]) -> None:
     source_url, target_url = databases
-    with connection(source_url) as conn:
-        conn.execute("DELETE FROM people WHERE id = 2")
+    with connection(target_url) as conn:  # a customer the target had before any import
+        legacy = conn.execute("INSERT INTO customer_users (source_system, external_id, first_name, last_name,"
+                              " display_name, email, phone) VALUES ('legacy', 'L-1', 'Ingrid', 'Lindqvist',"
+                              " 'Ingrid Lindqvist', 'ingrid.lindqvist@example.com', '5550102000') RETURNING id"
+                              ).fetchone()[0]
         conn.commit()
-    _run(source_url, target_url)  # customer 1 is in the target before customer 2 arrives, in a later export
     with connection(source_url) as conn:
         conn.execute("DELETE FROM people WHERE id = 1")
-        conn.execute("INSERT INTO people VALUES (2, 'Ingrid', 'Lindqvist', 'ingridlindqvist@example.com', NULL)")
         conn.commit()
     run_id, counts = _run(source_url, target_url)
-    customers = _customers(target_url)
     with connection(target_url) as conn:
         (pair,) = list_pairs(conn, profile="crm", run_id=run_id)
-        assert (pair.source_id, pair.candidate_kind, pair.candidate) == ("2", "target", str(customers["1"]))
-        assert _audit(target_url, run_id, "customer_users")["2"][0] == "skipped"
+        assert (pair.source_id, pair.candidate_kind, pair.candidate) == ("2", "target", str(legacy))
         decide(conn, [pair.review_id], "accepted")
         conn.commit()
-
     run_id, counts = _run(source_url, target_url)
-    # matched to customer 1's row: the mode (upsert) updates it with the record, no second row
+    # matched to the legacy row: the mode (upsert) updates it with the record, no second row
     action, duplicate_of, reason, target_id = _audit(target_url, run_id, "customer_users")["2"]
-    assert (action, reason, target_id) == ("updated", None, str(customers["1"]))
+    assert (action, duplicate_of, reason, target_id) == ("updated", None, None, str(legacy))
+    with connection(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM customer_users WHERE email LIKE 'ingrid%'").fetchone()[0] == 1
+        assert conn.execute("SELECT customer_id FROM tickets WHERE external_id = '10'").fetchone()[0] == legacy
+
+
+def test_a_pair_decided_while_both_records_were_in_one_import_holds_once_one_is_loaded(
+        databases: tuple[str, str]) -> None:
+    source_url, target_url = databases
+    _run(source_url, target_url)
+    with connection(target_url) as conn:
+        (pair,) = list_pairs(conn, profile="crm")
+        decide(conn, [pair.review_id], "accepted")
+        conn.commit()
+    with connection(source_url) as conn:  # the next export holds only what changed: customer 2
+        conn.execute("DELETE FROM people WHERE id <> 2")
+        conn.commit()
+    run_id, counts = _run(source_url, target_url)
+    # customer 1 is met as its target row; it is this import's record 1, so 2 is its duplicate
+    # (as in one batch), not an update of its row
+    action, duplicate_of, reason, target_id = _audit(target_url, run_id, "customer_users")["2"]
+    assert (action, duplicate_of, reason) == ("skipped", "1", None)
     assert set(_customers(target_url)) == {"1", "3"}
     with connection(target_url) as conn:
-        assert conn.execute("SELECT customer_id FROM tickets WHERE external_id = '10'").fetchone()[0] == customers["1"]
+        row = conn.execute("SELECT email FROM customer_users WHERE external_id = '1'").fetchone()
+        assert row == ("ingrid.lindqvist@example.com",)  # customer 1's row kept its own values
+
+
+def test_an_undecided_pair_keeps_holding_its_record(databases: tuple[str, str]) -> None:
+    source_url, target_url = databases
+    _run(source_url, target_url)
+    with connection(target_url) as conn:
+        (pair,) = list_pairs(conn, profile="crm")
+    with connection(source_url) as conn:  # the next export no longer shows the doubt
+        conn.execute("UPDATE people SET email = 'ingrid@lindqvist.example' WHERE id = 2")
+        conn.commit()
+    run_id, counts = _run(source_url, target_url)
+    action, duplicate_of, reason, target_id = _audit(target_url, run_id, "customer_users")["2"]
+    # nobody decided: it still waits, named by the pair an earlier run listed
+    assert (action, duplicate_of, target_id) == ("skipped", None, None)
+    assert reason.startswith("waiting for review: possible duplicate of source record 1")
+    assert f"pair {pair.review_id}, listed by an earlier run" in reason
+    assert set(_customers(target_url)) == {"1", "3"}
+    with connection(target_url) as conn:
+        decide(conn, [pair.review_id], "rejected")
+        conn.commit()
+    run_id, counts = _run(source_url, target_url)
+    assert _audit(target_url, run_id, "customer_users")["2"][0] == "created"

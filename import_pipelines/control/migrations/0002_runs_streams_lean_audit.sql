@@ -72,15 +72,16 @@ BEGIN
     RETURN name;
 END $$;
 
--- the last import of each source record: its hash (NULL for a duplicate, which follows its
--- survivor's row) and the target row it became
+-- the last import of each source record: its hash and the target row it became; a duplicate
+-- names the record it was deduplicated into and follows its survivor's row
 ALTER TABLE import_control.record_state RENAME TO record_state_v1;
 CREATE TABLE import_control.record_state (
-    stream_id    integer NOT NULL,
-    source_id    text COLLATE "C" NOT NULL,
-    target_id    text,
-    source_hash  bytea,
-    run_seq      bigint NOT NULL,
+    stream_id     integer NOT NULL,
+    source_id     text COLLATE "C" NOT NULL,
+    target_id     text,
+    source_hash   bytea,
+    duplicate_of  text,
+    run_seq       bigint NOT NULL,
     PRIMARY KEY (stream_id, source_id)
 );
 

@@ -1,0 +1,1 @@
+"""Authoring: the source's catalogue as an asset, with a connection check."""

@@ -1,0 +1,1 @@
+"""Jobs that keep the control schema in shape: ``control_retention``."""

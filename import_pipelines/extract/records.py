@@ -1,0 +1,172 @@
+"""Stage the records of a file, a sheet, pushed JSON or an API: raw values first, then the fields in SQL.
+
+A record source yields records one at a time (:mod:`import_pipelines.sources`). Their values,
+column by column as the field mapping assigned them to the entity's inputs, stream as CSV into
+``COPY`` of an UNLOGGED raw table (one text column per input, ``_custom`` for columns kept as
+custom fields, the record's line, where it came from and any error reading it): no row is held
+in memory beyond a block. Then one ``INSERT ... SELECT`` computes the entity's fields from the
+raw columns with the same compiler as a PostgreSQL source's query (``r.<input>``, transforms,
+coalesce, checked expressions), with each record's hash, into the staging table every later
+step reads. A record that could not be read keeps its error and is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from import_pipelines.control import CONTROL_SCHEMA
+from import_pipelines.db.copy import pin_text_format
+from import_pipelines.db.sql import ident, ident_list
+from import_pipelines.engine.staging import create_scratch, create_staging, drop_staging
+from import_pipelines.extract.postgres import row_hash, staging_type
+from import_pipelines.query.compile import compile_field
+from import_pipelines.sources.records import RecordSource
+from import_pipelines.templates.model import RECORD_ALIAS, Entity
+
+Progress = Callable[[int, int | None], None]
+Location = str | list[str | int]  # a column name, or a path into nested values
+_WRITE_BYTES = 1 << 20
+
+
+def text_value(value: Any) -> str | None:
+    """A source value as the text the raw table holds (ISO dates, plain numbers, JSON for nesting)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, int | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def lookup(values: Mapping[str, Any], location: Location) -> Any:
+    """The value at ``location``: a column, or a path of keys and list positions into nested values."""
+    if isinstance(location, str):
+        return values.get(location)
+    current: Any = values
+    for step in location:
+        if isinstance(current, Mapping):
+            current = current.get(str(step))
+        elif isinstance(current, list) and isinstance(step, int) and -len(current) <= step < len(current):
+            current = current[step]
+        else:
+            return None
+    return current
+
+
+def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str, Location], custom: Sequence[str],
+                  target: psycopg.Connection, table: str, run_id: str, progress: Progress | None = None,
+                  every: int = 100_000, temporary: bool = False) -> int:
+    """Stream ``source`` into the staging table ``table`` of ``entity``; return the records staged.
+
+    ``columns`` says where each input is found in a record (inputs not in it are NULL);
+    ``custom`` names the columns kept as custom fields. Commits unless ``temporary``.
+    """
+    assert entity.records is not None
+    inputs = list(entity.records.inputs)
+    raw = f"{table[:59]}_raw"
+    raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, raw)
+    raw_columns = [("_line", "bigint"), ("_source_ref", "text"), ("_error", "text"),
+                   *((name, "text") for name in inputs), ("_custom", "jsonb")]
+    pin_text_format(target)
+    if temporary:
+        target.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(raw_table, sql.SQL(", ").join(
+            sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in raw_columns)))
+    else:
+        create_scratch(target, table=raw, columns=raw_columns, run_id=run_id)
+    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(raw_table, ident_list(n for n, _ in raw_columns))
+    locations = [columns.get(name) for name in inputs]
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    count = 0
+    with target.cursor().copy(copy) as writer:
+        for row in _raw_rows(source, locations=locations, custom=custom):
+            out.writerow(row)
+            count += 1
+            if buffer.tell() >= _WRITE_BYTES:
+                writer.write(buffer.getvalue().encode())
+                buffer.seek(0)
+                buffer.truncate()
+            if progress and count % every == 0:
+                progress(count, None)
+        writer.write(buffer.getvalue().encode())
+    if progress and count % every:
+        progress(count, None)
+    _fields_from_raw(target, entity, raw_table=raw_table, table=table, run_id=run_id, temporary=temporary,
+                     source_name=source.name)
+    if temporary:
+        target.execute(sql.SQL("DROP TABLE {}").format(raw_table))
+    else:
+        drop_staging(target, raw)
+        target.commit()
+    return count
+
+
+def _raw_rows(source: RecordSource, *, locations: list[Location | None], custom: Sequence[str]) -> Iterator[list]:
+    """The raw table's rows: line, where from, error, one text per input, the custom columns as JSON.
+
+    A table-shaped source (CSV, workbook, sheet) gives its cells in column order (``rows()``): a
+    row is then a few list lookups, with no dict per record; others give records by name.
+    """
+    rows = getattr(source, "rows", None)
+    if rows is not None and all(where is None or isinstance(where, str) for where in locations):
+        index = {header: i for i, header in enumerate(source.columns())}
+        picks = [index.get(where) if where is not None else None for where in locations]
+        kept = [(name, index[name]) for name in custom if name in index]
+        for line, cells, error in rows():
+            width = len(cells)
+            values = [None if i is None or i >= width else (v if (v := cells[i]).__class__ is str else text_value(v))
+                      for i in picks]
+            extra = {name: text_value(cells[i]) for name, i in kept if i < width and cells[i] not in (None, "")}
+            # where it came from is written as the source's name and the line, in SQL, not per row here
+            yield [line, None, error, *values, json.dumps(extra, ensure_ascii=False) if extra else None]
+        return
+    for record in source.records():
+        values = record.values
+        extra = {name: text_value(values.get(name)) for name in custom if values.get(name) not in (None, "")}
+        yield [record.line, record.location, record.error,
+               *(text_value(lookup(values, where)) if where is not None else None for where in locations),
+               json.dumps(extra, ensure_ascii=False) if extra else None]
+
+
+def _fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Identifier, table: str,
+                     run_id: str, temporary: bool, source_name: str) -> None:
+    """The entity's fields computed from the raw columns, with each record's hash, into staging."""
+    aliases = {RECORD_ALIAS}
+    names = list(entity.fields)
+    exprs = [sql.SQL("{} AS {}").format(compile_field(entity.fields[name], aliases=aliases), ident(name))
+             for name in names]
+    inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, r._error AS _serr,"
+                    " r._line AS _sline FROM {} AS r").format(
+        sql.SQL(", ").join(exprs), sql.Literal(source_name), raw_table)
+    cur = target.cursor()
+    cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(inner))
+    oids = [d.type_code for d in cur.description][:len(names)]
+    types = [row[0] for row in target.execute(
+        "SELECT CASE WHEN oid >= 16384 THEN 'text' ELSE format_type(oid, NULL) END"
+        " FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n", (oids,)).fetchall()]
+    create_staging(target, table=table, columns=[(n, staging_type(t)) for n, t in zip(names, types)], run_id=run_id,
+                   temporary=temporary)
+    fields = sql.SQL(", ").join(ident("q", n) for n in names)
+    digest = row_hash(target, oids, sql.SQL("ROW({})").format(fields))
+    target.execute(sql.SQL(
+        "INSERT INTO {} ({}, _hash, _source_ref, _error) SELECT {}, {}, q._sref, q._serr FROM ({}) AS q"
+        " ORDER BY q._sline").format(
+        ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(names), fields, digest, inner))

@@ -1,0 +1,179 @@
+"""Faults against real PostgreSQL, each followed by a re-run that must converge.
+
+- the process running an import is SIGKILLed in the middle of its loads;
+- the source session is terminated (``pg_terminate_backend``) in the middle of an extract.
+
+After the re-run, the target must hold what an uninterrupted import of the same source holds:
+every source record exactly once, references pointing at the same records, and an audit that
+adds up (every imported row has the ``created`` record committed with it, no record points at a
+row that is not there, the re-run has one record per staged row). Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from import_pipelines.db import connect
+from import_pipelines.demo.freescout import generate_freescout
+from import_pipelines.pipeline.steps import EntityRun, dedupe, extract, load, map_and_validate
+from import_pipelines.service_vault import migrate
+from import_pipelines.settings import PROJECT_ROOT
+from import_pipelines.templates.loader import load_template
+from import_pipelines_tests.helpers import run_import
+
+CUSTOMERS = 1200
+BATCH_ROWS = 150
+WAIT_SECONDS = 120
+
+# what identifies each imported record and what it points at, independent of target ids
+SIGNATURES = {
+    "accounts": "SELECT external_id, name FROM accounts",
+    "customer_users": "SELECT u.external_id, u.email, u.display_name, a.external_id FROM customer_users u"
+                      " LEFT JOIN accounts a ON a.id = u.account_id",
+    "agents": "SELECT external_id, email, role, is_active FROM agents",
+    "tickets": "SELECT t.external_id, t.status, t.subject, c.external_id, g.external_id FROM tickets t"
+               " JOIN customer_users c ON c.id = t.customer_id LEFT JOIN agents g ON g.id = t.agent_id",
+    "time_entries": "SELECT e.external_id, e.minutes, t.external_id FROM time_entries e JOIN tickets t ON t.id = e.ticket_id",
+}
+KILL_SCRIPT = """
+import sys
+from import_pipelines.templates.loader import load_template
+from import_pipelines_tests.helpers import run_import
+run_import(template=load_template("freescout"), source_url=sys.argv[1], target_url=sys.argv[2], run_id="killed",
+           batch_rows=int(sys.argv[3]))
+"""
+
+
+def content(url: str) -> dict[str, list[tuple]]:
+    with connect(url) as conn:
+        return {table: sorted(conn.execute(query).fetchall(), key=repr) for table, query in SIGNATURES.items()}
+
+
+def assert_audit_consistent(url: str, *, run_id: str) -> dict[str, int]:
+    """Audit and tables agree: every row has its created record, no record of a missing row; returns
+    the records ``run_id`` accounted for per entity (its run summary: audited and unchanged ones)."""
+    with connect(url) as conn:
+        for table in SIGNATURES:
+            duplicated = conn.execute(f"SELECT count(*) FROM (SELECT external_id FROM {table}"
+                                      " GROUP BY external_id HAVING count(*) > 1) AS d").fetchone()[0]
+            assert duplicated == 0, table
+            unaudited = conn.execute(
+                f"SELECT count(*) FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM import_control.import_records r"
+                " WHERE r.target_table LIKE %s AND r.action = 'created' AND r.target_id = t.id::text)",
+                (f"%{table}",)).fetchone()[0]
+            assert unaudited == 0, f"{table}: rows without the 'created' record committed with them"
+            phantom = conn.execute(
+                f"SELECT count(*) FROM import_control.import_records AS r WHERE r.target_table LIKE %s"
+                f" AND r.action IN ('created', 'updated') AND NOT EXISTS (SELECT 1 FROM {table} AS t"
+                " WHERE t.id::text = r.target_id)", (f"%{table}",)).fetchone()[0]
+            assert phantom == 0, f"{table}: audit records of rows that are not there"
+        audited = dict(conn.execute("SELECT entity, count(*) FROM import_control.import_records WHERE run_id = %s"
+                                    " GROUP BY entity", (run_id,)).fetchall())
+        summary = conn.execute(
+            "SELECT s.entity, m.source_rows, m.created + m.updated + m.skipped + m.failed, m.unchanged"
+            " FROM import_control.run_summaries m JOIN import_control.runs r USING (run_seq)"
+            " JOIN import_control.streams s USING (stream_id) WHERE r.run_id = %s", (run_id,)).fetchall()
+    for entity, _, written, _ in summary:  # every record the run acted on has its audit record
+        assert audited.get(entity, 0) <= written, entity
+    return {entity: rows for entity, rows, _, _ in summary}
+
+
+def reference(new_database: Callable[[str], str], source: str) -> dict[str, list[tuple]]:
+    """What an uninterrupted import of ``source`` leaves in a fresh target."""
+    target = new_database("fault_reference")
+    migrate(target)
+    run_import(template=load_template("freescout"), source_url=source, target_url=target, run_id="reference",
+               batch_rows=BATCH_ROWS)
+    return content(target)
+
+
+def wait_for(predicate: Callable[[], bool], *, what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {WAIT_SECONDS} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def fault_source(new_database: Callable[[str], str]) -> str:
+    source = new_database("fault_source")
+    generate_freescout(source, customers=CUSTOMERS)
+    return source
+
+
+def test_sigkill_mid_load_then_rerun_converges(fault_source: str, new_database: Callable[[str], str]) -> None:
+    target = new_database("fault_target")
+    migrate(target)
+    worker = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, fault_source, target, str(BATCH_ROWS)],
+                              cwd=PROJECT_ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        def loading_customers() -> bool:
+            assert worker.poll() is None, "the import ended before it could be killed"
+            with connect(target) as conn:
+                if conn.execute("SELECT to_regclass('import_control.import_records')").fetchone()[0] is None:
+                    return False
+                return conn.execute("SELECT count(*) FROM customer_users").fetchone()[0] > 0
+
+        wait_for(loading_customers, what="the customers' load to begin")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    with connect(target) as conn:  # killed mid-way: the later entities were not loaded
+        assert conn.execute("SELECT count(*) FROM time_entries").fetchone()[0] == 0
+
+    results = run_import(template=load_template("freescout"), source_url=fault_source, target_url=target,
+                         run_id="rerun", batch_rows=BATCH_ROWS)
+
+    assert content(target) == reference(new_database, fault_source)
+    # the re-run accounted for every source record exactly once
+    assert assert_audit_consistent(target, run_id="rerun") == {entity: r.rows for entity, r in results.items()}
+
+
+def test_source_session_terminated_mid_extract_then_rerun_converges(fault_source: str,
+                                                                    new_database: Callable[[str], str]) -> None:
+    target = new_database("fault_target")
+    migrate(target)
+    template = load_template("freescout")
+    source_db = conninfo_to_dict(fault_source)["dbname"]
+    terminated: list[int] = []
+
+    def log(message: str) -> None:
+        # called from inside the extract's COPY loop: the source session is streaming right now
+        if message.startswith("tickets extract: ") and "%" in message and not terminated:
+            with connect(fault_source, autocommit=True) as admin:
+                pids = [r[0] for r in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+                    " AND query LIKE 'COPY (%%'", (source_db,)).fetchall()]
+                assert pids, "no streaming source session found"
+                terminated.extend(pids)
+                assert all(admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] for pid in pids)
+
+    with pytest.raises(psycopg.OperationalError):
+        for name in template.entities:
+            run = EntityRun(profile="demo", template=template, entity_name=name, run_id="terminated",
+                            source_url=fault_source, target_url=target, batch_rows=BATCH_ROWS)
+            staged = extract(run, log=log)
+            load(run, dedupe(run, map_and_validate(run, staged, log=log), log=log), log=log)
+    assert terminated
+    with connect(target) as conn:  # the entities before tickets were loaded, the ones from tickets on were not
+        assert conn.execute("SELECT count(*) FROM customer_users").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone()[0] == 0
+
+    results = run_import(template=template, source_url=fault_source, target_url=target, run_id="rerun",
+                         batch_rows=BATCH_ROWS)
+
+    assert content(target) == reference(new_database, fault_source)
+    assert assert_audit_consistent(target, run_id="rerun") == {entity: r.rows for entity, r in results.items()}
