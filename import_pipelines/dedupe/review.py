@@ -194,9 +194,9 @@ def hold_undecided(conn: psycopg.Connection, *, staging: sql.Composable, source_
                    entity: str) -> int:
     """Keep holding records whose pair an earlier run listed and nobody has decided yet; returns how many.
 
-    A run may no longer meet such a pair - its candidate was loaded since and is met as a target
-    row, which shows fewer of its addresses - but a doubtful duplicate waits for a person, not
-    for a run that happens not to see the doubt. Records this run marked a duplicate, matched,
+    A run may no longer meet such a pair - an export without the candidate, which was loaded
+    since and is met as a target row showing fewer of its addresses - but a doubtful duplicate
+    waits for a person, not for a run that happens not to see the doubt. Records this run marked a duplicate, matched,
     failed or already held stay as they are.
     """
     return conn.execute(sql.SQL(

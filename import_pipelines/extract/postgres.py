@@ -203,14 +203,15 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
 
 def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, source_id: str,
                        stream_id: int, table: str, target_table: sql.Composable, target_key: str, key_type: str,
-                       run_id: str, purpose: str = "source") -> tuple[int, list[str], int]:
+                       run_id: str, purpose: str = "source") -> tuple[int, list[str]]:
     """A sync's first pass: the source ids whose record is new or changed since the last import.
 
     The source streams each record's source id and hash only (``COPY (SELECT id, hash(row))``)
     into an UNLOGGED keys table (``table``, dropped here); one aggregate pass joins it with
     ``record_state`` and with the target rows the states name (which must still exist), by hash
     joins that parallel workers share, and returns the changed ids. Returns (records read, their
-    changed ids, unchanged duplicates among the records read, which a full read would skip again).
+    changed ids). A source id repeated by several records (spellings the entity collapses) is
+    changed when any of them is, and is then read with all of them.
     """
     create_scratch(target, table=table, columns=[("sid", "text"), ("hash", "bytea")], run_id=run_id)
     keys = ident(CONTROL_SCHEMA, table)
@@ -245,29 +246,8 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
         " LEFT JOIN {control}.record_state AS st ON st.stream_id = {stream} AND st.source_id = k.sid"
         " LEFT JOIN {target} AS t ON t.{key} = (st.target_id)::{key_type}"
         " WHERE NOT coalesce(st.source_hash = k.hash AND t.{key} IS NOT NULL, false)").format(**names))))
-    duplicates = 0
-    if target.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {control}.record_state WHERE stream_id = {stream}"
-                              " AND duplicate_of IS NOT NULL)").format(**names)).fetchone()[0]:
-        # unchanged duplicates are skipped again without being read
-        duplicates = target.execute(sql.SQL(
-            "SELECT count(*) FROM {keys} AS k JOIN {control}.record_state AS st ON st.stream_id = {stream}"
-            " AND st.source_id = k.sid WHERE st.duplicate_of IS NOT NULL AND st.source_hash = k.hash"
-            " AND k.sid <> ALL(%s)").format(**names), (changed,)).fetchone()[0]
-        if changed:
-            # a changed record brings the records deduplicated with it (they share its target
-            # row): the duplicate detection then sees the whole cluster again and decides as a
-            # full read would
-            found = target.execute(sql.SQL(
-                "SELECT DISTINCT other.source_id, other.duplicate_of IS NOT NULL AND k.hash = other.source_hash"
-                " FROM {control}.record_state AS st JOIN {control}.record_state AS other"
-                " ON other.stream_id = st.stream_id AND other.target_id = st.target_id"
-                " LEFT JOIN {keys} AS k ON k.sid = other.source_id"
-                " WHERE st.stream_id = {stream} AND st.source_id = ANY(%s) AND other.source_id <> ALL(%s)").format(
-                **names), (changed, changed)).fetchall()
-            changed = changed + [sid for sid, _ in found]
-            duplicates -= sum(1 for _, unchanged_duplicate in found if unchanged_duplicate)
     target.commit()
-    return read, changed, duplicates
+    return read, changed
 
 
 def _clean_buffer(buffer: bytearray, *, columns: list[str], first_row: int, mode: OnInvalidText,

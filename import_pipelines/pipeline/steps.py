@@ -89,8 +89,7 @@ class Staged:
     review_report: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
     mapping_method: str | None = None  # template, preset, ai or heuristic
-    # records a sync's key pass decided without reading them in full, by action: unchanged ones,
-    # and unchanged duplicates (skipped again)
+    # records a sync's key pass decided without reading them in full, by action (unchanged)
     unread: dict[str, int] = field(default_factory=dict)
 
 
@@ -136,7 +135,7 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     The first import reads every record. Later ones (``change_detection="keys"``) read each
     record's source id and hash first, compare them with what the last import left in
     ``record_state``, and read only the new and changed records in full; the unchanged ones are
-    counted, never moved.
+    counted, never moved. An entity with a duplicate rule is always read whole.
     """
     started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
@@ -152,14 +151,17 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
             version = probe.info.server_version
         # match fields (every email of a customer) are staged beside the written fields, never written
         compiled = compile_query(entity.query, entity.staged_fields, server_version=version)
-        only, read, duplicates = None, 0, 0
-        if run.change_detection == "keys" and not run.dry_run and target.execute(
+        only, read = None, 0
+        # an entity with a duplicate rule is read whole: a record's duplicates, wherever they are in
+        # the source, decide which of them survives and with which values, as an uninterrupted
+        # first import would have decided (a re-run after a crash must converge to the same rows)
+        if run.change_detection == "keys" and entity.dedupe is None and not run.dry_run and target.execute(
                 "SELECT EXISTS (SELECT 1 FROM import_control.record_state WHERE stream_id = %s)",
                 (stream_id,)).fetchone()[0]:
             keys = staging_name(run.profile, f"{run.entity_name}_keys", run.run_id)
             target.autocommit = False
             configure_bulk_session(target)
-            read, changed, duplicates = changed_source_ids(
+            read, changed = changed_source_ids(
                 source_url=run.source_url, target=target, compiled=compiled, source_id=entity.source_id,
                 stream_id=stream_id, table=keys, target_table=ident(plan.table.schema, plan.table.name),
                 target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id,
@@ -189,7 +191,7 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
         index_staging(target, staging)
         target.commit()
     seconds = time.perf_counter() - started
-    unread = {"unchanged": read - rows - duplicates, "skipped": duplicates} if only is not None else {}
+    unread = {"unchanged": read - rows} if only is not None else {}
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s"
         + (f" ({read - rows:,} unchanged records not read)" if unread else ""))
     failed_text = 0 if (entity.on_invalid_text or run.template.on_invalid_text) == "replace" else len(invalid)
