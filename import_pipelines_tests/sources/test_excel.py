@@ -16,7 +16,7 @@ from import_pipelines_tests.sources import contacts
 
 
 def _with_cached_values(path: Path, cached: dict[str, tuple[str, str]]) -> Path:
-    """Give formula cells the cached results Excel stores beside them (openpyxl writes none)."""
+    """Give formula cells the cached results Excel stores beside them (openpyxl writes none: `<v/>`, or `<v></v>` with lxml)."""
     out = path.with_name(f"cached-{path.name}")
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():
@@ -24,7 +24,7 @@ def _with_cached_values(path: Path, cached: dict[str, tuple[str, str]]) -> Path:
             if item.filename.startswith("xl/worksheets/"):
                 text = data.decode()
                 for ref, (kind, value) in cached.items():
-                    text = re.sub(rf'<c r="{ref}"([^>]*)><f>(.*?)</f><v\s*/>',
+                    text = re.sub(rf'<c r="{ref}"([^>]*)><f>(.*?)</f><v\s*(?:/>|></v>)',
                                   lambda m: f'<c r="{ref}"{m.group(1)} t="{kind}"><f>{m.group(2)}</f><v>{value}</v>',
                                   text)
                 data = text.encode()
