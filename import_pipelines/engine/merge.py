@@ -237,6 +237,12 @@ class Merger:
                     CONTROL, sql.Literal(self.stream_id), p.source_id))
                 selects.append(sql.SQL("st.source_hash AS _old_hash, st.target_id AS _old_tid,"
                                        " st.source_id IS NOT NULL AS _known"))
+                if not self.dry_run:
+                    # the before-image of a changed record, from the row the key join already
+                    # read (a sync's batch is all changed records: no second probe per row)
+                    selects.append(sql.SQL("CASE WHEN st.source_hash IS DISTINCT FROM s._hash AND {} IS NOT NULL"
+                                           " THEN to_jsonb(t.*) END AS _before").format(
+                        ident("t", table.row_key[0])))
             else:
                 selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
             selects.append(sql.SQL("{} AS _changed").format(self._changed() if p.change == "columns"
@@ -350,8 +356,12 @@ class Merger:
     def _audit_sql(self) -> sql.Composed:
         p = self.plan
         tid = id_text([ident("b", f"_t{i}") for i in range(len(p.table.row_key))])
-        before = sql.SQL("(SELECT to_jsonb(t.*) FROM {} AS t WHERE {})").format(self.target, self._row_match("t"))
-        # the before-image is one key probe per updated row, never a join over the table
+        before: sql.Composable = sql.SQL("(SELECT to_jsonb(t.*) FROM {} AS t WHERE {})").format(
+            self.target, self._row_match("t"))
+        # the before-image is one key probe per updated row, never a join over the table, unless
+        # the classification read it already (a changed hash)
+        if self.plan.change == "hash" and not (self.first_import or self.dry_run) and self.stream_id is not None:
+            before = sql.SQL("COALESCE(b._before, {})").format(before)
         return sql.SQL(
             "INSERT INTO {control}.audit_records (run_seq, stream_id, record_no, action, source_id, source_ref,"
             " source_hash, target_id, duplicate_of, confidence, match_fields, error, before_image, run_day)"
