@@ -29,6 +29,7 @@ from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.engine.staging import create_scratch, create_staging, drop_staging
 from import_pipelines.extract.postgres import row_hash, staging_type
 from import_pipelines.query.compile import compile_field
+from import_pipelines.query.expressions import check_expression
 from import_pipelines.sources.records import RecordSource
 from import_pipelines.templates.model import RECORD_ALIAS, Entity
 
@@ -87,10 +88,10 @@ def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str,
     assert entity.records is not None
     raw = raw_name(table)
     raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, raw)
-    count = stage_raw(source=source, inputs=list(entity.records.inputs), columns=columns, custom=custom,
-                      target=target, table=raw, run_id=run_id, progress=progress, every=every, temporary=temporary)
-    fields_from_raw(target, entity, raw_table=raw_table, table=table, run_id=run_id, temporary=temporary,
-                    source_name=source.name)
+    stage_raw(source=source, inputs=list(entity.records.inputs), columns=columns, custom=custom, target=target,
+              table=raw, run_id=run_id, progress=progress, every=every, temporary=temporary)
+    count = fields_from_raw(target, entity, raw_table=raw_table, table=table, run_id=run_id, temporary=temporary,
+                            source_name=source.name)
     if temporary:
         target.execute(sql.SQL("DROP TABLE {}").format(raw_table))
     else:
@@ -166,19 +167,35 @@ def _raw_rows(source: RecordSource, *, locations: list[Location | None], custom:
                record.modified.isoformat() if record.modified is not None else None]
 
 
+def kept_records(entity: Entity) -> sql.Composable | None:
+    """The entity's ``records.where`` predicates over ``r``, checked and ANDed; None when it keeps every record.
+
+    A record that could not be read (``r._error``) is always kept, so it is recorded as failed.
+    """
+    assert entity.records is not None
+    if not entity.records.where:
+        return None
+    checked = sql.SQL(" AND ").join(sql.SQL("({})").format(sql.SQL(check_expression(text, aliases={RECORD_ALIAS})))
+                                    for text in entity.records.where)
+    return sql.SQL("(r._error IS NOT NULL OR ({}))").format(checked)
+
+
 def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Identifier, table: str,
-                    run_id: str, temporary: bool, source_name: str) -> None:
+                    run_id: str, temporary: bool, source_name: str) -> int:
     """The entity's fields computed from the raw columns, with each record's hash, into staging ``table``.
 
     Several entities may be computed from one raw table (an entity derived from another's records).
+    Returns the records staged: those its ``records.where`` keeps.
     """
     aliases = {RECORD_ALIAS}
     names = list(entity.fields)
     exprs = [sql.SQL("{} AS {}").format(compile_field(entity.fields[name], aliases=aliases), ident(name))
              for name in names]
+    kept = kept_records(entity)
     inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, r._error AS _serr,"
-                    " r._line AS _sline FROM {} AS r").format(
-        sql.SQL(", ").join(exprs), sql.Literal(source_name), raw_table)
+                    " r._line AS _sline FROM {} AS r{}").format(
+        sql.SQL(", ").join(exprs), sql.Literal(source_name), raw_table,
+        sql.SQL(" WHERE {}").format(kept) if kept is not None else sql.SQL(""))
     cur = target.cursor()
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(inner))
     oids = [d.type_code for d in cur.description][:len(names)]
@@ -189,7 +206,7 @@ def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sq
                    temporary=temporary)
     fields = sql.SQL(", ").join(ident("q", n) for n in names)
     digest = row_hash(target, oids, sql.SQL("ROW({})").format(fields))
-    target.execute(sql.SQL(
+    return target.execute(sql.SQL(
         "INSERT INTO {} ({}, _hash, _source_ref, _error) SELECT {}, {}, q._sref, q._serr FROM ({}) AS q"
         " ORDER BY q._sline").format(
-        ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(names), fields, digest, inner))
+        ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(names), fields, digest, inner)).rowcount

@@ -193,7 +193,6 @@ def _pace(conn: psycopg.Connection, scope: str) -> None:
 def _read(run: Any, *, owner: str, source: Any, since: datetime | None, scope: str, target: psycopg.Connection,
           log: Log) -> RecordRead:
     """Map the owner's inputs, stream the source into a raw table, register the read; commit."""
-    from import_pipelines.engine.load import percent
     from import_pipelines.extract.records import stage_raw
     from import_pipelines.pipeline.records import map_columns
 
@@ -213,7 +212,7 @@ def _read(run: Any, *, owner: str, source: Any, since: datetime | None, scope: s
     try:
         count = stage_raw(source=source, inputs=list(entity.records.inputs), columns=mapping.columns,
                           custom=mapping.custom, target=target, table=raw, run_id=run.run_id,
-                          progress=lambda done, total: log(f"{owner} read: {percent(done, total)}"))
+                          progress=lambda done, total: log(f"{owner} read: {done:,} records"))
         report = getattr(source, "report", None)
         window = getattr(report, "since", None)
         max_modified = getattr(report, "max_modified", None)
@@ -246,17 +245,19 @@ def extract_from_read(run: Any, entity: Entity, *, target: psycopg.Connection, s
 
     read = shared_read(run, target=target, log=log)
     target.autocommit = False
-    fields_from_raw(target, entity, raw_table=ident(CONTROL_SCHEMA, read.raw_table), table=staging,
-                    run_id=run.run_id, temporary=False, source_name=read.source)
+    rows = fields_from_raw(target, entity, raw_table=ident(CONTROL_SCHEMA, read.raw_table), table=staging,
+                           run_id=run.run_id, temporary=False, source_name=read.source)
     index_staging(target, staging)
     target.commit()
     failed = target.execute(sql.SQL("SELECT count(*) FROM {} WHERE _error IS NOT NULL").format(
         ident(CONTROL_SCHEMA, staging))).fetchone()[0]
     seconds = time.perf_counter() - started
     derived = f" (derived from the records of {read.owner})" if read.owner != run.entity_name else ""
-    log(f"{run.entity_name} extract: {read.records:,} records staged{derived} in {seconds:.2f} s"
+    kept = f" ({read.records - rows:,} of the {read.records:,} read left out by records.where)" \
+        if rows != read.records else ""
+    log(f"{run.entity_name} extract: {rows:,} records staged{derived}{kept} in {seconds:.2f} s"
         + (f", {failed:,} of them could not be read" if failed else ""))
-    return Staged(staging=staging, rows=read.records, started=started, extract_seconds=seconds, invalid=failed,
+    return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, invalid=failed,
                   mapping={name: str(where) for name, where in read.mapping["columns"].items()},
                   mapping_method=read.mapping["method"])
 

@@ -139,6 +139,19 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
                                      f"{', '.join(f'r.{c}' for c in unknown)} {'is' if len(unknown) == 1 else 'are'}"
                                      f" not among the inputs ({', '.join(inputs)})"))
         if entity.query is None:
+            for index, text in enumerate(entity.records.where if entity.records is not None else []):
+                where = f"entities.{name}.records.where[{index}]"
+                try:
+                    checked = check_expression(text, aliases={RECORD_ALIAS})
+                except ExpressionError as error:
+                    problems.append((where, str(error)))
+                    continue
+                inputs = template.record_inputs(name)
+                unknown = _unknown_inputs(checked, inputs)
+                if unknown:
+                    problems.append((where, f"{', '.join(f'r.{c}' for c in unknown)}"
+                                            f" {'is' if len(unknown) == 1 else 'are'} not among the inputs"
+                                            f" ({', '.join(inputs)})"))
             continue
         # each SQL text of the query on its own, so the message names its exact place
         broken = False
@@ -181,7 +194,7 @@ def _unknown_inputs(compiled: Any, inputs: Any) -> list[str]:
     import sqlglot
     from sqlglot import exp
 
-    text = compiled.as_string(None)
+    text = compiled if isinstance(compiled, str) else compiled.as_string(None)
     known = {*inputs, *RECORD_COLUMNS}
     return sorted({c.name for c in sqlglot.parse_one(f"SELECT {text}", read="postgres").find_all(exp.Column)
                    if c.table == RECORD_ALIAS and c.name not in known})

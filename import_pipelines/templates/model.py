@@ -287,6 +287,8 @@ class Records(_Strict):
     ``from_entity`` derives this entity from another entity's records instead: no read of its
     own, no inputs of its own; its fields are SQL over that entity's inputs, computed from the
     same records the run read once (the offender named on each case, from the cases' read).
+    ``where`` keeps only the records an entity is about (SQL predicates over ``r``, checked like
+    expressions): a case that names no offender yields no offender record.
     """
 
     inputs: dict[str, RecordInput] = Field(default_factory=dict)
@@ -294,6 +296,7 @@ class Records(_Strict):
     source: dict[str, Any] = Field(default_factory=dict, description="merged over the profile's source")
     incremental: bool = False
     from_entity: str | None = Field(default=None, description="derive the entity from this entity's records")
+    where: list[str] = Field(default_factory=list, description="SQL predicates over r, ANDed: the records kept")
 
     @field_validator("inputs")
     @classmethod

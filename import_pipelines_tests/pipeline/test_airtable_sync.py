@@ -161,16 +161,20 @@ def test_one_read_feeds_offenders_and_cases_matched_to_rows_the_application_hold
         case = conn.execute("INSERT INTO enforcement.cases (regulator_id, title) VALUES ('REG-0000003', 'opened by"
                             " hand') RETURNING id").fetchone()[0]
         conn.commit()
+    fake.change(DEMO_BASE, "Cases", [case_id(7)], {"Offender": None, "Offender Name": None, "Offender Postcode": None})
 
     run = sync(fake, instance)
 
     assert run.result.success
     assert served_cases(fake) == Counter({case_id(n): 1 for n in range(1, 1_201)})
+    # a case that names no offender yields no offender record (records.where), and no failure
+    assert query(target, "SELECT offender_id FROM enforcement.cases WHERE external_id = %s", (case_id(7),)) == [(None,)]
+    assert run.logged("1,199 records staged (derived from the records of cases) (1 of the 1,200 read left out")
     assert fake.by_scope[DEMO_BASE] == 2 + 12 + 1  # two schemas, 12 pages of cases, one (empty) of notices
     # offender 5 is named on cases 5 and 1002: both point at the application's row, nothing was created for it
     assert query(target, "SELECT regulator_id FROM enforcement.cases WHERE offender_id = %s ORDER BY 1",
                  (offender,)) == [("REG-0000005",), ("REG-0001002",)]
-    assert run.counts["offenders"] == {"created": 996, "updated": 1, "unchanged": 0, "skipped": 203, "failed": 0}
+    assert run.counts["offenders"] == {"created": 996, "updated": 1, "unchanged": 0, "skipped": 202, "failed": 0}
     assert query(target, "SELECT count(*) FROM enforcement.offenders") == [(997,)]
     # the hand-made case was found by its regulator id and updated, not inserted again; it stays the
     # application's row (its natural key is not rewritten), and the state maps the record to it

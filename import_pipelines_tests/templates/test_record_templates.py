@@ -71,6 +71,10 @@ def test_a_derived_entity_must_name_an_entity_with_a_read_of_its_own(edit, path:
      " records"),
     (lambda d: d["entities"]["cases"].update(on_source_delete="deactivate"), "entities.cases.on_source_delete",
      "deactivate needs the column that marks a row inactive (column: active, value: false)"),
+    (lambda d: d["entities"]["people"]["records"].update(where=["r.whom IS NOT NULL"]),
+     "entities.people.records.where[0]", "r.whom is not among the inputs (record, who)"),
+    (lambda d: d["entities"]["people"]["records"].update(where=["r.who IN (SELECT 1)"]),
+     "entities.people.records.where[0]", "'r.who IN (SELECT 1)' is not a scalar expression: it contains a sub-query"),
 ])
 def test_records_settings_are_checked_with_their_path(edit, path: str, rule: str) -> None:
     assert (path, rule) in problems(edited(edit))
