@@ -29,6 +29,7 @@ from import_pipelines.demo.fake_http import Answer, Request
 from import_pipelines.enforcement import migrate
 from import_pipelines.mapping.resource import FieldMapper
 from import_pipelines.resources import ImportRunSettings, PostgresDatabase
+from import_pipelines.settings import PROJECT_ROOT
 from import_pipelines.templates.loader import load_template
 from import_pipelines_tests.components.test_secrets import control_tables, everything_under
 from import_pipelines_tests.sources.conftest import running  # noqa: F401  (the polite-fake fixture)
@@ -70,19 +71,31 @@ def instance(tmp_path: Path):
         yield instance
 
 
-def sync(fake: FakeAirtable, instance: dg.DagsterInstance, *, full_refresh: bool = False,
-         on_source_delete: dict[str, str] | None = None) -> Run:
-    """Run the profile's job once (a fresh definition per call, as a code location reload would)."""
+def enforcement_job(endpoint_url: str, on_source_delete: dict[str, str] | None = None, *,
+                    checks: bool = True) -> dg.JobDefinition:
+    """The profile's job (a fresh definition per call, as a code location reload would); reconstructable.
+
+    Without ``checks``, the same assets without their asset checks (fewer processes to start).
+    """
     profile = ImportProfile(name="enf", template="airtable_cases", target_url_env=TARGET_ENV,
                             on_source_delete=on_source_delete or {},
-                            source={"kind": "airtable", "base": DEMO_BASE, "endpoint_url": fake.url,
+                            source={"kind": "airtable", "base": DEMO_BASE, "endpoint_url": endpoint_url,
                                     "token_env": TOKEN_ENV, "retry": QUICK_RETRIES})
     defs = build_profile_defs(profile, load_template("airtable_cases"), resources={
         "enf_target": PostgresDatabase(url=dg.EnvVar(TARGET_ENV)), "enf_settings": ImportRunSettings(),
         "enf_field_mapper": FieldMapper(use_ai=False)})
+    if checks:
+        return defs.resolve_job_def("enf_import")
+    steps = dg.define_asset_job("enf_steps", selection=dg.AssetSelection.groups("enf").without_checks())
+    return dg.Definitions(assets=defs.assets, resources=defs.resources, jobs=[steps]).resolve_job_def("enf_steps")
+
+
+def sync(fake: FakeAirtable, instance: dg.DagsterInstance, *, full_refresh: bool = False,
+         on_source_delete: dict[str, str] | None = None) -> Run:
+    """Run the profile's job once, in process."""
     config = {"resources": {"enf_settings": {"config": {"full_refresh": True}}}} if full_refresh else None
-    result = defs.resolve_job_def("enf_import").execute_in_process(instance=instance, raise_on_error=False,
-                                                                   run_config=config)
+    result = enforcement_job(fake.url, on_source_delete).execute_in_process(instance=instance, raise_on_error=False,
+                                                                            run_config=config)
     records = list(instance.all_logs(result.run_id))
     metadata = {e.asset_key.path[1]: {k: v.value for k, v in e.materialization.metadata.items()}
                 for e in result.get_asset_materialization_events()}
@@ -213,6 +226,58 @@ def test_extract_steps_running_side_by_side_share_one_read(running, target: str)
     assert served_cases(fake) == Counter({case_id(n): 1 for n in range(1, 451)})
     assert fake.by_scope[DEMO_BASE] == 1 + 5  # the schema and five pages, once
     assert len([line for line in logs if "were read once in this run; using them" in line]) == 1
+
+
+def test_steps_in_separate_processes_read_each_table_once_within_the_limit(running, target: str, instance) -> None:
+    fake = running(FakeAirtable({DEMO_BASE: [cases_table(1_500), notices_table(600)]}, token=TOKEN))
+    job = dg.build_reconstructable_job(__name__, "enforcement_job", reconstructable_args=(fake.url,),
+                                       reconstructable_kwargs={"checks": False},
+                                       reconstructor_working_directory=str(PROJECT_ROOT))
+
+    with dg.execute_job(job, instance=instance) as result:  # the multiprocess executor: a process per step
+        assert result.success
+        pids = {event.step_key.rsplit("__", 2)[-2]: event.pid for event in result.all_events
+                if event.event_type_value == "STEP_START" and event.step_key.endswith("__extract")}
+
+    assert len(pids) == 3 and len(set(pids.values())) == 3
+    assert served_cases(fake) == Counter({case_id(n): 1 for n in range(1, 1_501)})
+    notices = fake.table(DEMO_BASE, "Notices").records
+    assert Counter({r: n for r, n in fake.served_ids.items() if r.startswith("recNtc")}) == Counter(
+        {record_id: 1 for record_id in notices})
+    assert query(target, "SELECT count(*), count(offender_id) FROM enforcement.cases") == [(1_500, 1_500)]
+    assert query(target, "SELECT count(*) FROM enforcement.notices") == [(len(notices),)]
+    # the fixture checks, at the fake, that the two processes' reads of the base never made 6 requests in a second
+
+
+READ_IN_A_PROCESS = """
+import sys
+from import_pipelines.pipeline.steps import EntityRun, extract
+from import_pipelines.templates.loader import load_template
+run = EntityRun(profile="enf", template=load_template("airtable_cases"), entity_name=sys.argv[1], run_id="two-processes",
+                source_url="", target_url=sys.argv[2], record_source={
+                    "kind": "airtable", "base": sys.argv[3], "endpoint_url": sys.argv[4], "token_env": sys.argv[5]})
+sys.stdin.readline()  # both processes start reading together
+print(extract(run, log=lambda line: None).rows)
+"""
+
+
+def test_two_processes_reading_one_base_keep_its_limit_between_them(running, target: str) -> None:
+    import subprocess
+    import sys
+
+    fake = running(FakeAirtable({DEMO_BASE: [cases_table(1_000), notices_table(1_000)]}, token=TOKEN))
+    processes = [subprocess.Popen([sys.executable, "-c", READ_IN_A_PROCESS, entity, target, DEMO_BASE, fake.url,
+                                   TOKEN_ENV], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True) for entity in ("cases", "notices")]
+    for process in processes:  # each with its own limiter, which alone would allow 5 requests a second
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    rows = [int(process.communicate(timeout=120)[0].strip()) for process in processes]
+
+    assert rows == [1_000, len(fake.table(DEMO_BASE, "Notices").records)]
+    assert fake.max_requests_in_window(DEMO_BASE) <= 5
+    reads = query(target, "SELECT entity, started_at, finished_at FROM import_control.record_reads ORDER BY started_at")
+    assert len(reads) == 2 and reads[1][1] >= reads[0][2]  # one after the other, never side by side
 
 
 def test_a_failed_record_holds_the_cursor_until_it_loads(running, target: str, instance) -> None:
