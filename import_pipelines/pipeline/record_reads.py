@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -59,6 +59,9 @@ from import_pipelines.engine.audit import RunRef
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
 from import_pipelines.sources.ratelimit import DEFAULT_MARGIN_S
 from import_pipelines.templates.model import Entity, SourceDelete, SourceDeleteAction, Template
+
+if TYPE_CHECKING:
+    from import_pipelines.pipeline.steps import EntityRun, Staged
 
 Log = Callable[[str], None]
 
@@ -125,6 +128,27 @@ def source_spec(template: Template, owner: str, record_source: Mapping[str, Any]
     return {**record_source, **records.source}
 
 
+def check_incremental(owner: str, *, records_source: Mapping[str, Any], incremental: bool) -> None:
+    """An incremental entity's source must say where the mark comes from; refused before anything is read.
+
+    Without it, every read would find no high-water mark, the cursor would never be set, and the
+    entity would silently read everything every run.
+    """
+    from import_pipelines.sources.records import SourceError
+
+    if not incremental:
+        return
+    kind = records_source.get("kind")
+    needed = {"airtable": ("modified_field",), "http": ("since_param", "modified_path")}.get(str(kind))
+    if needed is None:
+        raise SourceError(f"entity {owner!r} reads incrementally (entities.{owner}.records.incremental), but a {kind}"
+                          " source cannot be asked for the records changed since a moment (airtable, http can)")
+    missing = [name for name in needed if not records_source.get(name)]
+    if missing:
+        raise SourceError(f"entity {owner!r} reads incrementally, but its source names no {' and no '.join(missing)}"
+                          f" (the profile's source, or entities.{owner}.records.source)")
+
+
 def stored_read(conn: psycopg.Connection, *, run_id: str, profile: str, owner: str) -> RecordRead | None:
     """The read this run registered for ``owner``, if any."""
     row = conn.execute(
@@ -136,11 +160,11 @@ def stored_read(conn: psycopg.Connection, *, run_id: str, profile: str, owner: s
     return RecordRead(owner, row[0], row[1], row[2], row[3], row[4], row[5], tuple(row[6]), row[7])
 
 
-def shared_read(run: Any, *, target: psycopg.Connection, log: Log) -> RecordRead:
+def shared_read(run: EntityRun, *, target: psycopg.Connection, log: Log) -> RecordRead:
     """The run's read of the records ``run.entity_name`` is computed from: this process's, or another's.
 
-    ``run`` is the :class:`~import_pipelines.pipeline.steps.EntityRun`; ``target`` an autocommit
-    session. The read, when this call makes it, is committed before it returns.
+    ``target`` is an autocommit session. The read, when this call makes it, is committed before
+    it returns.
     """
     from import_pipelines.pipeline.records import open_source
     from import_pipelines.pipeline.steps import hash_key
@@ -153,6 +177,7 @@ def shared_read(run: Any, *, target: psycopg.Connection, log: Log) -> RecordRead
     spec = source_spec(template, owner, run.record_source, profile=run.profile)
     records = template.entities[owner].records
     assert records is not None
+    check_incremental(owner, records_source=spec, incremental=records.incremental)
     since = None
     if records.incremental and run.change_detection != "full":
         cursor = read_cursor(target, profile=run.profile, entity=owner)
@@ -190,8 +215,8 @@ def _pace(conn: psycopg.Connection, scope: str) -> None:
         time.sleep(min(float(wait), PACE_S))
 
 
-def _read(run: Any, *, owner: str, source: Any, since: datetime | None, scope: str, target: psycopg.Connection,
-          log: Log) -> RecordRead:
+def _read(run: EntityRun, *, owner: str, source: Any, since: datetime | None, scope: str,
+          target: psycopg.Connection, log: Log) -> RecordRead:
     """Map the owner's inputs, stream the source into a raw table, register the read; commit."""
     from import_pipelines.extract.records import stage_raw
     from import_pipelines.pipeline.records import map_columns
@@ -225,6 +250,9 @@ def _read(run: Any, *, owner: str, source: Any, since: datetime | None, scope: s
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (run.run_id, run.profile, owner, scope, raw, source.name, window, max_modified, complete, count, consumers,
              Jsonb(recorded), Jsonb(report.as_metadata()) if hasattr(report, "as_metadata") else None, started))
+        # the entity's reads are kept as long as its per-record audit
+        target.execute("DELETE FROM import_control.record_reads WHERE profile = %s AND entity = %s"
+                       " AND finished_at < now() - make_interval(days => %s)", (run.profile, owner, run.retention_days))
         target.commit()
     except BaseException:
         target.rollback()
@@ -234,12 +262,9 @@ def _read(run: Any, *, owner: str, source: Any, since: datetime | None, scope: s
     return RecordRead(owner, raw, source.name, window, max_modified, complete, count, tuple(consumers), recorded)
 
 
-def extract_from_read(run: Any, entity: Entity, *, target: psycopg.Connection, staging: str, started: float,
-                      log: Log) -> Any:
-    """The extract step of a records entity fed by a read: the shared read, then its own fields into staging.
-
-    Returns the :class:`~import_pipelines.pipeline.steps.Staged` descriptor.
-    """
+def extract_from_read(run: EntityRun, entity: Entity, *, target: psycopg.Connection, staging: str, started: float,
+                      log: Log) -> Staged:
+    """The extract step of a records entity fed by a read: the shared read, then its own fields into staging."""
     from import_pipelines.extract.records import fields_from_raw
     from import_pipelines.pipeline.steps import Staged
 
@@ -288,8 +313,8 @@ def record_gone(conn: psycopg.Connection, *, entity: Entity, staging: str, strea
     return gone
 
 
-def after_load(conn: psycopg.Connection, run: Any, *, staging: str, ref: RunRef | None, stream_id: int | None,
-               log: Log) -> None:
+def after_load(conn: psycopg.Connection, run: EntityRun, *, staging: str, ref: RunRef | None,
+               stream_id: int | None, log: Log) -> None:
     """What the load step does once the entity's rows have committed (or, in a dry run, were predicted).
 
     Keeps the records a complete read no longer found (where the entity's rule is not ``leave``),
@@ -326,12 +351,14 @@ def after_load(conn: psycopg.Connection, run: Any, *, staging: str, ref: RunRef 
         drop_staging(conn, read.raw_table)
 
 
-def _advance(conn: psycopg.Connection, run: Any, *, read: RecordRead, ref: RunRef, log: Log) -> None:
+def _advance(conn: psycopg.Connection, run: EntityRun, *, read: RecordRead, ref: RunRef, log: Log) -> None:
     """Move the owner's cursor to the read's mark, held before the earliest record that failed."""
     raw = ident(CONTROL_SCHEMA, read.raw_table)
     streams = [r[0] for r in conn.execute("SELECT stream_id FROM import_control.streams WHERE profile = %s"
                                           " AND entity = ANY(%s)", (run.profile, list(read.consumers)))]
-    failed, undated, earliest = conn.execute(sql.SQL(
+    any_failed = conn.execute("SELECT coalesce(sum(failed), 0) > 0 FROM import_control.run_summaries"
+                              " WHERE run_seq = %s AND stream_id = ANY(%s)", (ref.run_seq, streams)).fetchone()[0]
+    failed, undated, earliest = (0, 0, None) if not any_failed else conn.execute(sql.SQL(
         "SELECT count(*), count(*) FILTER (WHERE r._modified IS NULL), min(r._modified) FROM {} AS r"
         " WHERE EXISTS (SELECT 1 FROM {}.audit_records AS a WHERE a.run_day = %s AND a.run_seq = %s"
         " AND a.stream_id = ANY(%s) AND a.action = 'failed'"

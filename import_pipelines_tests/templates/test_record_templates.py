@@ -109,3 +109,17 @@ def test_which_records_entities_read_through_a_registered_read() -> None:
     assert not reads_shared(plain, "cases", record_source={"kind": "file", "path": "x.csv"})
     assert reads_shared(plain, "cases", record_source={"kind": "airtable", "base": "app1"})
     assert reads_shared(plain, "cases", record_source={"kind": "file", "path": "x.csv"}, on_source_delete="delete")
+
+
+def test_an_incremental_entity_needs_a_source_that_names_its_mark() -> None:
+    from import_pipelines.pipeline.record_reads import check_incremental
+    from import_pipelines.sources import SourceError
+
+    check_incremental("cases", records_source={"kind": "airtable", "modified_field": "Last Modified"}, incremental=True)
+    check_incremental("cases", records_source={"kind": "file"}, incremental=False)
+    with pytest.raises(SourceError, match="its source names no modified_field"):
+        check_incremental("cases", records_source={"kind": "airtable", "base": "app1"}, incremental=True)
+    with pytest.raises(SourceError, match="names no since_param and no modified_path"):
+        check_incremental("items", records_source={"kind": "http", "url": "https://api.example.org"}, incremental=True)
+    with pytest.raises(SourceError, match=r"entities\.people\.records\.incremental.*a file source cannot be asked"):
+        check_incremental("people", records_source={"kind": "file"}, incremental=True)
