@@ -59,7 +59,8 @@ def source_deletions_assets(profile: "ImportProfile", template: Template) -> lis
         totals = {action: sum(counts[action] for counts in outcome.values())
                   for action in ("deactivated", "deleted", "failed")}
         metadata = {"dagster/row_count": sum(totals.values()), **totals}
-        metadata.update({f"{name}_{action}": count for name, counts in outcome.items() for action, count in counts.items()})
+        metadata.update({f"{name}_{action}": count for name, counts in outcome.items()
+                         for action, count in counts.items()})
         return dg.MaterializeResult(metadata=metadata)
 
     return [source_deletions]

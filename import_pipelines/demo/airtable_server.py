@@ -204,9 +204,9 @@ def notices_table(cases: int | range | list[int], *, seed: int = 7) -> FakeTable
         for k in range(1, case["Notice Count"] + 1):
             created = CASES_EPOCH + timedelta(minutes=number, hours=k)
             fields: dict[str, Any] = {
-                "Notice No": f"N-{number:07d}-{k}", "Case": [case_id(number)], "Case Regulator ID": [case["Regulator ID"]],
-                "Kind": NOTICE_KINDS[(number + k) % 3], "Issued": (created.date()).isoformat(),
-                "Amount": NOTICE_AMOUNT}
+                "Notice No": f"N-{number:07d}-{k}", "Case": [case_id(number)],
+                "Case Regulator ID": [case["Regulator ID"]], "Kind": NOTICE_KINDS[(number + k) % 3],
+                "Issued": created.date().isoformat(), "Amount": NOTICE_AMOUNT}
             if k % 2:
                 fields["Served At"] = _stamp(created + timedelta(days=2))
             if (number + k) % 11 == 0:

@@ -343,7 +343,8 @@ def after_load(conn: psycopg.Connection, run: EntityRun, *, staging: str, ref: R
         row = conn.execute(
             "UPDATE import_control.record_reads SET loaded = CASE WHEN %s = ANY(loaded) THEN loaded"
             " ELSE array_append(loaded, %s) END WHERE run_id = %s AND profile = %s AND entity = %s"
-            " RETURNING loaded, consumers", (run.entity_name, run.entity_name, run.run_id, run.profile, owner)).fetchone()
+            " RETURNING loaded, consumers",
+            (run.entity_name, run.entity_name, run.run_id, run.profile, owner)).fetchone()
         if row is None or not set(row[1]) <= set(row[0]):
             return
         if not run.dry_run and read.max_modified is not None and ref is not None:

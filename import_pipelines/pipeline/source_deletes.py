@@ -152,9 +152,9 @@ def _deactivate(conn: psycopg.Connection, plan: EntityPlan, *, rule: SourceDelet
     sets = [sql.SQL("{} = CAST({} AS {})").format(ident(rule.column), sql.Literal(rule.value),
                                                   sql.SQL(table.columns[rule.column].type))]
     sets += [sql.SQL("{} = now()").format(ident(c)) for c in plan.merge.touch if c != rule.column]
-    conn.execute(sql.SQL("UPDATE {t} AS t SET {sets} FROM _acted AS a WHERE t.{key} = (a.target_id)::{key_type}").format(
-        t=ident(table.schema, table.name), sets=sql.SQL(", ").join(sets), key=ident(table.primary_key),
-        key_type=sql.SQL(table.key_type())))
+    conn.execute(sql.SQL("UPDATE {t} AS t SET {sets} FROM _acted AS a WHERE t.{key} = (a.target_id)::{key_type}"
+                         ).format(t=ident(table.schema, table.name), sets=sql.SQL(", ").join(sets),
+                                  key=ident(table.primary_key), key_type=sql.SQL(table.key_type())))
     _forget(conn, stream_id=stream_id, where=sql.SQL("true"))
     return audited
 

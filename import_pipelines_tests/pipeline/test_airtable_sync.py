@@ -29,7 +29,7 @@ from import_pipelines.demo.fake_http import Answer, Request
 from import_pipelines.enforcement import migrate
 from import_pipelines.mapping.resource import FieldMapper
 from import_pipelines.resources import ImportRunSettings, PostgresDatabase
-from import_pipelines.settings import PROJECT_ROOT
+from import_pipelines.settings import DATA_DIR_ENV, PROJECT_ROOT
 from import_pipelines.templates.loader import load_template
 from import_pipelines_tests.components.test_secrets import control_tables, everything_under
 from import_pipelines_tests.sources.conftest import running  # noqa: F401  (the polite-fake fixture)
@@ -90,10 +90,11 @@ def enforcement_job(endpoint_url: str, on_source_delete: dict[str, str] | None =
     return dg.Definitions(assets=defs.assets, resources=defs.resources, jobs=[steps]).resolve_job_def("enf_steps")
 
 
-def sync(fake: FakeAirtable, instance: dg.DagsterInstance, *, full_refresh: bool = False,
+def sync(fake: FakeAirtable, instance: dg.DagsterInstance, *, full_refresh: bool = False, dry_run: bool = False,
          on_source_delete: dict[str, str] | None = None) -> Run:
     """Run the profile's job once, in process."""
-    config = {"resources": {"enf_settings": {"config": {"full_refresh": True}}}} if full_refresh else None
+    settings = {"full_refresh": full_refresh, "dry_run": dry_run}
+    config = {"resources": {"enf_settings": {"config": settings}}} if any(settings.values()) else None
     result = enforcement_job(fake.url, on_source_delete).execute_in_process(instance=instance, raise_on_error=False,
                                                                             run_config=config)
     records = list(instance.all_logs(result.run_id))
@@ -253,8 +254,8 @@ READ_IN_A_PROCESS = """
 import sys
 from import_pipelines.pipeline.steps import EntityRun, extract
 from import_pipelines.templates.loader import load_template
-run = EntityRun(profile="enf", template=load_template("airtable_cases"), entity_name=sys.argv[1], run_id="two-processes",
-                source_url="", target_url=sys.argv[2], record_source={
+run = EntityRun(profile="enf", template=load_template("airtable_cases"), entity_name=sys.argv[1],
+                run_id="two-processes", source_url="", target_url=sys.argv[2], record_source={
                     "kind": "airtable", "base": sys.argv[3], "endpoint_url": sys.argv[4], "token_env": sys.argv[5]})
 sys.stdin.readline()  # both processes start reading together
 print(extract(run, log=lambda line: None).rows)
@@ -380,10 +381,13 @@ def test_a_source_that_lost_most_of_its_records_deletes_nothing(running, target:
     assert query(target, "SELECT count(*) FILTER (WHERE active) FROM enforcement.cases") == [(30,)]
 
 
-def test_the_token_appears_nowhere(running, target: str, instance, tmp_path: Path,
+def test_the_token_appears_nowhere(running, target: str, instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))  # where a dry run writes its report
     fake = running(FakeAirtable({DEMO_BASE: [cases_table(350), notices_table(20)]}, token=TOKEN,
                                 rate_limit_every=3, drop_at=5))
+    dry = sync(fake, instance, dry_run=True)
+    assert dry.result.success and list((tmp_path / "data" / "reports").rglob("*.csv"))
     good = sync(fake, instance)
     assert good.result.success and good.logged("rate limited (HTTP 429)") and fake.dropped == 1
 
@@ -408,9 +412,10 @@ def test_the_token_appears_nowhere(running, target: str, instance, tmp_path: Pat
     with pytest.raises(Exception) as caught:
         extract(direct, log=lambda line: None)
     out, err = capfd.readouterr()
-    emitted = {"logs": "\n".join(good.logs + refused.logs), "events": good.events + refused.events,
-               "results": serialize_value(good.result.all_events) + serialize_value(refused.result.all_events),
-               "metadata": repr(good.metadata), "failures": "\n".join(f.to_string() for f in failures),
+    runs = (dry, good, refused)
+    emitted = {"logs": "\n".join(line for run in runs for line in run.logs), "events": "".join(r.events for r in runs),
+               "results": "".join(serialize_value(run.result.all_events) for run in runs),
+               "metadata": repr([run.metadata for run in runs]), "failures": "\n".join(f.to_string() for f in failures),
                "exception": "".join(traceback.format_exception(caught.value)) + repr(caught.value),
                "control tables": control_tables(target), "instance files": everything_under(tmp_path),
                "stdout and stderr": out + err}

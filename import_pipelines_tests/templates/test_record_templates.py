@@ -50,7 +50,8 @@ def test_a_derived_entity_reads_the_inputs_of_the_entity_it_is_derived_from() ->
      "an entity cannot be derived from its own records"),
     (lambda d: d["entities"].update(more={"target": "more", "source_id": "x", "records": {"from_entity": "people"},
                                           "fields": {"x": "r.record"}}),
-     "entities.more.records.from_entity", "entity 'people' is itself derived from 'cases'; derive from 'cases' directly"),
+     "entities.more.records.from_entity",
+     "entity 'people' is itself derived from 'cases'; derive from 'cases' directly"),
     (lambda d: d["entities"]["cases"].update(records=None, query={"base": {"table": "c", "alias": "c"}},
                                              fields={"record": "c.id", "title": "c.t"}),
      "entities.people.records.from_entity", "entity 'cases' reads a query, not records; derive from a records entity"),
@@ -95,7 +96,8 @@ def test_the_profile_overrides_the_templates_deletion_rule() -> None:
     assert {name: rule.action for name, rule in rules.items()} == {"offenders": "leave", "cases": "delete",
                                                                    "notices": "delete"}
     with pytest.raises(ValueError, match="on_source_delete names 'case', not entities of template airtable_cases"):
-        deletion_rules(ImportProfile(name="p", template="airtable_cases", on_source_delete={"case": "delete"}), template)
+        deletion_rules(ImportProfile(name="p", template="airtable_cases", on_source_delete={"case": "delete"}),
+                       template)
     with pytest.raises(ValueError, match=r"entities\.offenders\.on_source_delete\.column"):
         deletion_rules(ImportProfile(name="p", template="airtable_cases", on_source_delete={"offenders": "deactivate"}),
                        template)
