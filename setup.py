@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Template-driven imports into PostgreSQL, orchestrated by Dagster",
     packages=find_packages(exclude=["import_pipelines_tests*"]),
-    package_data={"import_pipelines": ["templates/*.yaml", "defs/*/*.yaml", "service_vault/migrations/*.sql", "control/migrations/*.sql"]},
+    package_data={"import_pipelines": ["templates/*.yaml", "defs/*/*.yaml", "service_vault/migrations/*.sql", "enforcement/migrations/*.sql", "control/migrations/*.sql"]},
     include_package_data=True,
     python_requires=">=3.11",
     install_requires=[

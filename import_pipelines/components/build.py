@@ -32,11 +32,15 @@ def build_profile_defs(profile: "ImportProfile", template: Template, *, resource
     assets += [_entity_asset(profile, template, name, upstream_entities(template, name), depth=depth[name])
                for name in dependency_order(template)]
     assets.append(_late_seed_asset(profile, template))
+    from import_pipelines.components.source_deletions import source_deletions_assets
+
+    assets += source_deletions_assets(profile, template)
     checks = [check for name in template.entities for check in _entity_checks(profile, template, name)]
     job = dg.define_asset_job(
         f"{profile.name}_import", selection=dg.AssetSelection.groups(group),
         description=f"Import {template.name} ({template.description or 'template'}) for profile {profile.name}",
-        tags={"import_pipelines/profile": profile.name, "import_pipelines/source": source_tag(profile.source_url_env)})
+        tags={"import_pipelines/profile": profile.name,
+              "import_pipelines/source": record_source_tag(profile.source) or source_tag(profile.source_url_env)})
     schedules = [dg.ScheduleDefinition(name=f"{profile.name}_schedule", job=job, cron_schedule=profile.schedule,
                                        default_status=dg.DefaultScheduleStatus.STOPPED)] if profile.schedule else []
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules, resources=resources)
@@ -48,6 +52,23 @@ def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:
     kinds = {entity.query is not None for entity in template.entities.values()}
     return ({f"{profile.name}_source"} if True in kinds else set()) | (
         {f"{profile.name}_field_mapper"} if False in kinds else set())
+
+
+def record_source_tag(source: dict[str, Any] | None) -> str | None:
+    """The run queue's key for an API source: its rate-limit scope (an Airtable base, an API's origin); else None.
+
+    Two profiles reading one Airtable base share its 5 requests per second, so they queue.
+    """
+    kind = (source or {}).get("kind")
+    if kind == "airtable" and source.get("base"):
+        from import_pipelines.sources.airtable import DEFAULT_ENDPOINT, base_scope
+
+        return base_scope(str(source["base"]), str(source.get("endpoint_url") or DEFAULT_ENDPOINT))
+    if kind == "http" and source.get("url"):
+        from import_pipelines.pipeline.records import open_source
+
+        return open_source(source).rate_limit_scope
+    return None
 
 
 def source_tag(url_env: str) -> str:
@@ -110,7 +131,8 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
         source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
         run_group=context.run.root_run_id or context.run.run_id, retention_days=profile.retention_days,
-        change_detection="full" if settings.full_refresh else "keys")
+        change_detection="full" if settings.full_refresh else "keys",
+        on_source_delete=profile.on_source_delete.get(entity))
 
 
 STEPS = ("extract", "map", "dedupe", "load")

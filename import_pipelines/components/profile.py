@@ -26,7 +26,7 @@ from pydantic import Field
 
 from import_pipelines.resources import ImportRunSettings, PostgresDatabase
 from import_pipelines.settings import SOURCE_URL_ENV, TARGET_URL_ENV
-from import_pipelines.templates.model import Mode
+from import_pipelines.templates.model import Mode, SourceDeleteAction
 
 
 class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
@@ -47,6 +47,9 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
     source: dict[str, Any] | None = Field(default=None, description=(
         "the record source of a template whose entities read records: {kind: file|sheet|push|airtable|http, ...};"
         " secrets only by the name of the environment variable holding them (token_env, credentials_env)"))
+    on_source_delete: dict[str, SourceDeleteAction] = Field(default_factory=dict, description=(
+        "per records entity: leave, deactivate or delete the target rows whose source record disappeared"
+        " (overrides the template's on_source_delete; found only from a complete read)"))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Load and validate the template, then build assets, checks, job and schedule."""

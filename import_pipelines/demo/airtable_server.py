@@ -17,8 +17,10 @@ measures the rate and misbehaves on request. A test changes, adds and deletes re
 reads through :meth:`FakeAirtable.change`, :meth:`FakeAirtable.add_cases`, :meth:`FakeAirtable.delete`.
 
 :func:`cases_table` generates an enforcement-cases table with one field of every type a reader
-must map. ``python -m import_pipelines.demo.airtable_server --records N`` serves one on a free
-port and prints its URL (the benchmark runs it so in a separate process).
+must map (each case names its offender through a linked record and its name and postcode
+lookups); :func:`notices_table` the notices those cases link to. ``python -m
+import_pipelines.demo.airtable_server --records N [--port P]`` serves both and prints its URL
+(the benchmark runs it so in a separate process; the README example on port 8765).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ CASES_FIELDS: list[dict[str, Any]] = [
     {"id": "fldOffName0000001", "name": "Offender Name", "type": "multipleLookupValues",
      "options": {"isValid": True, "recordLinkFieldId": "fldOffender000001", "fieldIdInLinkedTable": "fldOffNm",
                  "result": {"type": "singleLineText"}}},
+    {"id": "fldOffPost0000001", "name": "Offender Postcode", "type": "multipleLookupValues",
+     "options": {"isValid": True, "recordLinkFieldId": "fldOffender000001", "fieldIdInLinkedTable": "fldOffPc",
+                 "result": {"type": "singleLineText"}}},
+    {"id": "fldNotices0000001", "name": "Notices", "type": "multipleRecordLinks",
+     "options": {"linkedTableId": "tblNotices0000001", "inverseLinkFieldId": "fldNtcCase0000001"}},
     {"id": "fldFine0000000001", "name": "Fine", "type": "currency", "options": {"precision": 2, "symbol": "£"}},
     {"id": "fldPoints00000001", "name": "Penalty Points", "type": "number", "options": {"precision": 0}},
     {"id": "fldPaid0000000001", "name": "Paid", "type": "checkbox", "options": {"color": "greenBright",
@@ -72,6 +79,31 @@ CASES_FIELDS: list[dict[str, Any]] = [
     {"id": "fldTotalFines0001", "name": "Total Fines", "type": "rollup",
      "options": {"isValid": True, "recordLinkFieldId": "fldNotices", "result": {"type": "currency"}}},
     {"id": "fldLastMod0000001", "name": "Last Modified", "type": "lastModifiedTime",
+     "options": {"isValid": True, "result": {"type": "dateTime", "options": {"timeZone": "utc"}}}},
+]
+
+
+NOTICES_TABLE_ID = "tblNotices0000001"
+NOTICE_AMOUNT = 125.5  # every generated notice; a case's "Total Fines" rollup is their sum
+NOTICE_KINDS = ("Warning", "Fixed penalty", "Prohibition")
+
+NOTICES_FIELDS: list[dict[str, Any]] = [
+    {"id": "fldNtcNo000000001", "name": "Notice No", "type": "singleLineText"},
+    {"id": "fldNtcCase0000001", "name": "Case", "type": "multipleRecordLinks",
+     "options": {"linkedTableId": CASES_TABLE_ID, "inverseLinkFieldId": "fldNotices0000001",
+                 "prefersSingleRecordLink": True}},
+    {"id": "fldNtcCaseReg0001", "name": "Case Regulator ID", "type": "multipleLookupValues",
+     "options": {"isValid": True, "recordLinkFieldId": "fldNtcCase0000001", "fieldIdInLinkedTable": "fldRegId000000001",
+                 "result": {"type": "singleLineText"}}},
+    {"id": "fldNtcKind0000001", "name": "Kind", "type": "singleSelect",
+     "options": {"choices": [{"id": f"selK{i}", "name": kind} for i, kind in enumerate(NOTICE_KINDS)]}},
+    {"id": "fldNtcIssued00001", "name": "Issued", "type": "date", "options": {"dateFormat": {"name": "iso"}}},
+    {"id": "fldNtcServed00001", "name": "Served At", "type": "dateTime",
+     "options": {"timeZone": "utc", "dateFormat": {"name": "iso"}, "timeFormat": {"name": "24hour"}}},
+    {"id": "fldNtcAmount00001", "name": "Amount", "type": "currency", "options": {"precision": 2, "symbol": "£"}},
+    {"id": "fldNtcWithdrn0001", "name": "Withdrawn", "type": "checkbox", "options": {"color": "redBright",
+                                                                                   "icon": "check"}},
+    {"id": "fldNtcLastMod0001", "name": "Last Modified", "type": "lastModifiedTime",
      "options": {"isValid": True, "result": {"type": "dateTime", "options": {"timeZone": "utc"}}}},
 ]
 
@@ -118,6 +150,7 @@ def case_fields(number: int, *, seed: int = 7) -> dict[str, Any]:
     offender = number % OFFENDERS
     fields["Offender"] = [f"recOff{offender:011d}"]
     fields["Offender Name"] = [f"Offender {offender}"]
+    fields["Offender Postcode"] = [offender_postcode(offender)]
     if rnd.random() < 0.9:
         fields["Fine"] = round(rnd.uniform(50, 5000), 2)
     fields["Penalty Points"] = rnd.randint(0, 12)
@@ -134,7 +167,8 @@ def case_fields(number: int, *, seed: int = 7) -> dict[str, Any]:
     notices = rnd.randint(0, 3)
     if notices:
         fields["Notice Count"] = notices
-        fields["Total Fines"] = round(notices * 125.5, 2)
+        fields["Total Fines"] = round(notices * NOTICE_AMOUNT, 2)
+        fields["Notices"] = [notice_id(number, k) for k in range(1, notices + 1)]
     else:
         fields["Notice Count"] = 0
     return fields
@@ -143,6 +177,43 @@ def case_fields(number: int, *, seed: int = 7) -> dict[str, Any]:
 def case_id(number: int) -> str:
     """The record id of generated case ``number``: ``rec`` and 14 characters, as Airtable's."""
     return f"recCase{number:010d}"
+
+
+def offender_postcode(offender: int) -> str:
+    """A UK-shaped postcode for generated offender ``offender``."""
+    letters = "ABCDEFGHJKLMNPRSTUWXYZ"
+    return (f"{letters[offender % 22]}{letters[(offender // 22) % 22]}{offender % 9 + 1}"
+            f" {offender % 10}{letters[(offender * 7) % 22]}{letters[(offender * 13) % 22]}")
+
+
+def notice_id(case: int, k: int) -> str:
+    """The record id of the ``k``-th notice (1-based) of generated case ``case``."""
+    return f"recNtc{case:09d}{k}"
+
+
+def notices_table(cases: int | range | list[int], *, seed: int = 7) -> FakeTable:
+    """A "Notices" table: each generated case's notices (its "Notice Count" of them), linked to the case.
+
+    ``cases`` is a count (cases 1..n) or the case numbers whose notices the table holds. Notice
+    k of case i is created k hours after the case.
+    """
+    table = FakeTable(id=NOTICES_TABLE_ID, name="Notices", fields=[dict(f) for f in NOTICES_FIELDS],
+                      modified_field="Last Modified")
+    for number in (range(1, cases + 1) if isinstance(cases, int) else cases):
+        case = case_fields(number, seed=seed)
+        for k in range(1, case["Notice Count"] + 1):
+            created = CASES_EPOCH + timedelta(minutes=number, hours=k)
+            fields: dict[str, Any] = {
+                "Notice No": f"N-{number:07d}-{k}", "Case": [case_id(number)],
+                "Case Regulator ID": [case["Regulator ID"]], "Kind": NOTICE_KINDS[(number + k) % 3],
+                "Issued": created.date().isoformat(), "Amount": NOTICE_AMOUNT}
+            if k % 2:
+                fields["Served At"] = _stamp(created + timedelta(days=2))
+            if (number + k) % 11 == 0:
+                fields["Withdrawn"] = True
+            table.put(FakeRecord(id=notice_id(number, k), created=created, modified=created + MODIFIED_AFTER_CREATED,
+                                 fields=fields))
+    return table
 
 
 def cases_table(records: int, *, seed: int = 7) -> FakeTable:
@@ -454,11 +525,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--token", default="patFAKE.token")
     parser.add_argument("--rate-limit-every", type=int, default=None)
+    parser.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--no-notices", action="store_true", help="serve the Cases table alone")
     args = parser.parse_args(argv)
-    fake = FakeAirtable({DEMO_BASE: [cases_table(args.records)]}, token=args.token,
-                        rate_limit_every=args.rate_limit_every)
-    url = fake.start()
-    print(json.dumps({"url": url, "base": DEMO_BASE, "table": "Cases", "records": args.records}), flush=True)
+    tables = [cases_table(args.records)] + ([] if args.no_notices else [notices_table(args.records)])
+    fake = FakeAirtable({DEMO_BASE: tables}, token=args.token, rate_limit_every=args.rate_limit_every)
+    url = fake.start(port=args.port)
+    print(json.dumps({"url": url, "base": DEMO_BASE, "tables": [t.name for t in tables], "records": args.records,
+                      "notices": sum(len(t.records) for t in tables[1:])}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -106,8 +106,8 @@ class FakeHttpServer:
         assert self._server is not None, "the server is not started"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> str:
-        """Bind a free port on 127.0.0.1 and serve in a background thread; return the base URL."""
+    def start(self, port: int = 0) -> str:
+        """Bind ``port`` on 127.0.0.1 (0: a free one) and serve in a background thread; return the base URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -137,7 +137,7 @@ class FakeHttpServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # tests read the counters, not a log on stderr
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-http", daemon=True)

@@ -29,6 +29,7 @@ from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.engine.staging import create_scratch, create_staging, drop_staging
 from import_pipelines.extract.postgres import row_hash, staging_type
 from import_pipelines.query.compile import compile_field
+from import_pipelines.query.expressions import check_expression
 from import_pipelines.sources.records import RecordSource
 from import_pipelines.templates.model import RECORD_ALIAS, Entity
 
@@ -71,6 +72,11 @@ def lookup(values: Mapping[str, Any], location: Location) -> Any:
     return current
 
 
+def raw_name(table: str) -> str:
+    """The raw table staged beside staging table ``table`` (at most 63 bytes)."""
+    return f"{table[:59]}_raw"
+
+
 def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str, Location], custom: Sequence[str],
                   target: psycopg.Connection, table: str, run_id: str, progress: Progress | None = None,
                   every: int = 100_000, temporary: bool = False) -> int:
@@ -80,17 +86,38 @@ def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str,
     ``custom`` names the columns kept as custom fields. Commits unless ``temporary``.
     """
     assert entity.records is not None
-    inputs = list(entity.records.inputs)
-    raw = f"{table[:59]}_raw"
+    raw = raw_name(table)
     raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, raw)
+    stage_raw(source=source, inputs=list(entity.records.inputs), columns=columns, custom=custom, target=target,
+              table=raw, run_id=run_id, progress=progress, every=every, temporary=temporary)
+    count = fields_from_raw(target, entity, raw_table=raw_table, table=table, run_id=run_id, temporary=temporary,
+                            source_name=source.name)
+    if temporary:
+        target.execute(sql.SQL("DROP TABLE {}").format(raw_table))
+    else:
+        drop_staging(target, raw)
+        target.commit()
+    return count
+
+
+def stage_raw(*, source: RecordSource, inputs: Sequence[str], columns: Mapping[str, Location], custom: Sequence[str],
+              target: psycopg.Connection, table: str, run_id: str, progress: Progress | None = None,
+              every: int = 100_000, temporary: bool = False) -> int:
+    """Stream ``source``'s records into the raw table ``table`` (``import_control``, or ``pg_temp``); return how many.
+
+    One text column per input (read where ``columns`` says), then ``_custom``, the record's line,
+    where it came from, its read error and its modification time (``_modified``, from sources that
+    know it). Nothing is committed here.
+    """
+    raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, table)
     raw_columns = [("_line", "bigint"), ("_source_ref", "text"), ("_error", "text"),
-                   *((name, "text") for name in inputs), ("_custom", "jsonb")]
+                   *((name, "text") for name in inputs), ("_custom", "jsonb"), ("_modified", "timestamptz")]
     pin_text_format(target)
     if temporary:
         target.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(raw_table, sql.SQL(", ").join(
             sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in raw_columns)))
     else:
-        create_scratch(target, table=raw, columns=raw_columns, run_id=run_id)
+        create_scratch(target, table=table, columns=raw_columns, run_id=run_id)
     copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(raw_table, ident_list(n for n, _ in raw_columns))
     locations = [columns.get(name) for name in inputs]
     buffer = io.StringIO()
@@ -109,13 +136,6 @@ def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str,
         writer.write(buffer.getvalue().encode())
     if progress and count % every:
         progress(count, None)
-    _fields_from_raw(target, entity, raw_table=raw_table, table=table, run_id=run_id, temporary=temporary,
-                     source_name=source.name)
-    if temporary:
-        target.execute(sql.SQL("DROP TABLE {}").format(raw_table))
-    else:
-        drop_staging(target, raw)
-        target.commit()
     return count
 
 
@@ -136,26 +156,46 @@ def _raw_rows(source: RecordSource, *, locations: list[Location | None], custom:
                       for i in picks]
             extra = {name: text_value(cells[i]) for name, i in kept if i < width and cells[i] not in (None, "")}
             # where it came from is written as the source's name and the line, in SQL, not per row here
-            yield [line, None, error, *values, json.dumps(extra, ensure_ascii=False) if extra else None]
+            yield [line, None, error, *values, json.dumps(extra, ensure_ascii=False) if extra else None, None]
         return
     for record in source.records():
         values = record.values
         extra = {name: text_value(values.get(name)) for name in custom if values.get(name) not in (None, "")}
         yield [record.line, record.location, record.error,
                *(text_value(lookup(values, where)) if where is not None else None for where in locations),
-               json.dumps(extra, ensure_ascii=False) if extra else None]
+               json.dumps(extra, ensure_ascii=False) if extra else None,
+               record.modified.isoformat() if record.modified is not None else None]
 
 
-def _fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Identifier, table: str,
-                     run_id: str, temporary: bool, source_name: str) -> None:
-    """The entity's fields computed from the raw columns, with each record's hash, into staging."""
+def kept_records(entity: Entity) -> sql.Composable | None:
+    """The entity's ``records.where`` predicates over ``r``, checked and ANDed; None when it keeps every record.
+
+    A record that could not be read (``r._error``) is always kept, so it is recorded as failed.
+    """
+    assert entity.records is not None
+    if not entity.records.where:
+        return None
+    checked = sql.SQL(" AND ").join(sql.SQL("({})").format(sql.SQL(check_expression(text, aliases={RECORD_ALIAS})))
+                                    for text in entity.records.where)
+    return sql.SQL("(r._error IS NOT NULL OR ({}))").format(checked)
+
+
+def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Identifier, table: str,
+                    run_id: str, temporary: bool, source_name: str) -> int:
+    """The entity's fields computed from the raw columns, with each record's hash, into staging ``table``.
+
+    Several entities may be computed from one raw table (an entity derived from another's records).
+    Returns the records staged: those its ``records.where`` keeps.
+    """
     aliases = {RECORD_ALIAS}
     names = list(entity.fields)
     exprs = [sql.SQL("{} AS {}").format(compile_field(entity.fields[name], aliases=aliases), ident(name))
              for name in names]
+    kept = kept_records(entity)
     inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, r._error AS _serr,"
-                    " r._line AS _sline FROM {} AS r").format(
-        sql.SQL(", ").join(exprs), sql.Literal(source_name), raw_table)
+                    " r._line AS _sline FROM {} AS r{}").format(
+        sql.SQL(", ").join(exprs), sql.Literal(source_name), raw_table,
+        sql.SQL(" WHERE {}").format(kept) if kept is not None else sql.SQL(""))
     cur = target.cursor()
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(inner))
     oids = [d.type_code for d in cur.description][:len(names)]
@@ -166,7 +206,7 @@ def _fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: s
                    temporary=temporary)
     fields = sql.SQL(", ").join(ident("q", n) for n in names)
     digest = row_hash(target, oids, sql.SQL("ROW({})").format(fields))
-    target.execute(sql.SQL(
+    return target.execute(sql.SQL(
         "INSERT INTO {} ({}, _hash, _source_ref, _error) SELECT {}, {}, q._sref, q._serr FROM ({}) AS q"
         " ORDER BY q._sline").format(
-        ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(names), fields, digest, inner))
+        ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(names), fields, digest, inner)).rowcount

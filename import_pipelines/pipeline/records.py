@@ -13,8 +13,9 @@ uncertain columns, their candidates and the command that accepts or corrects the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -26,6 +27,9 @@ from import_pipelines.templates.model import Entity, Template
 
 # the mapping's kinds of value for each kind of input
 _FIELD_KIND = {"datetime": "date", "list": "tags", "json": "text"}
+# the API sources: each can be asked for only the records changed since a moment, and shares a
+# rate limit with every reader of its scope (an Airtable base, an API's origin)
+API_KINDS = ("airtable", "http")
 
 
 class MappingRefused(ValueError):
@@ -41,10 +45,19 @@ class ColumnMapping:
     suggestion: Suggestion | None = None  # None when the template fixes every input
 
 
-def open_source(spec: Mapping[str, Any], *, name: str = "records") -> RecordSource:
-    """The record source a profile (or a run) names: ``{kind: file|sheet|push|airtable|http, ...}``."""
+def open_source(spec: Mapping[str, Any], *, name: str = "records", since: datetime | None = None,
+                log: Callable[[str], None] | None = None) -> RecordSource:
+    """The record source a profile (or a run) names: ``{kind: file|sheet|push|airtable|http, ...}``.
+
+    ``since`` asks an API source for the records modified after it (less its look-back); the
+    other kinds cannot be asked that and refuse it. ``log`` hears an API source's waits and its
+    summary (requests, waits after 429s, retries).
+    """
     spec = dict(spec)
     kind = spec.pop("kind", None)
+    if since is not None and kind not in API_KINDS:
+        raise SourceError(f"a {kind} source cannot be read incrementally (only {', '.join(API_KINDS)} can);"
+                          " remove incremental from the entity's records")
     if kind == "file":
         from import_pipelines.sources.files import open_file
 
@@ -63,11 +76,11 @@ def open_source(spec: Mapping[str, Any], *, name: str = "records") -> RecordSour
     if kind == "airtable":
         from import_pipelines.sources.airtable import AirtableConfig, AirtableSource
 
-        return AirtableSource(AirtableConfig(**spec))
+        return AirtableSource(AirtableConfig(**spec), since=since, log=log)
     if kind == "http":
         from import_pipelines.sources.http_api import HttpApiConfig, HttpApiSource
 
-        return HttpApiSource(HttpApiConfig(**spec))
+        return HttpApiSource(HttpApiConfig(**spec), since=since, log=log)
     raise SourceError(f"unknown record source kind {kind!r} (file, sheet, push, airtable, http)")
 
 

@@ -27,7 +27,7 @@ from import_pipelines.engine.staging import drop_staging, index_staging, staging
 from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
 from import_pipelines.query.compile import compile_query
-from import_pipelines.templates.model import Entity, Mode, Template
+from import_pipelines.templates.model import Entity, Mode, SourceDeleteAction, Template
 
 CONTROL = ident(CONTROL_SCHEMA)
 
@@ -57,6 +57,8 @@ class EntityRun:
     # a records entity's source ({kind: file|sheet|push|airtable|http, ...}, see pipeline/records.py)
     record_source: Mapping[str, Any] | None = None
     mapper: Any = None  # a FieldMapper resource: how a records entity's columns are mapped
+    # the profile's rule for records deleted at the source, overriding the template's (pipeline/source_deletes.py)
+    on_source_delete: SourceDeleteAction | None = None
 
     @property
     def rows_per_batch(self) -> int:
@@ -206,7 +208,13 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
                      log: Log) -> Staged:
     """A records entity: open its source, map its columns onto the inputs, stage the records."""
     from import_pipelines.extract.records import stage_records
+    from import_pipelines.pipeline.record_reads import extract_from_read, reads_shared
     from import_pipelines.pipeline.records import map_columns, open_source
+
+    if reads_shared(run.template, run.entity_name, record_source=run.record_source,
+                    on_source_delete=run.on_source_delete):
+        # an API, a cursor, entities derived from one read, deleted records: one registered read per run
+        return extract_from_read(run, entity, target=target, staging=staging, started=started, log=log)
 
     if run.record_source is None:
         raise ValueError(f"entity {run.entity_name!r} reads records, but profile {run.profile!r} names no record"
@@ -403,6 +411,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             counts = Counter(staged.unread)
             record_summary(conn, run=ref, stream_id=streams[run.entity_name], source_rows=sum(counts.values()),
                            counts=counts, seconds=time.perf_counter() - staged.started)
+            _after_load(conn, run, staged, ref=ref, streams=streams, log=log)
             drop_staging(conn, staged.staging)
             return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"},
                               rows=sum(counts.values()), seconds=time.perf_counter() - staged.started,
@@ -424,6 +433,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
             preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
+        _after_load(conn, run, staged, ref=ref, streams=streams, log=log)
         drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
     return LoadResult(counts={a: counts.get(a, 0) for a in ACTIONS if a != "rolled_back"},
@@ -431,6 +441,15 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
                       matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
                       report=report)
+
+
+def _after_load(conn: psycopg.Connection, run: EntityRun, staged: Staged, *, ref: RunRef, streams: dict[str, int],
+                log: Log) -> None:
+    """A records entity's read: records gone from the source, the sync cursor, its raw records (after the commits)."""
+    if run.template.entities[run.entity_name].records is not None:
+        from import_pipelines.pipeline.record_reads import after_load
+
+        after_load(conn, run, staging=staged.staging, ref=ref, stream_id=streams[run.entity_name], log=log)
 
 
 def hash_key(text: str) -> int:

@@ -44,6 +44,7 @@ RECORD_ID_FIELD = "_record_id"
 CREATED_TIME_FIELD = "_created_time"
 MAX_PAGE_SIZE = 100  # Airtable's maximum
 AIRTABLE_REQUESTS_PER_SECOND = 5  # per base
+DEFAULT_ENDPOINT = "https://api.airtable.com"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -62,7 +63,7 @@ class AirtableConfig(BaseModel):
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     token_env: str = Field(default="AIRTABLE_TOKEN",
                            description="the environment variable holding the personal access token")
-    endpoint_url: str = "https://api.airtable.com"
+    endpoint_url: str = DEFAULT_ENDPOINT
     field_types: dict[str, AirtableField] | None = Field(
         default=None, description="field name -> type; read from the metadata API when left out")
     modified_field: str | None = Field(default=None,
@@ -87,6 +88,11 @@ class AirtableConfig(BaseModel):
         if isinstance(value, Mapping):
             return {name: {"type": spec} if isinstance(spec, str) else spec for name, spec in value.items()}
         return value
+
+
+def base_scope(base: str, endpoint_url: str = DEFAULT_ENDPOINT) -> str:
+    """The rate-limit scope of a base: every reader of it shares Airtable's 5 requests per second."""
+    return f"airtable:{endpoint_url.rstrip('/')}/{base}"
 
 
 def since_formula(moment: datetime) -> str:
@@ -126,6 +132,11 @@ class AirtableSource:
         view = f" view {self.config.view}" if self.config.view else ""
         return f"airtable {self.config.base}/{self.config.table}{view}"
 
+    @property
+    def rate_limit_scope(self) -> str:
+        """The requests that share Airtable's limit with this read: those to the same base."""
+        return base_scope(self.config.base, self.config.endpoint_url)
+
     def columns(self) -> list[str]:
         """The fields read (the configured ones, else every field whose type is known), then id and created time."""
         names = self.config.fields if self.config.fields is not None else list(self._field_types or {})
@@ -137,7 +148,7 @@ class AirtableSource:
         token = os.environ.get(config.token_env)
         if not token:
             raise SourceError(f"{self.name}: the environment variable {config.token_env} (the Airtable token) is not set")
-        limiter = shared_limiter(f"airtable:{config.endpoint_url.rstrip('/')}/{config.base}", config.requests_per_second)
+        limiter = shared_limiter(self.rate_limit_scope, config.requests_per_second)
         session = PoliteSession(policy=config.retry, limiter=limiter, secrets=(token,), log=self._log, label=self.name)
         self.report = ReadReport(source=self.name, since=self.window, stats=session.stats)
         with session:  # its pooled connections close with the read, finished, failed or abandoned
@@ -253,14 +264,15 @@ class AirtableSource:
             values[CREATED_TIME_FIELD] = None
             problems.append(f"createdTime: {error}")
         values[RECORD_ID_FIELD] = record_id
-        self._see_modified(values, problems)
+        modified = self._see_modified(values, problems)
         return SourceRecord(values=values, location=f"{name} {record_id}", record_id=record_id,
-                            error="; ".join(problems) or None)
+                            error="; ".join(problems) or None, modified=modified)
 
-    def _see_modified(self, values: dict[str, Any], problems: list[str]) -> None:
+    def _see_modified(self, values: dict[str, Any], problems: list[str]) -> datetime | None:
+        """The record's modification time (its creation when the field is empty), kept for the next mark."""
         modified_field = self.config.modified_field
         if modified_field is None:
-            return
+            return None
         moment = values.get(modified_field)
         if moment is None:
             moment = values.get(CREATED_TIME_FIELD)
@@ -269,8 +281,9 @@ class AirtableSource:
                 moment = parse_timestamp(moment)
             except ValueError as error:
                 problems.append(f"modified_field {modified_field!r}: {error}")
-                return
+                return None
         self.report.saw_modified(moment)
+        return moment
 
 
 def _api(token: str, *, config: AirtableConfig, session: PoliteSession) -> Any:

@@ -166,6 +166,11 @@ class HttpApiSource:
         parts = urlsplit(self.config.url)
         return f"api {parts.scheme}://{parts.netloc}{parts.path}"
 
+    @property
+    def rate_limit_scope(self) -> str:
+        """The requests that share this read's limit: ``rate_limit_scope``, else those to the same origin."""
+        return self.config.rate_limit_scope or f"http:{_origin(self.config.url)}"
+
     def columns(self) -> list[str]:
         """Top-level keys of the records read so far, in first-seen order (unknown before reading)."""
         return list(self._columns)
@@ -179,7 +184,7 @@ class HttpApiSource:
             if not token:
                 raise SourceError(f"{self.name}: the environment variable {config.token_env} (the API token) is not set")
         origin = _origin(config.url)
-        limiter = shared_limiter(config.rate_limit_scope or f"http:{origin}", config.requests_per_second)
+        limiter = shared_limiter(self.rate_limit_scope, config.requests_per_second)
         session = PoliteSession(policy=config.retry, limiter=limiter, secrets=(token,) if token else (),
                                 log=self._log, label=self.name)
         session.headers.update(config.headers)
@@ -288,7 +293,7 @@ class HttpApiSource:
         for key in item:
             self._columns.setdefault(key)
         problems: list[str] = []
-        record_id = None
+        record_id, modified = None, None
         if self.config.id_path:
             found = lookup(item, self.config.id_path)
             if found is MISSING or found is None:
@@ -299,10 +304,12 @@ class HttpApiSource:
             found = lookup(item, self.config.modified_path)
             if found is not MISSING and found is not None:
                 try:
-                    self.report.saw_modified(parse_timestamp(found, self.config.time_format))
+                    modified = parse_timestamp(found, self.config.time_format)
                 except ValueError as error:
                     problems.append(f"{self.config.modified_path}: {error}")
-        return SourceRecord(values=item, location=location, record_id=record_id, error="; ".join(problems) or None)
+                self.report.saw_modified(modified)
+        return SourceRecord(values=item, location=location, record_id=record_id, error="; ".join(problems) or None,
+                            modified=modified)
 
 
 def _origin(url: str) -> str:

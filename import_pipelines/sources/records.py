@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -34,6 +35,7 @@ class SourceRecord:
     line: int | None = None  # the physical line (files) or row number (sheets) the record starts on
     record_id: str | None = None  # the source's own id when it has one (Airtable record id, API id)
     error: str | None = None  # why the record could not be read as it should; None for a good record
+    modified: datetime | None = None  # when the source last changed it (API sources with a modified field)
 
 
 @runtime_checkable

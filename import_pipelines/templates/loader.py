@@ -120,6 +120,7 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
             if ref.entity not in template.entities:
                 problems.append((f"entities.{name}.references.{column}.entity",
                                  f"unknown entity {ref.entity!r} (entities: {', '.join(template.entities)})"))
+        problems += _derived_problems(template, name, entity)
     if problems:
         return problems
     for name, entity in template.entities.items():
@@ -132,12 +133,26 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
                     problems.append((f"entities.{name}.{section}.{field_name}", str(error)))
                     continue
                 if entity.records is not None:
-                    unknown = _unknown_inputs(compiled, entity)
+                    inputs = template.record_inputs(name)
+                    unknown = _unknown_inputs(compiled, inputs)
                     if unknown:
                         problems.append((f"entities.{name}.{section}.{field_name}",
                                          f"{', '.join(f'r.{c}' for c in unknown)} {'is' if len(unknown) == 1 else 'are'}"
-                                         f" not among the inputs ({', '.join(entity.records.inputs)})"))
+                                         f" not among the inputs ({', '.join(inputs)})"))
         if entity.query is None:
+            for index, text in enumerate(entity.records.where if entity.records is not None else []):
+                where = f"entities.{name}.records.where[{index}]"
+                try:
+                    checked = check_expression(text, aliases={RECORD_ALIAS})
+                except ExpressionError as error:
+                    problems.append((where, str(error)))
+                    continue
+                inputs = template.record_inputs(name)
+                unknown = _unknown_inputs(checked, inputs)
+                if unknown:
+                    problems.append((where, f"{', '.join(f'r.{c}' for c in unknown)}"
+                                            f" {'is' if len(unknown) == 1 else 'are'} not among the inputs"
+                                            f" ({', '.join(inputs)})"))
             continue
         # each SQL text of the query on its own, so the message names its exact place
         broken = False
@@ -156,13 +171,32 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
     return problems
 
 
-def _unknown_inputs(compiled: Any, entity: Any) -> list[str]:
+def _derived_problems(template: Template, name: str, entity: Any) -> list[tuple[str, str]]:
+    """A records entity derived ``from_entity`` must name another entity that reads records of its own."""
+    owner = entity.records.from_entity if entity.records is not None else None
+    if owner is None:
+        return []
+    where = f"entities.{name}.records.from_entity"
+    other = template.entities.get(owner)
+    if other is None:
+        return [(where, f"unknown entity {owner!r} (entities: {', '.join(template.entities)})")]
+    if owner == name:
+        return [(where, "an entity cannot be derived from its own records")]
+    if other.records is None:
+        return [(where, f"entity {owner!r} reads a query, not records; derive from a records entity")]
+    if other.records.from_entity is not None:
+        return [(where, f"entity {owner!r} is itself derived from {other.records.from_entity!r}; derive from"
+                        f" {other.records.from_entity!r} directly")]
+    return []
+
+
+def _unknown_inputs(compiled: Any, inputs: Any) -> list[str]:
     """Columns of ``r`` a records entity's field reads that are neither inputs nor ``r``'s own columns."""
     import sqlglot
     from sqlglot import exp
 
-    text = compiled.as_string(None)
-    known = {*entity.records.inputs, *RECORD_COLUMNS}
+    text = compiled if isinstance(compiled, str) else compiled.as_string(None)
+    known = {*inputs, *RECORD_COLUMNS}
     return sorted({c.name for c in sqlglot.parse_one(f"SELECT {text}", read="postgres").find_all(exp.Column)
                    if c.table == RECORD_ALIAS and c.name not in known})
 

@@ -317,10 +317,26 @@ class Records(_Strict):
     entity's fields are SQL over them, as ``r.<input>`` (transforms, concat, coalesce, checked
     expressions), so every kind of source is mapped by the same compiler. With ``custom``, a
     column no input fits but worth keeping lands in ``r._custom`` (a jsonb object).
+
+    ``source`` is merged over the profile's source for this entity (``{table: Notices}``: another
+    table of the same Airtable base); secrets stay in the profile, named by their variables.
+    ``incremental`` reads only what changed since the last committed run (the sync cursor), less
+    the source's look-back window, where the source can be asked for that (Airtable's
+    ``modified_field``, an API's ``since_param``); a full-refresh run reads everything.
+
+    ``from_entity`` derives this entity from another entity's records instead: no read of its
+    own, no inputs of its own; its fields are SQL over that entity's inputs, computed from the
+    same records the run read once (the offender named on each case, from the cases' read).
+    ``where`` keeps only the records an entity is about (SQL predicates over ``r``, checked like
+    expressions): a case that names no offender yields no offender record.
     """
 
-    inputs: dict[str, RecordInput] = Field(min_length=1)
+    inputs: dict[str, RecordInput] = Field(default_factory=dict)
     custom: bool = False
+    source: dict[str, Any] = Field(default_factory=dict, description="merged over the profile's source")
+    incremental: bool = False
+    from_entity: str | None = Field(default=None, description="derive the entity from this entity's records")
+    where: list[str] = Field(default_factory=list, description="SQL predicates over r, ANDed: the records kept")
 
     @field_validator("inputs")
     @classmethod
@@ -329,6 +345,59 @@ class Records(_Strict):
             if not _NAME.match(name) or name.startswith("_"):
                 raise ValueError(f"input name {name!r} must be a plain identifier not starting with '_'")
         return value
+
+    @field_validator("source")
+    @classmethod
+    def _no_kind(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "kind" in value:
+            raise ValueError("source: the kind of source is the profile's; an entity only narrows it (table, view,"
+                             " formula, fields, modified_field, ...)")
+        return value
+
+    @model_validator(mode="after")
+    def _own_read_or_derived(self) -> Records:
+        if self.from_entity is None:
+            if not self.inputs:
+                raise ValueError("records need inputs (the values a source provides), or from_entity to derive"
+                                 " the entity from another entity's records")
+            return self
+        given = [name for name in ("inputs", "custom", "source", "incremental") if getattr(self, name)]
+        if given:
+            raise ValueError(f"records derived from_entity {self.from_entity!r} are that entity's read: they take"
+                             f" no {', '.join(given)} of their own")
+        return self
+
+
+SourceDeleteAction = Literal["leave", "deactivate", "delete"]
+
+
+class SourceDelete(_Strict):
+    """What a sync does with target rows whose source record disappeared.
+
+    Found only from a complete read of the source (never an incremental or filtered one), and
+    only for rows this source created (its ``source_system`` in their natural key) that no
+    record still seen maps to. ``deactivate`` sets ``column`` to ``value``; ``delete`` deletes
+    the row. Each is audited with the row's before-image. When more than ``max_share`` of the
+    rows the stream knows (and more than 10) disappear at once, nothing is done and the step
+    fails: an emptied or mis-filtered source must not empty the target.
+    """
+
+    action: SourceDeleteAction = "leave"
+    column: str | None = Field(default=None, description="deactivate: the column marking a row inactive")
+    value: str | int | float | bool | None = False
+    max_share: float = Field(default=0.5, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # on_source_delete: delete is short for {action: delete}
+        return {"action": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _column_for_deactivate(self) -> SourceDelete:
+        if self.action == "deactivate" and not self.column:
+            raise ValueError("deactivate needs the column that marks a row inactive (column: active, value: false)")
+        return self
 
 
 class Entity(_Strict):
@@ -348,6 +417,8 @@ class Entity(_Strict):
     dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
     survivor_updated: str | None = Field(default=None, description="field whose latest value wins a duplicate cluster")
     on_invalid_text: OnInvalidText | None = Field(default=None, description="overrides the template's on_invalid_text")
+    on_source_delete: SourceDelete | None = Field(default=None, description="a records entity: what becomes of target"
+                                                  " rows whose source record disappeared (default: leave them)")
     notes: list[str] = Field(default_factory=list)
 
     @property
@@ -379,6 +450,9 @@ class Entity(_Strict):
             if lists:
                 raise ValueError(f"dedupe all_values uses {', '.join(lists)}, which {'is' if len(lists) == 1 else 'are'}"
                                  " not among the match_fields")
+        if self.on_source_delete is not None and self.on_source_delete.action != "leave" and self.records is None:
+            raise ValueError("on_source_delete needs a records entity: disappeared records are found from a complete"
+                             " read of a record source")
         if self.survivor_updated is not None and self.survivor_updated not in self.fields:
             raise ValueError(f"survivor_updated {self.survivor_updated!r} is not one of the fields")
         for column, ref in self.references.items():
@@ -422,3 +496,18 @@ class Template(_Strict):
             if not _NAME.match(name):
                 raise ValueError(f"entity name {name!r} must be a plain identifier")
         return self
+
+    def read_owner(self, name: str) -> str:
+        """The entity whose read feeds records entity ``name``: itself, or the one it is derived from."""
+        records = self.entities[name].records
+        return records.from_entity if records is not None and records.from_entity else name
+
+    def record_inputs(self, name: str) -> dict[str, RecordInput]:
+        """The inputs a records entity's fields read: its own, or those of the entity it is derived from."""
+        records = self.entities[self.read_owner(name)].records
+        return dict(records.inputs) if records is not None else {}
+
+    def read_consumers(self, owner: str) -> list[str]:
+        """The entities fed by ``owner``'s read: ``owner`` and every entity derived from it, in template order."""
+        return [name for name, entity in self.entities.items()
+                if entity.records is not None and self.read_owner(name) == owner]
