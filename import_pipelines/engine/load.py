@@ -22,6 +22,7 @@ from import_pipelines.control import ACTIONS
 from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_summary
+from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.merge import CONTROL, Merger, merge_with_retries
 from import_pipelines.engine.plan import MergePlan
 from import_pipelines.engine.references import set_based_check_refusal
@@ -84,9 +85,9 @@ def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int
 class SessionPool:
     """Target sessions shared by the merging threads; a broken one is replaced on demand."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], *, first: psycopg.Connection, size: int):
+    def __init__(self, connect: Callable[[], psycopg.Connection], *, size: int):
         self._connect = connect
-        self.sessions = [first] + [self._open() for _ in range(size - 1)]
+        self.sessions = [self._open() for _ in range(size)]
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(size):
             self._idle.put(index)
@@ -118,9 +119,9 @@ class SessionPool:
         finally:
             self._idle.put(index)
 
-    def close_extra(self) -> None:
-        """Close every session but the first (the caller's own)."""
-        for conn in self.sessions[1:]:
+    def close(self) -> None:
+        """Close every session."""
+        for conn in self.sessions:
             conn.close()
 
 
@@ -129,8 +130,12 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                 log: Log, dry_run: bool = False, placeholders: dict | None = None,
                 epilogue: Callable[[psycopg.Connection], None] | None = None,
                 on_isolated: Callable[[int, str | None, str], None] | None = None,
-                unread: dict[str, int] | None = None) -> tuple[Merger, Counter[str], int]:
+                unread: dict[str, int] | None = None,
+                error_budget: ErrorBudget | None = None) -> tuple[Merger, Counter[str], int]:
     """Merge a whole staged stream and record the run's summary of it; returns the merger, counts and batches.
+
+    ``error_budget`` stops the load (:class:`~import_pipelines.engine.budget.ErrorBudgetExceeded`)
+    once too many of the records merged so far failed; a dry run is never stopped.
 
     ``unread`` counts records decided before staging, by action (a sync's key pass found them
     unchanged, or unchanged duplicates skipped again): the summary includes them.
@@ -150,7 +155,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     started = time.perf_counter()
     counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
                                    workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
-                                   on_isolated=on_isolated)
+                                   on_isolated=on_isolated, error_budget=None if dry_run else error_budget)
     counts.update(unread or {})
     if not dry_run:
         record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
@@ -161,12 +166,15 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
 def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], rows: int,
                  batch_rows: int, workers: int, log: Log, epilogue: Callable[[psycopg.Connection], None] | None = None,
                  analyze: bool = True,
-                 on_isolated: Callable[[int, str | None, str], None] | None = None) -> tuple[Counter[str], int]:
+                 on_isolated: Callable[[int, str | None, str], None] | None = None,
+                 error_budget: ErrorBudget | None = None) -> tuple[Counter[str], int]:
     """Merge staging rows ``1..rows`` with ``merger`` on up to ``workers`` sessions; counts by action.
 
-    ``conn`` is the first session (the caller keeps it); the others come from ``connect``. When
+    ``conn`` is the caller's session; the merging sessions come from ``connect``. When
     the batches are handed out, the first session out of work analyses the target table (the
-    next entities join against it) and then runs ``epilogue``.
+    next entities join against it) and then runs ``epilogue``. ``error_budget`` is judged after
+    every batch: once it is exceeded, no queued batch starts, the ones running finish (each
+    commits whole or not at all) and the budget's error is raised.
     """
     counts: Counter[str] = Counter()
     plan = merger.plan
@@ -178,7 +186,9 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
         size = -(-rows // workers)
         ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
     merger.probe_joins = small
-    pool = SessionPool(connect, first=conn, size=max(1, min(workers, len(ranges))))
+    # the caller's session is not among them: it holds the load's lock and writes the summary, and
+    # a merging session may be lost and replaced (a dropped connection retries the batch)
+    pool = SessionPool(connect, size=max(1, min(workers, len(ranges))))
     name = plan.entity
     def refused(rn: int, sid: str | None, message: str) -> None:
         log(f"{name} load: record {sid} (staging row {rn}) refused: {message}")
@@ -188,10 +198,21 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
     retried = lambda attempt, error: log(f"{name} load: transient failure ({type(error).__name__}: "  # noqa: E731
                                          f"{str(error).strip()[:200]}), retry {attempt} on a new session")
 
-    def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]]:
+    over_budget = threading.Event()
+    judged: Counter[str] = Counter()  # what the finished batches did, as the budget sees it
+    judging = threading.Lock()
+
+    def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]] | None:
+        if over_budget.is_set():
+            return None  # the budget ran out while this batch was queued: it never starts
         with pool.session() as (current, reconnect):
-            return bounds[1] - bounds[0], merge_with_retries(merger, current, reconnect, *bounds,
-                                                             on_isolated=refused, on_retry=retried)
+            merged = merge_with_retries(merger, current, reconnect, *bounds, on_isolated=refused, on_retry=retried)
+        if error_budget is not None:
+            with judging:
+                judged.update(merged)
+                if error_budget.exceeded(judged):
+                    over_budget.set()
+        return bounds[1] - bounds[0], merged
 
     def on_session(work: Callable[[psycopg.Connection], object]) -> object:
         with pool.session() as (current, _):
@@ -208,17 +229,23 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
             tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
                 ident(plan.table.schema, plan.table.name))))] if analyze and not merger.probe_joins else []
             for merged in merges:
-                size, batch_counts = merged.result()
-                counts.update(batch_counts)
-                done += size
+                result = merged.result()
+                if result is None:
+                    continue
+                counts.update(result[1])
+                done += result[0]
                 log(f"{name} load: {percent(done, rows)} — "
                     + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
-            if epilogue is not None:
-                tail.append(executor.submit(on_session, epilogue))
-            for task in tail:
-                task.result()
+            if not over_budget.is_set():
+                if epilogue is not None:
+                    tail.append(executor.submit(on_session, epilogue))
+                for task in tail:
+                    task.result()
     finally:
-        pool.close_extra()
+        pool.close()
+    if over_budget.is_set():
+        raise error_budget.error(conn, entity=name, table=plan.table.qualified, run=merger.run,
+                                 stream_id=merger.stream_id, counts=counts)
     return counts, len(ranges)
 
 

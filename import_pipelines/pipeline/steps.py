@@ -20,6 +20,7 @@ from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_sch
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
+from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
 from import_pipelines.engine.load import is_small_change, load_staged, percent, record_duplicate_states
@@ -487,7 +488,9 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
                                staging=staged.staging, run=ref, streams=streams, rows=last,
                                batch_rows=run.rows_per_batch, workers=run.workers, log=log, dry_run=run.dry_run,
                                placeholders=placeholders, epilogue=None if run.dry_run else epilogue,
-                               unread=staged.unread)
+                               unread=staged.unread,
+                               error_budget=ErrorBudget(run.template.error_rate_budget(run.entity_name),
+                                                        floor=run.template.error_budget_floor))
     return counts
 
 

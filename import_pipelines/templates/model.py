@@ -417,6 +417,8 @@ class Entity(_Strict):
     dedupe: DedupeRule | None = Field(default=None, description="duplicate detection beyond the natural key")
     survivor_updated: str | None = Field(default=None, description="field whose latest value wins a duplicate cluster")
     on_invalid_text: OnInvalidText | None = Field(default=None, description="overrides the template's on_invalid_text")
+    max_error_rate: float | None = Field(default=None, ge=0, le=1, description="overrides the template's"
+                                         " max_error_rate for this entity")
     on_source_delete: SourceDelete | None = Field(default=None, description="a records entity: what becomes of target"
                                                   " rows whose source record disappeared (default: leave them)")
     notes: list[str] = Field(default_factory=list)
@@ -486,6 +488,10 @@ class Template(_Strict):
     batch_rows: int = Field(default=100_000, gt=0)
     on_invalid_text: OnInvalidText = Field(default="fail_row", description="source text that is not valid UTF-8:"
                                            " fail that row naming the field, or replace the bytes with U+FFFD")
+    max_error_rate: float = Field(default=0.1, ge=0, le=1, description="the error budget: a load stops when more"
+                                  " than this share of an entity's processed records failed")
+    error_budget_floor: int = Field(default=100, ge=0, description="records an entity's load processes before its"
+                                    " error budget is judged (a few early failures do not stop a run)")
     target_schema: str = "public"
     natural_key: NaturalKey = Field(default_factory=NaturalKey)
     entities: dict[str, Entity] = Field(default_factory=dict)
@@ -496,6 +502,11 @@ class Template(_Strict):
             if not _NAME.match(name):
                 raise ValueError(f"entity name {name!r} must be a plain identifier")
         return self
+
+    def error_rate_budget(self, name: str) -> float:
+        """The share of failed records entity ``name`` may have before its load stops."""
+        rate = self.entities[name].max_error_rate
+        return self.max_error_rate if rate is None else rate
 
     def read_owner(self, name: str) -> str:
         """The entity whose read feeds records entity ``name``: itself, or the one it is derived from."""

@@ -219,7 +219,8 @@ def test_a_column_of_the_wrong_type_is_rejected_set_based_naming_the_field(sourc
                      " source_system text NOT NULL, external_id text, seen timestamptz,"
                      " UNIQUE (source_system, external_id))")
         conn.commit()
-    parsed = parse_template({"name": "v", "source_system": "v", "entities": {"visits": {
+    # half the records fail on purpose: above the default error budget
+    parsed = parse_template({"name": "v", "source_system": "v", "max_error_rate": 1, "entities": {"visits": {
         "target": "visits", "source_id": "external_id", "query": {"base": {"table": "src", "alias": "s"}},
         "fields": {"external_id": "s.id", "seen": "s.seen"}}}})
     results = run_import(template=parsed, source_url=source_url, target_url=target_url, run_id="types")
