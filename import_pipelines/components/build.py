@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from import_pipelines.components.retries import STEP_RETRY_POLICY, retry_transient_only
 from import_pipelines.templates.model import Template
 
 if TYPE_CHECKING:
@@ -155,36 +156,42 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
     spec = template.entities[entity]
 
     @dg.op(name=f"{prefix}__extract", required_resource_keys=keys, tags=step_tags("extract", depth=depth),
-           ins={"preflight": dg.In(dg.Nothing)})
+           ins={"preflight": dg.In(dg.Nothing)}, retry_policy=STEP_RETRY_POLICY)
     def extract_op(context: dg.OpExecutionContext):
         """Stream the entity's source query into a staging table (read-only source session)."""
         from import_pipelines.pipeline.steps import extract
 
-        return extract(_entity_run(context, profile, template, entity), log=context.log.info)
+        with retry_transient_only(f"{entity} extract"):
+            return extract(_entity_run(context, profile, template, entity), log=context.log.info)
 
-    @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags=step_tags("map", depth=depth))
+    @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags=step_tags("map", depth=depth),
+           retry_policy=STEP_RETRY_POLICY)
     def map_op(context: dg.OpExecutionContext, staged):
         """Check mapped values against the target columns; bad rows get an error naming field and rule."""
         from import_pipelines.pipeline.steps import map_and_validate
 
-        return map_and_validate(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+        with retry_transient_only(f"{entity} map"):
+            return map_and_validate(_entity_run(context, profile, template, entity), staged, log=context.log.info)
 
-    @dg.op(name=f"{prefix}__dedupe", required_resource_keys=keys, tags=step_tags("dedupe", depth=depth))
+    @dg.op(name=f"{prefix}__dedupe", required_resource_keys=keys, tags=step_tags("dedupe", depth=depth),
+           retry_policy=STEP_RETRY_POLICY)
     def dedupe_op(context: dg.OpExecutionContext, staged):
         """Collapse duplicate source records before anything is written."""
         from import_pipelines.pipeline.steps import dedupe
 
-        result = dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+        with retry_transient_only(f"{entity} dedupe"):
+            result = dedupe(_entity_run(context, profile, template, entity), staged, log=context.log.info)
         context.add_output_metadata(review_metadata(result))
         return result
 
     @dg.op(name=f"{prefix}__load", required_resource_keys=keys, ins={"staged": dg.In(), "after": dg.In(dg.Nothing)},
-           tags=step_tags("load", depth=depth))
+           tags=step_tags("load", depth=depth), retry_policy=STEP_RETRY_POLICY)
     def load_op(context: dg.OpExecutionContext, staged):
         """Merge the staged rows into the target by mode, batch by batch, with audit rows."""
         from import_pipelines.pipeline.steps import load
 
-        result = load(_entity_run(context, profile, template, entity), staged, log=context.log.info)
+        with retry_transient_only(f"{entity} load"):
+            result = load(_entity_run(context, profile, template, entity), staged, log=context.log.info)
         return dg.Output(result.counts, metadata=materialization_metadata(result, target=spec.target)
                          | review_metadata(staged))
 

@@ -25,7 +25,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 class DatabaseConnectionError(psycopg.OperationalError):
-    """A connection that could not be opened; the message names it and has no credentials."""
+    """A connection that could not be opened; the message names it and has no credentials.
+
+    ``transient`` is true when the server was there but not taking connections (refused, starting
+    up or shutting down): worth another attempt, unlike a refused login or a missing database.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def connect(url: str, *, read_only: bool = False, autocommit: bool = False, pinned_text: bool = False,
@@ -45,12 +53,18 @@ def connect(url: str, *, read_only: bool = False, autocommit: bool = False, pinn
     startup = (["-c default_transaction_read_only=on"] if read_only else []) + (PINNED_OPTIONS if pinned_text else [])
     if startup:
         options["options"] = " ".join(startup)
-    failure = None
+    failure, transient = None, False
     try:
         return psycopg.connect(make_conninfo("", **params), autocommit=autocommit, **options)
     except psycopg.Error as error:
         failure = scrub(str(error), params)
-    raise DatabaseConnectionError(f"cannot connect to {describe(params, purpose)}: {failure}")
+        transient = error.sqlstate == "57P03" or any(sign in str(error) for sign in _RESTARTING)
+    raise DatabaseConnectionError(f"cannot connect to {describe(params, purpose)}: {failure}", transient=transient)
+
+
+# libpq's words for a server that is restarting rather than refusing this login
+_RESTARTING = ("Connection refused", "the database system is starting up", "the database system is shutting down",
+               "the database system is in recovery mode")
 
 
 @contextmanager

@@ -25,15 +25,16 @@ never merged twice.
 
 from __future__ import annotations
 
-import random
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import psycopg
+import tenacity
 from psycopg import sql
 
 from import_pipelines.control import CONTROL_SCHEMA
+from import_pipelines.db.transient import is_transient
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef
 from import_pipelines.engine.plan import MergePlan, Ref
@@ -43,8 +44,9 @@ MAX_ISOLATED = 100
 MESSAGE_VALUE_CHARS = 80
 _UNLOCKED = "unlocked:"
 _NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
-TRANSIENT = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.OperationalError)
 RETRIES = 4
+RETRY_WAIT_INITIAL_S = 0.25
+RETRY_WAIT_MAX_S = 8.0
 
 
 class EngineError(RuntimeError):
@@ -53,6 +55,16 @@ class EngineError(RuntimeError):
 
 class _ReferenceGone(Exception):
     """A row a batch references was deleted between the batch's snapshot and its lock."""
+
+
+@dataclass
+class Progress:
+    """How far the merge of one range got: its committed prefix ``(lo, done]``, what that prefix
+    did, and the sub-range being committed now (a range with a refused row commits in pieces)."""
+
+    done: int
+    counts: Counter[str] = field(default_factory=Counter)
+    inflight: tuple[int, int] | None = None
 
 
 def comparable(expr: sql.Composable, data_type: str) -> sql.Composable:
@@ -509,13 +521,15 @@ class Merger:
 
     # -- execution ----------------------------------------------------------------------------
     def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,
-              on_isolated: Callable[[int, str | None, str], None] | None = None) -> Counter[str]:
+              on_isolated: Callable[[int, str | None, str], None] | None = None,
+              progress: Progress | None = None) -> Counter[str]:
         """Merge staging rows ``lo < _rn <= hi``; isolate rows the database refuses. Returns counts by action.
 
         ``on_isolated(row number, source id, message)`` hears of every row isolated as refused.
+        ``progress`` follows the transactions as they commit, in row order.
         """
         try:
-            return self._run(conn, lo, hi)
+            return self._commit(conn, lo, hi, progress=progress)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as error:
             if hi - lo == 1:
                 message = self._explain(conn, hi, error)
@@ -529,11 +543,21 @@ class Merger:
                     sid = conn.execute(sql.SQL("SELECT {} FROM {} AS s WHERE s._rn = %s").format(
                         self.plan.source_id, self.staging), (hi,)).fetchone()
                     on_isolated(hi, sid[0] if sid else None, message)
-                return self._run(conn, lo, hi, forced_error=message)
+                return self._commit(conn, lo, hi, progress=progress, forced_error=message)
             middle = (lo + hi) // 2
-            counts = self.merge(conn, lo, middle, on_isolated=on_isolated)
-            counts.update(self.merge(conn, middle, hi, on_isolated=on_isolated))
+            counts = self.merge(conn, lo, middle, on_isolated=on_isolated, progress=progress)
+            counts.update(self.merge(conn, middle, hi, on_isolated=on_isolated, progress=progress))
             return counts
+
+    def _commit(self, conn: psycopg.Connection, lo: int, hi: int, *, progress: Progress | None,
+                forced_error: str | None = None) -> Counter[str]:
+        if progress is None:
+            return self._run(conn, lo, hi, forced_error=forced_error)
+        progress.inflight = (lo, hi)
+        counts = self._run(conn, lo, hi, forced_error=forced_error)
+        progress.done, progress.inflight = hi, None
+        progress.counts.update(counts)
+        return counts
 
     def _explain(self, conn: psycopg.Connection, rn: int, error: psycopg.Error) -> str:
         """The database's message for one refused row, naming the field when a value does not cast."""
@@ -627,26 +651,44 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
                        on_isolated: Callable[[int, str | None, str], None] | None = None,
                        on_retry: Callable[[int, BaseException], None] | None = None,
                        retries: int = RETRIES) -> Counter[str]:
-    """:meth:`Merger.merge` with transient failures retried on a fresh session (backoff with jitter).
+    """:meth:`Merger.merge` with transient failures (:func:`~import_pipelines.db.transient.is_transient`)
+    retried on a fresh session, with exponential backoff and jitter (tenacity).
 
-    ``session()`` is the connection to use now; ``reconnect()`` replaces a broken one. Before a
-    retry the batch's audit rows are looked up: a batch whose commit went through before the
-    connection dropped is counted, not merged again.
+    ``session()`` is the connection to use now; ``reconnect()`` replaces a broken one. A retry
+    goes on from what had committed: the range's committed prefix is known as it commits, and
+    the transaction that was committing when the connection dropped is looked up by its audit
+    rows, which commit with it. So a batch is never merged twice: no row is written twice and
+    no audit row is recorded twice. (A transaction without audit rows changed nothing, and
+    merging it again changes nothing either.)
     """
-    for attempt in range(retries + 1):
-        try:
-            return merger.merge(session(), lo, hi, on_isolated=on_isolated)
-        except TRANSIENT as error:
-            if attempt == retries:
-                raise
-            if on_retry:
-                on_retry(attempt + 1, error)
-            time.sleep(min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random()))
-            conn = reconnect() if session().closed or session().broken else session()
-            if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.rollback()
-            done = merger.committed(conn, lo, hi)
-            if done is not None:
-                return done
-    raise AssertionError("unreachable")
+    progress = Progress(done=lo)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient), stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential_jitter(multiplier=RETRY_WAIT_INITIAL_S, max=RETRY_WAIT_MAX_S,
+                                              jitter=RETRY_WAIT_INITIAL_S),
+        before_sleep=(lambda state: on_retry(state.attempt_number, state.outcome.exception())) if on_retry else None,
+        reraise=True)
+    for attempt in retrying:
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
+                _resume(merger, session, reconnect, progress)
+            if progress.done < hi:
+                merger.merge(session(), progress.done, hi, on_isolated=on_isolated, progress=progress)
+    return progress.counts
 
+
+def _resume(merger: Merger, session: Callable[[], psycopg.Connection], reconnect: Callable[[], psycopg.Connection],
+            progress: Progress) -> None:
+    """After a transient failure: a working session, and whether the interrupted commit went through."""
+    conn = session()
+    if conn.closed or conn.broken:
+        conn = reconnect()
+    elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    if progress.inflight is not None:
+        lo, hi = progress.inflight
+        done = merger.committed(conn, lo, hi)
+        if done is not None:
+            progress.done = hi
+            progress.counts.update(done)
+        progress.inflight = None

@@ -1,7 +1,9 @@
 """Faults against real PostgreSQL, each followed by a re-run that must converge.
 
 - the process running an import is SIGKILLed in the middle of its loads;
-- the source session is terminated (``pg_terminate_backend``) in the middle of an extract.
+- the source session is terminated (``pg_terminate_backend``) in the middle of an extract;
+- the target's merging sessions are terminated in the middle of their batches: those batches are
+  retried on new sessions within the same run.
 
 After the re-run, the target must hold what an uninterrupted import of the same source holds:
 every source record exactly once, references pointing at the same records, and an audit that
@@ -15,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -177,3 +180,76 @@ def test_source_session_terminated_mid_extract_then_rerun_converges(fault_source
 
     assert content(target) == reference(new_database, fault_source)
     assert assert_audit_consistent(target, run_id="rerun") == {entity: r.rows for entity, r in results.items()}
+
+
+def test_target_sessions_terminated_mid_load_are_retried_without_duplicates(fault_source: str,
+                                                                            new_database: Callable[[str], str]) -> None:
+    """The merging sessions are terminated while their batches are in flight; each batch is retried
+    on a new session and the import finishes in the same run, as if nothing had happened."""
+    target = new_database("fault_target")
+    migrate(target)
+    template = load_template("freescout")
+    target_db = conninfo_to_dict(target)["dbname"]
+    run_import(template=template, source_url=fault_source, target_url=target, run_id="terminated",
+               batch_rows=BATCH_ROWS, entities=["accounts", "customer_users", "agents"])
+    logs: list[str] = []
+    outcome: dict[str, object] = {}
+
+    def load_tickets() -> None:
+        try:
+            outcome["results"] = run_import(template=template, source_url=fault_source, target_url=target,
+                                            run_id="terminated", batch_rows=BATCH_ROWS,
+                                            entities=["tickets", "time_entries"], log=logs.append)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = error
+
+    # the merges of tickets wait behind this lock while the test terminates them: mid-batch, every time
+    admin = psycopg.connect(target, autocommit=True)
+    blocker = psycopg.connect(target)
+    worker = threading.Thread(target=load_tickets)
+    try:
+        blocker.execute("LOCK TABLE tickets IN SHARE MODE")
+        worker.start()
+
+        def waiting_merges() -> list[int]:
+            return [r[0] for r in admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+                " AND query LIKE 'WITH b AS MATERIALIZED%%'", (target_db,)).fetchall()]
+
+        terminated: list[int] = []
+        for _ in range(2):  # the first attempts, then the retries on their new sessions
+            wait_for(lambda: bool(waiting_merges()) and not set(waiting_merges()) & set(terminated),
+                     what="a tickets batch waiting in its merge")
+            for pid in waiting_merges():
+                assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+                terminated.append(pid)
+        blocker.rollback()  # the lock goes; the third attempts merge
+        worker.join(timeout=WAIT_SECONDS)
+        assert not worker.is_alive(), "the load did not finish"
+    finally:
+        blocker.rollback()
+        blocker.close()
+        if worker.is_alive():
+            worker.join(timeout=WAIT_SECONDS)
+        admin.close()
+    assert "error" not in outcome, outcome.get("error")
+    retries = [m for m in logs if m.startswith("tickets load: transient failure")]
+    assert len(retries) >= 2 and "AdminShutdown" in retries[0] and "retry 1 on a new session" in retries[0], retries
+
+    assert content(target) == reference(new_database, fault_source)  # no duplicate, no row lost
+    results = outcome["results"]
+    # each record of the run has one audit record, and the summary counts each source row once
+    summary = assert_audit_consistent(target, run_id="terminated")
+    assert summary["tickets"] == results["tickets"].rows and summary["time_entries"] == results["time_entries"].rows
+    with connect(target) as conn:
+        audited = dict(conn.execute(
+            "SELECT action, count(*) FROM import_control.import_records WHERE run_id = 'terminated'"
+            " AND entity = 'tickets' GROUP BY action").fetchall())
+        repeated = conn.execute(
+            "SELECT entity, action, count(*) FROM (SELECT entity, min(action) AS action FROM import_control.import_records"
+            " WHERE run_id = 'terminated' AND entity IN ('tickets', 'time_entries')"
+            " GROUP BY entity, source_id HAVING count(*) > 1) AS d GROUP BY 1, 2").fetchall()
+    assert repeated == [], repeated
+    counts = results["tickets"].counts
+    assert audited == {a: n for a, n in counts.items() if n and a != "unchanged"}
+    assert sum(counts.values()) == results["tickets"].rows
