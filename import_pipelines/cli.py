@@ -207,6 +207,31 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Drop staging tables of runs that are over; prune old pending references and dry-run records."""
+    from import_pipelines.control import ensure_control_schema
+    from import_pipelines.control.cleanup import cleanup
+    from import_pipelines.db.connect import connection
+
+    settings.ensure_environment()
+    instance = None
+    if not args.no_instance:
+        import dagster as dg
+
+        os.environ.setdefault("DAGSTER_HOME", str(settings.PROJECT_ROOT))
+        try:
+            instance = dg.DagsterInstance.get()
+        except Exception as error:  # noqa: BLE001 - said, then judged by age
+            print(f"the Dagster instance could not be opened ({type(error).__name__}); staging tables are judged"
+                  f" by age alone (older than {args.older_than_hours:g} hours)", file=sys.stderr)
+    with connection(_env_url(args.target_env), autocommit=True, purpose="target") as conn:
+        ensure_control_schema(conn)
+        outcome = cleanup(conn, instance=instance, older_than_hours=args.older_than_hours,
+                          scratch_days=args.scratch_days, dry_run=args.dry_run)
+    print(outcome.summary(dry_run=args.dry_run))
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     """Show what a template would import (SQL, first staged rows, counts, rejects) without writing."""
     import json
@@ -337,6 +362,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
     p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     p.set_defaults(func=cmd_retention)
+    p = sub.add_parser("cleanup", help=cmd_cleanup.__doc__)
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    p.add_argument("--dry-run", action="store_true", help="say what would be dropped and pruned, change nothing")
+    p.add_argument("--older-than-hours", type=float, default=24.0,
+                   help="staging of a failed, cancelled or unknown run is kept this long (for a re-execution)")
+    p.add_argument("--scratch-days", type=int, default=30, help="pending references and dry-run records kept this long")
+    p.add_argument("--no-instance", action="store_true", help="judge staging tables by age, not by Dagster's runs")
+    p.set_defaults(func=cmd_cleanup)
     p = sub.add_parser("preview", help=cmd_preview.__doc__)
     p.set_defaults(func=cmd_preview)
     p.add_argument("template", help="a shipped template name or a path to a YAML file")

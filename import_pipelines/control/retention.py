@@ -78,12 +78,22 @@ def apply_retention(conn: psycopg.Connection, *, today: dt.date | None = None,
             count = cur.fetchone()[0] if dry_run else cur.rowcount
             if count:
                 outcome.deleted_rows[profile] = count
-        cutoff = today - dt.timedelta(days=SCRATCH_DAYS)
-        for table in ("pending_references", "dry_run_records"):
-            column = "recorded_at" if table == "pending_references" else "created_at"
-            query = sql.SQL("{} FROM {} WHERE {} < %s").format(
-                sql.SQL("SELECT count(*)") if dry_run else sql.SQL("DELETE"), ident("import_control", table),
-                ident(column))
-            cur = conn.execute(query, (cutoff,))
-            outcome.pruned_scratch += cur.fetchone()[0] if dry_run else cur.rowcount
+        outcome.pruned_scratch = sum(prune_scratch(conn, before=today - dt.timedelta(days=SCRATCH_DAYS),
+                                                   dry_run=dry_run).values())
     return outcome
+
+
+# control tables that only grow, and the column that dates their rows
+SCRATCH_TABLES = {"pending_references": "recorded_at", "dry_run_records": "created_at"}
+
+
+def prune_scratch(conn: psycopg.Connection, *, before: dt.date | dt.datetime, dry_run: bool = False) -> dict[str, int]:
+    """Delete scratch rows dated before ``before``: the pending references of run groups that never
+    reached their late seed, the predictions of dry runs. Rows deleted (or, dry, that would be) per table."""
+    pruned = {}
+    for table, column in SCRATCH_TABLES.items():
+        query = sql.SQL("{} FROM {} WHERE {} < %s").format(
+            sql.SQL("SELECT count(*)") if dry_run else sql.SQL("DELETE"), ident("import_control", table), ident(column))
+        cur = conn.execute(query, (before,))
+        pruned[table] = cur.fetchone()[0] if dry_run else cur.rowcount
+    return pruned

@@ -228,14 +228,21 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
             # (a few changed records against a large table leave its statistics as they were)
             tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
                 ident(plan.table.schema, plan.table.name))))] if analyze and not merger.probe_joins else []
-            for merged in merges:
-                result = merged.result()
-                if result is None:
-                    continue
-                counts.update(result[1])
-                done += result[0]
-                log(f"{name} load: {percent(done, rows)} — "
-                    + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+            try:
+                for merged in merges:
+                    result = merged.result()
+                    if result is None:
+                        continue
+                    counts.update(result[1])
+                    done += result[0]
+                    log(f"{name} load: {percent(done, rows)} — "
+                        + ", ".join(f"{a} {counts[a]:,}" for a in ACTIONS if counts[a]))
+            except BaseException:
+                # a failed batch or an interrupted step (a cancelled run): no queued batch starts; the
+                # ones merging finish, each committing whole with its audit rows, or not at all
+                for task in merges + tail:
+                    task.cancel()
+                raise
             if not over_budget.is_set():
                 if epilogue is not None:
                     tail.append(executor.submit(on_session, epilogue))

@@ -82,20 +82,20 @@ def drop_staging(conn: psycopg.Connection, table: str) -> None:
     conn.execute("DELETE FROM import_control.staging_tables WHERE name = %s", (table,))
 
 
-def sweep_staging(conn: psycopg.Connection, *, finished: Callable[[str], bool], keep_run: str | None = None,
-                  older_than_hours: float | None = None) -> list[str]:
-    """Drop the staging tables of runs that are over (``finished(run_id)``) or older than a bound.
+def sweep_staging(conn: psycopg.Connection, *, dead: Callable[[str, str | None, float], bool],
+                  dry_run: bool = False) -> list[str]:
+    """Drop the registered staging tables whose run is over: ``dead(run_id, run_group, age_hours)``.
 
-    ``keep_run``'s tables are never dropped (the caller's own run). Returns the dropped names.
+    ``run_group`` is the run the table's run re-executes (None for a run never registered in
+    ``import_control.runs``). With ``dry_run`` nothing is dropped. Returns the (would-be) dropped names.
     """
-    rows = conn.execute("SELECT name, run_id, created_at < now() - make_interval(secs => %s)"
-                        " FROM import_control.staging_tables", ((older_than_hours or 1e9) * 3600,)).fetchall()
-    dropped = []
-    for name, run_id, old in rows:
-        if run_id == keep_run or not (old or finished(run_id)):
-            continue
-        drop_staging(conn, name)
-        dropped.append(name)
+    rows = conn.execute("SELECT s.name, s.run_id, r.run_group, extract(epoch FROM now() - s.created_at) / 3600"
+                        " FROM import_control.staging_tables AS s LEFT JOIN import_control.runs AS r USING (run_id)"
+                        " ORDER BY s.created_at, s.name").fetchall()
+    dropped = [name for name, run_id, group, age in rows if dead(run_id, group, float(age))]
+    if not dry_run:
+        for name in dropped:
+            drop_staging(conn, name)
     if not conn.autocommit:
         conn.commit()
     return dropped

@@ -1,15 +1,34 @@
-"""``control_retention``: drop expired audit partitions, delete rows past a profile's retention.
+"""``control_retention``: drop expired audit partitions, delete rows past a profile's retention;
+``control_cleanup``: drop the staging tables of runs that are over, prune old scratch rows.
 
-Run config names the environment variable holding the target URL, never the URL. A daily
-schedule (stopped until switched on in the UI, like the import schedules) runs it at 03:15.
+Run config names the environment variable holding the target URL, never the URL. Daily
+schedules (stopped until switched on in the UI, like the import schedules) run them at 03:15
+and 03:45.
 """
 
 # no ``from __future__ import annotations``: Dagster reads the config annotations of the ops at runtime
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
+import psycopg
 
 from import_pipelines.settings import TARGET_URL_ENV
+
+
+@contextmanager
+def control_target(url_env: str, *, job: str) -> Iterator[psycopg.Connection]:
+    """An autocommit session on the target named by the variable ``url_env``, its control schema current."""
+    from import_pipelines.control import ensure_control_schema
+    from import_pipelines.db.connect import connection
+
+    url = os.environ.get(url_env)
+    if not url:
+        raise dg.Failure(description=f"environment variable {url_env} is not set")
+    with connection(url, autocommit=True, purpose=f"target of the {job} job") as conn:
+        ensure_control_schema(conn)
+        yield conn
 
 
 class RetentionConfig(dg.Config):
@@ -23,15 +42,9 @@ class RetentionConfig(dg.Config):
                    " prune old scratch rows.", tags={"kind": "postgres"})
 def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig) -> dg.Output:
     """Apply the profiles' retention to the target named by ``config.target_url_env``."""
-    from import_pipelines.control import ensure_control_schema
     from import_pipelines.control.retention import apply_retention
-    from import_pipelines.db.connect import connection
 
-    url = os.environ.get(config.target_url_env)
-    if not url:
-        raise dg.Failure(description=f"environment variable {config.target_url_env} is not set")
-    with connection(url, autocommit=True, purpose="target of the retention job") as conn:
-        ensure_control_schema(conn)
+    with control_target(config.target_url_env, job="retention") as conn:
         outcome = apply_retention(conn, dry_run=config.dry_run)
     verb = "would drop" if config.dry_run else "dropped"
     context.log.info(f"{verb} {len(outcome.dropped_partitions)} audit partitions"
@@ -49,6 +62,38 @@ def control_retention():
     apply_retention_op()
 
 
-defs = dg.Definitions(jobs=[control_retention], schedules=[dg.ScheduleDefinition(
-    name="control_retention_daily", job=control_retention, cron_schedule="15 3 * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED)])
+class CleanupConfig(dg.Config):
+    """Which target to clean, how long the staging of failed runs is kept, and whether only to report."""
+
+    target_url_env: str = TARGET_URL_ENV
+    older_than_hours: float = 24.0
+    scratch_days: int = 30
+    dry_run: bool = False
+
+
+@dg.op(description="Drop the staging tables of runs that are over (by this instance's run statuses) and prune"
+                   " pending references and dry-run records older than scratch_days.", tags={"kind": "postgres"})
+def cleanup_op(context: dg.OpExecutionContext, config: CleanupConfig) -> dg.Output:
+    """Clean the control schema of the target named by ``config.target_url_env``."""
+    from import_pipelines.control.cleanup import cleanup
+
+    with control_target(config.target_url_env, job="clean-up") as conn:
+        outcome = cleanup(conn, instance=context.instance, older_than_hours=config.older_than_hours,
+                          scratch_days=config.scratch_days, dry_run=config.dry_run)
+    context.log.info(outcome.summary(dry_run=config.dry_run))
+    return dg.Output(len(outcome.swept), metadata={
+        "staging_tables": dg.MetadataValue.json(outcome.swept), "dry_run": config.dry_run,
+        **{f"pruned_{table}": count for table, count in outcome.pruned.items()}})
+
+
+@dg.job(description="Drop staging tables that runs which are over left behind; prune old scratch rows.")
+def control_cleanup():
+    """Job around :func:`cleanup_op`."""
+    cleanup_op()
+
+
+defs = dg.Definitions(jobs=[control_retention, control_cleanup], schedules=[
+    dg.ScheduleDefinition(name="control_retention_daily", job=control_retention, cron_schedule="15 3 * * *",
+                          default_status=dg.DefaultScheduleStatus.STOPPED),
+    dg.ScheduleDefinition(name="control_cleanup_daily", job=control_cleanup, cron_schedule="45 3 * * *",
+                          default_status=dg.DefaultScheduleStatus.STOPPED)])
