@@ -23,7 +23,13 @@ from import_pipelines.engine.audit import RunRef, record_summary, register_run, 
 from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
-from import_pipelines.engine.load import is_small_change, load_staged, percent, record_duplicate_states
+from import_pipelines.engine.load import (
+    is_small_change,
+    load_staged,
+    percent,
+    record_duplicate_states,
+    set_aside_merged,
+)
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
 from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
@@ -471,7 +477,15 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
         system = run.template.natural_key.system_column
         placeholders = create_placeholders(conn, describe_schema(conn, plan.table.schema), tables,
                                            marker_column=lambda table: system).rows
-    last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
+    unread = Counter(staged.unread)
+    if not run.dry_run:
+        # a retried step, or a re-execution from failure on this staging: what committed stays as it is
+        earlier = set_aside_merged(conn, staging=staged.staging, run=ref, stream_id=streams[run.entity_name])
+        if earlier:
+            log(f"{run.entity_name} load: {sum(earlier.values()):,} records were merged by an earlier attempt ("
+                + ", ".join(f"{a} {n:,}" for a, n in sorted(earlier.items())) + "); the rest are merged now")
+            unread.update(earlier)
+    last = conn.execute(sql.SQL("SELECT greatest(max(_rn), 0) FROM {}").format(
         ident(CONTROL_SCHEMA, staged.staging))).fetchone()[0]
 
     def epilogue(session: psycopg.Connection) -> None:
@@ -488,7 +502,7 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
                                staging=staged.staging, run=ref, streams=streams, rows=last,
                                batch_rows=run.rows_per_batch, workers=run.workers, log=log, dry_run=run.dry_run,
                                placeholders=placeholders, epilogue=None if run.dry_run else epilogue,
-                               unread=staged.unread,
+                               unread=unread,
                                error_budget=ErrorBudget(run.template.error_rate_budget(run.entity_name),
                                                         floor=run.template.error_budget_floor))
     return counts

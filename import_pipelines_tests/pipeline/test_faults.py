@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -288,3 +289,47 @@ def test_an_interrupted_load_leaves_whole_batches_and_starts_no_more(fault_sourc
                          batch_rows=BATCH_ROWS)
     assert content(target) == reference(new_database, fault_source)
     assert assert_audit_consistent(target, run_id="rerun") == {entity: r.rows for entity, r in results.items()}
+
+
+@pytest.mark.parametrize("second_run", ["first", "second"], ids=["step retry", "re-execution"])
+def test_a_load_run_again_goes_on_from_its_committed_batches(fault_source: str, new_database: Callable[[str], str],
+                                                             second_run: str) -> None:
+    """The tickets load is interrupted after its first batches, then run again on the same staging:
+    as Dagster's retry of the step (same run) or a re-execution from failure (a new run of the
+    group). Nothing committed is merged again: no record is audited twice, and the two attempts
+    together count each staged record once."""
+    target = new_database("fault_target")
+    migrate(target)
+    template = load_template("freescout")
+    run_import(template=template, source_url=fault_source, target_url=target, run_id="first",
+               batch_rows=BATCH_ROWS, entities=["accounts", "customer_users", "agents"])
+
+    def interrupt(message: str) -> None:
+        if message.startswith("tickets load: ") and "%" in message:
+            raise KeyboardInterrupt
+
+    first = EntityRun(profile="demo", template=template, entity_name="tickets", run_id="first", source_url=fault_source,
+                      target_url=target, batch_rows=BATCH_ROWS)
+    quiet = lambda message: None  # noqa: E731
+    staged = dedupe(first, map_and_validate(first, extract(first, log=quiet), log=quiet), log=quiet)
+    with pytest.raises(KeyboardInterrupt):
+        load(first, staged, log=interrupt)
+    logs: list[str] = []
+    again = replace(first, run_id=second_run, run_group="first")
+    result = load(again, staged, log=logs.append)
+    run_import(template=template, source_url=fault_source, target_url=target, run_id="first",
+               batch_rows=BATCH_ROWS, entities=["time_entries"])
+
+    assert content(target) == reference(new_database, fault_source)
+    with connect(target) as conn:
+        audited = dict(conn.execute(
+            "SELECT action, count(*) FROM import_control.import_records WHERE run_id IN ('first', 'second')"
+            " AND entity = 'tickets' GROUP BY action").fetchall())
+        twice = conn.execute(
+            "SELECT count(*) FROM (SELECT source_id FROM import_control.import_records WHERE entity = 'tickets'"
+            " GROUP BY source_id HAVING count(*) > 1) AS d").fetchone()[0]
+    assert twice == 0 and audited.get("failed", 0) > 0
+    # the second attempt's counts include what the first committed: as one uninterrupted load
+    assert {a: n for a, n in result.counts.items() if n and a != "unchanged"} == audited
+    assert sum(result.counts.values()) == result.rows == staged.rows
+    assert any("records were merged by an earlier attempt" in m for m in logs), logs
