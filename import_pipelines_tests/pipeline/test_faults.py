@@ -108,6 +108,21 @@ def wait_for(predicate: Callable[[], bool], *, what: str) -> None:
         time.sleep(0.02)
 
 
+def target_before_tickets(new_database: Callable[[str], str], source: str, *, run_id: str) -> str:
+    """A fresh target with every entity the tickets reference loaded by run ``run_id``."""
+    target = new_database("fault_target")
+    migrate(target)
+    run_import(template=load_template("freescout"), source_url=source, target_url=target, run_id=run_id,
+               batch_rows=BATCH_ROWS, entities=["accounts", "customer_users", "agents"])
+    return target
+
+
+def interrupt_tickets_load(message: str) -> None:
+    """A step log that interrupts the tickets load after its first batch, as a cancelled run's step is."""
+    if message.startswith("tickets load: ") and "%" in message:
+        raise KeyboardInterrupt
+
+
 @pytest.fixture
 def fault_source(new_database: Callable[[str], str]) -> str:
     source = new_database("fault_source")
@@ -187,12 +202,9 @@ def test_target_sessions_terminated_mid_load_are_retried_without_duplicates(faul
                                                                             new_database: Callable[[str], str]) -> None:
     """The merging sessions are terminated while their batches are in flight; each batch is retried
     on a new session and the import finishes in the same run, as if nothing had happened."""
-    target = new_database("fault_target")
-    migrate(target)
+    target = target_before_tickets(new_database, fault_source, run_id="terminated")
     template = load_template("freescout")
     target_db = conninfo_to_dict(target)["dbname"]
-    run_import(template=template, source_url=fault_source, target_url=target, run_id="terminated",
-               batch_rows=BATCH_ROWS, entities=["accounts", "customer_users", "agents"])
     logs: list[str] = []
     outcome: dict[str, object] = {}
 
@@ -260,19 +272,11 @@ def test_an_interrupted_load_leaves_whole_batches_and_starts_no_more(fault_sourc
                                                                      new_database: Callable[[str], str]) -> None:
     """Cancelling a run interrupts its step (Dagster raises in the step's thread): the batches being
     merged commit whole with their audit rows, the queued ones never start, a re-run converges."""
-    target = new_database("fault_target")
-    migrate(target)
+    target = target_before_tickets(new_database, fault_source, run_id="cancelled")
     template = load_template("freescout")
-    run_import(template=template, source_url=fault_source, target_url=target, run_id="cancelled",
-               batch_rows=BATCH_ROWS, entities=["accounts", "customer_users", "agents"])
-
-    def cancel(message: str) -> None:
-        if message.startswith("tickets load: ") and "%" in message:
-            raise KeyboardInterrupt  # what a cancelled run's step sees
-
     with pytest.raises(KeyboardInterrupt):
         run_import(template=template, source_url=fault_source, target_url=target, run_id="cancelled",
-                   batch_rows=BATCH_ROWS, entities=["tickets"], log=cancel)
+                   batch_rows=BATCH_ROWS, entities=["tickets"], log=interrupt_tickets_load)
     with connect(target) as conn:
         rows = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
         audited = dict(conn.execute("SELECT action, count(*) FROM import_control.import_records"
@@ -298,22 +302,14 @@ def test_a_load_run_again_goes_on_from_its_committed_batches(fault_source: str, 
     as Dagster's retry of the step (same run) or a re-execution from failure (a new run of the
     group). Nothing committed is merged again: no record is audited twice, and the two attempts
     together count each staged record once."""
-    target = new_database("fault_target")
-    migrate(target)
+    target = target_before_tickets(new_database, fault_source, run_id="first")
     template = load_template("freescout")
-    run_import(template=template, source_url=fault_source, target_url=target, run_id="first",
-               batch_rows=BATCH_ROWS, entities=["accounts", "customer_users", "agents"])
-
-    def interrupt(message: str) -> None:
-        if message.startswith("tickets load: ") and "%" in message:
-            raise KeyboardInterrupt
-
     first = EntityRun(profile="demo", template=template, entity_name="tickets", run_id="first", source_url=fault_source,
                       target_url=target, batch_rows=BATCH_ROWS)
     quiet = lambda message: None  # noqa: E731
     staged = dedupe(first, map_and_validate(first, extract(first, log=quiet), log=quiet), log=quiet)
     with pytest.raises(KeyboardInterrupt):
-        load(first, staged, log=interrupt)
+        load(first, staged, log=interrupt_tickets_load)
     logs: list[str] = []
     again = replace(first, run_id=second_run, run_group="first")
     result = load(again, staged, log=logs.append)
