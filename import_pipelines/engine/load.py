@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 
 import psycopg
 from psycopg import sql
@@ -155,7 +156,9 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     started = time.perf_counter()
     counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
                                    workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
-                                   on_isolated=on_isolated, error_budget=None if dry_run else error_budget)
+                                   on_isolated=on_isolated,
+                                   error_budget=None if dry_run or error_budget is None
+                                   else replace(error_budget, decided={**error_budget.decided, **(unread or {})}))
     counts.update(unread or {})
     if not dry_run:
         record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
