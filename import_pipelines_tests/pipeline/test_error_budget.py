@@ -97,3 +97,14 @@ def test_the_budget_is_validated_with_the_template() -> None:
     data["entities"]["items"]["max_error_rate"] = 1.5
     with pytest.raises(Exception, match=r"entities\.items\.max_error_rate"):
         parse_template(data)
+
+
+def test_a_sync_judges_its_failures_against_every_record_it_processed(source_url: str, target_url: str) -> None:
+    # 5% of the records fail; a sync reads only those again (they have no state) besides the changed
+    # ones, and counts the rest unchanged without reading them: 50 failures of 1,000, not of 50
+    make_databases(source_url, target_url, rows=1000, bad_qty="g % 20 = 0")
+    template = parse_template(TEMPLATE)
+    first = run_import(template=template, source_url=source_url, target_url=target_url)
+    second = run_import(template=template, source_url=source_url, target_url=target_url)
+    assert first["items"].counts["failed"] == second["items"].counts["failed"] == 50
+    assert second["items"].counts["unchanged"] == 950
