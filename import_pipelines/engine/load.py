@@ -86,9 +86,10 @@ def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int
 class SessionPool:
     """Target sessions shared by the merging threads; a broken one is replaced on demand."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], *, size: int):
+    def __init__(self, connect: Callable[[], psycopg.Connection], *, first: psycopg.Connection | None, size: int):
         self._connect = connect
-        self.sessions = [self._open() for _ in range(size)]
+        self._own = first is None  # whether every session is the pool's (else the first is the caller's)
+        self.sessions = ([] if first is None else [first]) + [self._open() for _ in range(size - (first is not None))]
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(size):
             self._idle.put(index)
@@ -121,8 +122,8 @@ class SessionPool:
             self._idle.put(index)
 
     def close(self) -> None:
-        """Close every session."""
-        for conn in self.sessions:
+        """Close the pool's own sessions (never the caller's)."""
+        for conn in self.sessions[0 if self._own else 1:]:
             conn.close()
 
 
@@ -131,12 +132,15 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                 log: Log, dry_run: bool = False, placeholders: dict | None = None,
                 epilogue: Callable[[psycopg.Connection], None] | None = None,
                 on_isolated: Callable[[int, str | None, str], None] | None = None,
-                unread: dict[str, int] | None = None,
-                error_budget: ErrorBudget | None = None) -> tuple[Merger, Counter[str], int]:
+                unread: dict[str, int] | None = None, error_budget: ErrorBudget | None = None,
+                merge_on_caller: bool = True) -> tuple[Merger, Counter[str], int]:
     """Merge a whole staged stream and record the run's summary of it; returns the merger, counts and batches.
 
     ``error_budget`` stops the load (:class:`~import_pipelines.engine.budget.ErrorBudgetExceeded`)
     once too many of the records merged so far failed; a dry run is never stopped.
+    ``merge_on_caller`` makes ``conn`` the first merging session (what it holds uncommitted is
+    what the merge must see); otherwise every merging session is the load's own, and ``conn``,
+    which may hold a lock, is never one a dropped connection takes away.
 
     ``unread`` counts records decided before staging, by action (a sync's key pass found them
     unchanged, or unchanged duplicates skipped again): the summary includes them.
@@ -156,7 +160,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     started = time.perf_counter()
     counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
                                    workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
-                                   on_isolated=on_isolated,
+                                   on_isolated=on_isolated, merge_on_caller=merge_on_caller,
                                    error_budget=None if dry_run or error_budget is None
                                    else replace(error_budget, decided={**error_budget.decided, **(unread or {})}))
     counts.update(unread or {})
@@ -170,10 +174,11 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
                  batch_rows: int, workers: int, log: Log, epilogue: Callable[[psycopg.Connection], None] | None = None,
                  analyze: bool = True,
                  on_isolated: Callable[[int, str | None, str], None] | None = None,
-                 error_budget: ErrorBudget | None = None) -> tuple[Counter[str], int]:
+                 error_budget: ErrorBudget | None = None, merge_on_caller: bool = True) -> tuple[Counter[str], int]:
     """Merge staging rows ``1..rows`` with ``merger`` on up to ``workers`` sessions; counts by action.
 
-    ``conn`` is the caller's session; the merging sessions come from ``connect``. When
+    ``conn`` is the caller's session, the first merging one with ``merge_on_caller``; the others
+    come from ``connect``. When
     the batches are handed out, the first session out of work analyses the target table (the
     next entities join against it) and then runs ``epilogue``. ``error_budget`` is judged after
     every batch: once it is exceeded, no queued batch starts, the ones running finish (each
@@ -189,9 +194,7 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
         size = -(-rows // workers)
         ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
     merger.probe_joins = small
-    # the caller's session is not among them: it holds the load's lock and writes the summary, and
-    # a merging session may be lost and replaced (a dropped connection retries the batch)
-    pool = SessionPool(connect, size=max(1, min(workers, len(ranges))))
+    pool = SessionPool(connect, first=conn if merge_on_caller else None, size=max(1, min(workers, len(ranges))))
     name = plan.entity
     def refused(rn: int, sid: str | None, message: str) -> None:
         log(f"{name} load: record {sid} (staging row {rn}) refused: {message}")

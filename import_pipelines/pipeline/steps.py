@@ -498,11 +498,13 @@ def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: S
             record_duplicate_states(session, staging=staged.staging, stream_id=streams[run.entity_name],
                                     run_seq=ref.run_seq, source_id=merge.source_id)
 
+    # the merging sessions are the load's own: this one holds the load's lock and writes the summary,
+    # and a merging session may be lost and replaced (a dropped connection retries its batch)
     _, counts, _ = load_staged(merge, conn=conn, connect=lambda: connect(run.target_url, autocommit=True),
                                staging=staged.staging, run=ref, streams=streams, rows=last,
                                batch_rows=run.rows_per_batch, workers=run.workers, log=log, dry_run=run.dry_run,
                                placeholders=placeholders, epilogue=None if run.dry_run else epilogue,
-                               unread=unread,
+                               unread=unread, merge_on_caller=False,
                                error_budget=ErrorBudget(run.template.error_rate_budget(run.entity_name),
                                                         floor=run.template.error_budget_floor))
     return counts

@@ -231,9 +231,14 @@ def test_target_sessions_terminated_mid_load_are_retried_without_duplicates(faul
 
         terminated: list[int] = []
         for _ in range(2):  # the first attempts, then the retries on their new sessions
-            wait_for(lambda: bool(waiting_merges()) and not set(waiting_merges()) & set(terminated),
-                     what="a tickets batch waiting in its merge")
-            for pid in waiting_merges():
+            waiting: list[int] = []
+
+            def new_waiting_merges() -> bool:
+                waiting[:] = [pid for pid in waiting_merges() if pid not in terminated]
+                return bool(waiting)
+
+            wait_for(new_waiting_merges, what="a tickets batch waiting in its merge")
+            for pid in waiting:
                 assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
                 terminated.append(pid)
         blocker.rollback()  # the lock goes; the third attempts merge
