@@ -1,0 +1,63 @@
+"""Commands that act on what runs did: ``export-data``, ``rollback``, ``retry-failed``.
+
+Called from :func:`import_pipelines.cli.main`, which hands over how a database URL is read from
+an environment variable (the project's variables fall back to the embedded server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from import_pipelines import settings
+
+COMMANDS = {"export-data": "export an entity's target rows or a run's records or errors (CSV, Excel, JSON)"}
+
+EnvUrl = Callable[[str], str]
+
+
+def cmd_export_data(args: argparse.Namespace, env_url: EnvUrl) -> int:
+    """Export an entity's target rows, or a run's import records or errors, to CSV, Excel or JSON."""
+    from import_pipelines.control.export import ExportError, default_name, export
+    from import_pipelines.db.connect import connection
+
+    what = "rows" if args.entity and not args.run else ("errors" if args.errors else "records")
+    if what == "rows" and not args.profile:
+        print("export-data: target rows need --profile and --entity (or give --run RUN_ID)", file=sys.stderr)
+        return 2
+    path = args.output or default_name(what=what, fmt=args.format, profile=args.profile, entity=args.entity,
+                                       run_id=args.run)
+    with connection(env_url(args.target_env), read_only=True, purpose="target") as conn:
+        try:
+            result = export(conn, what=what, fmt=args.format, path=path, profile=args.profile, entity=args.entity,
+                            run_id=args.run)
+        except ExportError as error:
+            print(f"export-data: {error}", file=sys.stderr)
+            return 1
+    print(f"{result.rows:,} rows, {len(result.columns)} columns -> {result.path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of the commands in :data:`COMMANDS`."""
+    from import_pipelines.control.export import FORMATS
+
+    root = argparse.ArgumentParser(prog="python -m import_pipelines")
+    sub = root.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("export-data", help=cmd_export_data.__doc__, description=cmd_export_data.__doc__)
+    p.set_defaults(func=cmd_export_data)
+    p.add_argument("--profile", help="with --entity: export that entity's target table")
+    p.add_argument("--entity", help="the entity (with --run: only its records)")
+    p.add_argument("--run", help="a run id: export its import records (or, with --errors, its errors)")
+    p.add_argument("--errors", action="store_true", help="with --run: only the failed records and errors found after load")
+    p.add_argument("--format", choices=FORMATS, default="csv")
+    p.add_argument("-o", "--output", help="the file to write (default: named after what is exported)")
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    return root
+
+
+def main(argv: list[str], *, env_url: EnvUrl) -> int:
+    """Run one of :data:`COMMANDS` (``argv[0]``)."""
+    args = parser().parse_args(argv)
+    return args.func(args, env_url)
