@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from import_pipelines import settings
 
-COMMANDS = {"export-data": "export an entity's target rows or a run's records or errors (CSV, Excel, JSON)"}
+COMMANDS = {"export-data": "export an entity's target rows or a run's records or errors (CSV, Excel, JSON)",
+            "rollback": "undo a run: delete what it created, restore what it changed"}
 
 EnvUrl = Callable[[str], str]
 
@@ -39,6 +40,42 @@ def cmd_export_data(args: argparse.Namespace, env_url: EnvUrl) -> int:
     return 0
 
 
+def template_order(name: str | None) -> list[str] | None:
+    """The entities of template ``name`` (shipped name or path) in dependency order; ``None`` without one."""
+    if not name:
+        return None
+    from import_pipelines.templates.graph import dependency_order
+    from import_pipelines.templates.loader import load_template
+
+    return dependency_order(load_template(name))
+
+
+def cmd_rollback(args: argparse.Namespace, env_url: EnvUrl) -> int:
+    """Undo a run: delete the rows it created, restore the before-images of those it changed."""
+    from import_pipelines.control.rollback import RollbackError, RollbackRefused, rollback_run
+    from import_pipelines.db.connect import connection
+    from import_pipelines.templates.loader import TemplateError
+
+    try:
+        order = template_order(args.template)
+    except TemplateError as error:
+        print(error, file=sys.stderr)
+        return 2
+    with connection(env_url(args.target_env), autocommit=True, purpose="target") as conn:
+        try:
+            outcome = rollback_run(conn, args.run_id, dry_run=args.dry_run, force=args.force, order=order)
+        except RollbackRefused as refused:
+            print(f"rollback: {refused}", file=sys.stderr)
+            return 1
+        except RollbackError as error:
+            print(f"rollback: {error}", file=sys.stderr)
+            return 1
+    print(outcome.render_text())
+    if outcome.rollback_run_id:
+        print(f"recorded as run {outcome.rollback_run_id}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of the commands in :data:`COMMANDS`."""
     from import_pipelines.control.export import FORMATS
@@ -53,6 +90,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--errors", action="store_true", help="with --run: only the failed records and errors found after load")
     p.add_argument("--format", choices=FORMATS, default="csv")
     p.add_argument("-o", "--output", help="the file to write (default: named after what is exported)")
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    p = sub.add_parser("rollback", help=cmd_rollback.__doc__, description=cmd_rollback.__doc__)
+    p.set_defaults(func=cmd_rollback)
+    p.add_argument("run_id", metavar="RUN_ID", help="the Dagster run id of the import to undo")
+    p.add_argument("--dry-run", action="store_true", help="show what would be done (counts and rows), write nothing")
+    p.add_argument("--force", action="store_true", help="undo rows later runs changed too (their changes are lost)")
+    p.add_argument("--template", help="the profile's template (name or path): undo in its reverse dependency order"
+                                      " (default: the order of the target's foreign keys)")
     p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
     return root
 

@@ -1,4 +1,4 @@
-"""Jobs that act on what runs did: ``export_data`` (and, below, the rollback and the retry of failed records).
+"""Jobs that act on what runs did: ``export_data``, ``rollback_import_run``.
 
 Run config names the environment variable holding the target URL, never the URL.
 """
@@ -60,4 +60,43 @@ def export_data():
     export_data_op()
 
 
-defs = dg.Definitions(jobs=[export_data])
+class RollbackConfig(dg.Config):
+    """The run to undo; a dry run only reports, force undoes rows later runs changed too."""
+
+    run_id: str
+    dry_run: bool = False
+    force: bool = False
+    template: str | None = None  # the profile's template: its reverse dependency order (default: foreign keys)
+    target_url_env: str = TARGET_URL_ENV
+
+
+@dg.op(description="Delete what a run created and restore the before-images of what it changed, in reverse"
+                   " dependency order, one transaction per entity.", tags={"kind": "postgres"})
+def rollback_run_op(context: dg.OpExecutionContext, config: RollbackConfig) -> dg.Output:
+    """Roll back ``config.run_id``; refused (a failure listing the rows) where later runs changed the same rows."""
+    from import_pipelines.control.cli import template_order
+    from import_pipelines.control.rollback import RollbackError, rollback_run
+    from import_pipelines.db.connect import connection
+
+    with connection(target_url(config.target_url_env), autocommit=True, purpose="target of the rollback") as conn:
+        try:
+            outcome = rollback_run(conn, config.run_id, dry_run=config.dry_run, force=config.force,
+                                   order=template_order(config.template), rollback_run_id=context.run_id,
+                                   log=context.log.info)
+        except RollbackError as error:
+            raise dg.Failure(description=str(error)) from None
+    context.log.info(outcome.render_text())
+    return dg.Output(outcome.total("deleted") + outcome.total("restored") + outcome.total("reinserted"), metadata={
+        "deleted": outcome.total("deleted"), "restored": outcome.total("restored"),
+        "reinserted": outcome.total("reinserted"), "missing": outcome.total("missing"),
+        "conflicts": len(outcome.conflicts), "dry_run": config.dry_run, "report": dg.MetadataValue.md(
+            "```\n" + outcome.render_text() + "\n```")})
+
+
+@dg.job(description="Undo an import run: delete what it created, restore what it changed (dry run and force in config).")
+def rollback_import_run():
+    """Job around :func:`rollback_run_op`."""
+    rollback_run_op()
+
+
+defs = dg.Definitions(jobs=[export_data, rollback_import_run])

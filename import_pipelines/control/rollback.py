@@ -1,0 +1,378 @@
+"""Rollback of a run: delete what it created, restore what it changed, from its audit.
+
+The audit of a run holds, per target row it touched (``audit_records``):
+
+- ``created``: the new row's key — the rollback deletes the row;
+- ``updated`` (a changed record, or a record merged as a duplicate into an existing row) and
+  ``deactivated`` (its source record disappeared): the row's before-image — the rollback writes
+  it back, every column but the key and computed ones;
+- ``deleted`` (its source record disappeared): the row's image — the rollback inserts it again.
+
+Entities are undone in reverse dependency order (a row is deleted after the rows that point at
+it): the template's order (:func:`import_pipelines.templates.graph.dependency_order`) when the
+template is given, else the order of the target's foreign keys between the run's tables. Each
+entity is one transaction; rows put back (``deleted``) follow in dependency order afterwards.
+
+A row a later run changed too (a later ``created``, ``updated``, ``deactivated`` or ``deleted``
+audit row with the same key in the same table, of a run not rolled back itself) is a conflict: the rollback refuses
+and lists them, unless forced (then the run's before-image wins over the later change). Changes
+made to the target outside the imports leave no audit and cannot be seen.
+
+The rollback is a run of its own (``runs``): it writes one ``rolled_back`` audit row per row it
+deleted, restored or put back, with the row's image before the rollback, and marks the undone
+run's audit rows ``rolled_back_by`` its ``run_seq`` (a second rollback of the same run is
+refused). The state of the undone records (``record_state``: the last hash and the row it became)
+is removed, with their pending references, so the next import creates or updates them again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from import_pipelines.control import CONTROL_SCHEMA, ensure_control_schema
+from import_pipelines.db.introspect import describe_schema
+from import_pipelines.db.sql import ident
+from import_pipelines.engine.audit import register_run
+from import_pipelines.engine.merge import id_text
+from import_pipelines.engine.target import TargetTable, target_table
+
+CONTROL = ident(CONTROL_SCHEMA)
+UNDONE_ACTIONS = ("created", "updated", "deactivated", "deleted")
+# what a later run did to a row that makes undoing this run's change to it a conflict
+CHANGING_ACTIONS = ("created", "updated", "deactivated", "deleted")
+LISTED_CONFLICTS = 20
+
+Log = Callable[[str], None]
+
+
+class RollbackError(RuntimeError):
+    """A rollback that cannot be done; the message says why (and nothing was written)."""
+
+
+class RollbackRefused(RollbackError):
+    """Later runs changed rows this run changed; ``conflicts`` lists them."""
+
+    def __init__(self, message: str, conflicts: list[Conflict]):
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A row the rolled-back run changed that a later run changed again."""
+
+    table: str
+    target_id: str
+    later_run: str
+    action: str
+
+
+@dataclass
+class EntityUndo:
+    """What the rollback does (or, in a dry run, would do) to one entity's target table."""
+
+    entity: str
+    table: str
+    deleted: int = 0     # rows the run created, deleted
+    restored: int = 0    # rows the run updated or deactivated, set back to their before-image
+    reinserted: int = 0  # rows the run deleted, inserted again
+    missing: int = 0     # rows the run created or updated that are no longer there
+    samples: dict[str, list[str]] = field(default_factory=dict)  # action -> a few target ids
+
+
+@dataclass
+class RollbackOutcome:
+    """The rollback of ``run_id``: per entity in the order undone, the conflicts, the rollback's own run."""
+
+    run_id: str
+    profile: str
+    dry_run: bool
+    entities: list[EntityUndo]
+    conflicts: list[Conflict]
+    rollback_run_id: str | None = None
+
+    def total(self, what: str) -> int:
+        """The sum of one count (``deleted``, ``restored``, ``reinserted``, ``missing``) over the entities."""
+        return sum(getattr(e, what) for e in self.entities)
+
+    def render_text(self) -> str:
+        """Lines for a person: per entity what is (or would be) done, and the conflicts."""
+        verb = "would " if self.dry_run else ""
+        lines = [f"rollback of run {self.run_id} (profile {self.profile})" + (" - dry run, nothing written"
+                                                                             if self.dry_run else "")]
+        for e in self.entities:
+            lines.append(f"  {e.entity} ({e.table}): {verb}delete {e.deleted:,} created, {verb}restore {e.restored:,}"
+                         f" updated, {verb}re-insert {e.reinserted:,} deleted"
+                         + (f"; {e.missing:,} rows no longer there" if e.missing else ""))
+            for action, ids in e.samples.items():
+                lines.append(f"    {action}: {', '.join(ids)}" + (" ..." if len(ids) == SAMPLES else ""))
+        if self.conflicts:
+            lines.append(f"  rows changed again by later runs ({len(self.conflicts):,}):")
+            lines += [f"    {c.table} {c.target_id}: {c.action} by run {c.later_run}"
+                      for c in self.conflicts[:LISTED_CONFLICTS]]
+        return "\n".join(lines)
+
+
+SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class _Stream:
+    stream_id: int
+    entity: str
+    table: TargetTable
+
+
+def _run(conn: psycopg.Connection, run_id: str) -> tuple[int, object, str, str]:
+    row = conn.execute("SELECT run_seq, run_day, profile, run_group FROM import_control.runs WHERE run_id = %s",
+                       (run_id,)).fetchone()
+    if row is None:
+        raise RollbackError(f"no import run {run_id!r} is recorded in import_control.runs")
+    return row
+
+
+def _streams(conn: psycopg.Connection, run_seq: int, run_day: object) -> list[_Stream]:
+    rows = conn.execute(
+        "SELECT s.stream_id, s.entity, s.target_table FROM import_control.streams AS s WHERE s.stream_id IN"
+        " (SELECT DISTINCT stream_id FROM import_control.audit_records WHERE run_day = %s AND run_seq = %s"
+        " AND action = ANY(%s)) ORDER BY s.entity", (run_day, run_seq, list(UNDONE_ACTIONS))).fetchall()
+    described: dict[str, object] = {}
+    streams = []
+    for stream_id, entity, qualified in rows:
+        schema, name = qualified.split(".", 1) if "." in qualified else ("public", qualified)
+        if schema not in described:
+            described[schema] = describe_schema(conn, schema)
+        info = described[schema].tables.get(name)
+        if info is None:
+            raise RollbackError(f"entity {entity!r}: its target table {schema}.{name} no longer exists")
+        streams.append(_Stream(stream_id, entity, target_table(conn, info)))
+    return streams
+
+
+def _undo_order(conn: psycopg.Connection, streams: list[_Stream], order: Sequence[str] | None) -> list[_Stream]:
+    """``streams`` with every referencing table before the table it references."""
+    if order is not None:
+        rank = {entity: i for i, entity in enumerate(order)}
+        unknown = [s.entity for s in streams if s.entity not in rank]
+        if unknown:
+            raise RollbackError(f"the template has no entity {', '.join(map(repr, unknown))} that the run loaded")
+        return sorted(streams, key=lambda s: -rank[s.entity])
+    from import_pipelines.engine.graph import dependency_edges, load_order
+
+    position: dict[str, int] = {}
+    for schema in sorted({s.table.schema for s in streams}):
+        tables = [s.table.name for s in streams if s.table.schema == schema]
+        info = describe_schema(conn, schema)
+        for i, table in enumerate(load_order(tables, dependency_edges(info, tables=tables)).tables):
+            position[f"{schema}.{table}"] = i
+    return sorted(streams, key=lambda s: (-position[s.table.qualified], s.entity))
+
+
+def _row_match(table: TargetTable, alias: str, target_id: sql.Composable) -> sql.Composable:
+    """``alias`` is the row whose audit key (text) is ``target_id``; by index for a one-column key."""
+    if len(table.row_key) == 1:
+        return sql.SQL("{} = ({})::{}").format(ident(alias, table.row_key[0]), target_id, sql.SQL(table.key_type()))
+    return sql.SQL("{} = {}").format(id_text([ident(alias, c) for c in table.row_key]), target_id)
+
+
+def _conflicts(conn: psycopg.Connection, run_seq: int, streams: list[_Stream]) -> list[Conflict]:
+    if not streams:
+        return []
+    return [Conflict(*row) for row in conn.execute(
+        "SELECT DISTINCT ON (s.target_table, a.target_id, r.run_seq) s.target_table, a.target_id, r.run_id, l.action"
+        " FROM import_control.audit_records AS a JOIN import_control.streams AS s ON s.stream_id = a.stream_id"
+        " JOIN import_control.audit_records AS l ON l.run_seq > a.run_seq AND l.target_id = a.target_id"
+        " AND l.action = ANY(%(changing)s)"
+        " JOIN import_control.streams AS ls ON ls.stream_id = l.stream_id AND ls.target_table = s.target_table"
+        " JOIN import_control.runs AS r ON r.run_seq = l.run_seq"
+        " WHERE a.run_seq = %(run)s AND a.stream_id = ANY(%(streams)s) AND a.action = ANY(%(undone)s)"
+        " AND a.rolled_back_by IS NULL AND l.rolled_back_by IS NULL"
+        " ORDER BY s.target_table, a.target_id, r.run_seq, l.record_no",
+        {"changing": list(CHANGING_ACTIONS), "run": run_seq, "streams": [s.stream_id for s in streams],
+         "undone": list(UNDONE_ACTIONS)}).fetchall()]
+
+
+def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False, force: bool = False,
+                 order: Sequence[str] | None = None, rollback_run_id: str | None = None,
+                 log: Log = lambda message: None) -> RollbackOutcome:
+    """Undo the run ``run_id`` on the target ``conn`` (see the module's docstring).
+
+    ``order`` is the template's entities in dependency order (default: the target's foreign
+    keys); ``rollback_run_id`` names the rollback's own run (default: ``rollback-<uuid>``).
+    Raises :class:`RollbackRefused` (nothing written) when later runs changed the same rows and
+    ``force`` is not set, :class:`RollbackError` for a run that is unknown or already rolled back.
+    A dry run writes nothing and returns what would be done, the conflicts included.
+    """
+    if not conn.autocommit:
+        conn.commit()
+    conn.autocommit = True
+    ensure_control_schema(conn)
+    run_seq, run_day, profile, run_group = _run(conn, run_id)
+    done = conn.execute("SELECT r.run_id FROM import_control.audit_records AS a JOIN import_control.runs AS r"
+                        " ON r.run_seq = a.rolled_back_by WHERE a.run_day = %s AND a.run_seq = %s"
+                        " AND a.rolled_back_by IS NOT NULL LIMIT 1", (run_day, run_seq)).fetchone()
+    if done:
+        raise RollbackError(f"run {run_id} was rolled back already (by {done[0]})")
+    streams = _undo_order(conn, _streams(conn, run_seq, run_day), order)
+    conflicts = _conflicts(conn, run_seq, streams)
+    outcome = RollbackOutcome(run_id=run_id, profile=profile, dry_run=dry_run, entities=[], conflicts=conflicts)
+    if conflicts and not force and not dry_run:
+        listed = "; ".join(f"{c.table} {c.target_id} ({c.action} by run {c.later_run})"
+                           for c in conflicts[:LISTED_CONFLICTS])
+        more = f" and {len(conflicts) - LISTED_CONFLICTS:,} more" if len(conflicts) > LISTED_CONFLICTS else ""
+        raise RollbackRefused(f"run {run_id} not rolled back: {len(conflicts):,} rows it changed were changed again by"
+                              f" later runs: {listed}{more}. Nothing was changed; roll the later runs back first,"
+                              f" or force it (their changes to these rows are then lost)", conflicts)
+    rollback = None
+    if not dry_run:
+        rollback = register_run(conn, run_id=rollback_run_id or f"rollback-{uuid.uuid4()}", profile=profile)
+        outcome.rollback_run_id = rollback.run_id
+    params = {"run": run_seq, "day": run_day, "group": run_group}
+    for stream in streams:
+        undo = EntityUndo(entity=stream.entity, table=stream.table.qualified)
+        outcome.entities.append(undo)
+        if dry_run:
+            _preview(conn, stream, undo, params)
+        else:
+            with conn.transaction():
+                _undo(conn, stream, undo, params, rollback_seq=rollback.run_seq, rollback_day=rollback.run_day)
+        log(f"{stream.entity}: deleted {undo.deleted:,}, restored {undo.restored:,}, missing {undo.missing:,}")
+    for stream, undo in zip(reversed(streams), reversed(outcome.entities), strict=True):
+        if dry_run:
+            continue
+        with conn.transaction():
+            _reinsert(conn, stream, undo, params, rollback_seq=rollback.run_seq, rollback_day=rollback.run_day)
+    return outcome
+
+
+def _records(stream: _Stream, actions: Sequence[str]) -> sql.Composable:
+    """The run's undone audit rows of ``stream`` with one of ``actions``, the first per target row."""
+    return sql.SQL(
+        "SELECT DISTINCT ON (a.target_id) a.target_id, a.source_id, a.before_image, a.action"
+        " FROM {}.audit_records AS a WHERE a.run_day = %(day)s AND a.run_seq = %(run)s AND a.stream_id = {}"
+        " AND a.action IN ({}) AND a.target_id IS NOT NULL AND a.rolled_back_by IS NULL"
+        " ORDER BY a.target_id, a.recorded_at, a.record_no").format(
+        CONTROL, sql.Literal(stream.stream_id), sql.SQL(", ").join(sql.Literal(a) for a in actions))
+
+
+def _preview(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: dict) -> None:
+    target = ident(stream.table.schema, stream.table.name)
+    for action, attribute in (("created", "deleted"), ("updated", "restored"), ("deactivated", "restored"),
+                              ("deleted", "reinserted")):
+        rows = conn.execute(sql.SQL(
+            "SELECT r.target_id, EXISTS (SELECT 1 FROM {t} AS t WHERE {match}) FROM ({records}) AS r"
+            " ORDER BY r.target_id").format(
+            t=target, match=_row_match(stream.table, "t", sql.SQL("r.target_id")),
+            records=_records(stream, [action])), params).fetchall()
+        present = [tid for tid, exists in rows if exists == (action != "deleted")]
+        setattr(undo, attribute, getattr(undo, attribute) + len(present))
+        undo.missing += len(rows) - len(present) if action != "deleted" else 0
+        if present:
+            undo.samples[action] = present[:SAMPLES]
+
+
+def _writable(table: TargetTable) -> list[str]:
+    return [c.name for c in table.columns.values() if not c.generated and c.name not in table.row_key]
+
+
+def _audit_rolled_back(conn: psycopg.Connection, stream: _Stream, *, rows: sql.Composable, reason: str,
+                       rollback_seq: int, rollback_day: object, params: dict) -> None:
+    """A ``rolled_back`` audit row per row of ``rows`` (``target_id``, ``source_id``, ``image``)."""
+    conn.execute(sql.SQL(
+        "INSERT INTO {}.audit_records (run_seq, stream_id, record_no, action, source_id, target_id, error,"
+        " before_image, run_day) SELECT {}, {}, coalesce((SELECT max(record_no) FROM {}.audit_records"
+        " WHERE run_day = {day} AND run_seq = {seq} AND stream_id = {stream}), 0) + row_number() OVER (),"
+        " 'rolled_back', x.source_id, x.target_id, {}, x.image, {day} FROM ({}) AS x").format(
+        CONTROL, sql.Literal(rollback_seq), sql.Literal(stream.stream_id), CONTROL, sql.Literal(reason), rows,
+        day=sql.Literal(rollback_day), seq=sql.Literal(rollback_seq), stream=sql.Literal(stream.stream_id)), params)
+
+
+def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: dict, *, rollback_seq: int,
+          rollback_day: object) -> None:
+    table = stream.table
+    target = ident(table.schema, table.name)
+    run_id = conn.execute("SELECT run_id FROM import_control.runs WHERE run_seq = %s", (params["run"],)).fetchone()[0]
+    # rows the run updated or deactivated: their before-image back, every column but the key
+    restored = sql.SQL("SELECT r.target_id, r.source_id, to_jsonb(t.*) AS image, r.before_image FROM ({}) AS r"
+                       " JOIN {} AS t ON {}").format(_records(stream, ["updated", "deactivated"]), target,
+                                                     _row_match(table, "t", sql.SQL("r.target_id")))
+    conn.execute(sql.SQL("CREATE TEMP TABLE _restore ON COMMIT DROP AS {}").format(restored), params)
+    _audit_rolled_back(conn, stream, rows=sql.SQL("SELECT target_id, source_id, image FROM _restore"),
+                       reason=f"rollback of run {run_id}: the row's value before that run restored",
+                       rollback_seq=rollback_seq, rollback_day=rollback_day, params=params)
+    columns = _writable(table)
+    if columns:
+        undo.restored = conn.execute(sql.SQL(
+            "UPDATE {t} AS t SET ({cols}) = ROW({values}) FROM _restore AS x,"
+            " LATERAL jsonb_populate_record(NULL::{t}, x.before_image) AS b WHERE {match}").format(
+            t=target, cols=sql.SQL(", ").join(ident(c) for c in columns),
+            # a column added since the run is not in its before-image: it keeps its value
+            values=sql.SQL(", ").join(sql.SQL("CASE WHEN x.before_image ? {} THEN b.{} ELSE t.{} END").format(
+                sql.Literal(c), ident(c), ident(c)) for c in columns),
+            match=_row_match(table, "t", sql.SQL("x.target_id")))).rowcount
+    # rows the run created: deleted
+    created = sql.SQL("SELECT r.target_id, r.source_id, to_jsonb(t.*) AS image FROM ({}) AS r JOIN {} AS t"
+                      " ON {}").format(_records(stream, ["created"]), target,
+                                       _row_match(table, "t", sql.SQL("r.target_id")))
+    conn.execute(sql.SQL("CREATE TEMP TABLE _remove ON COMMIT DROP AS {}").format(created), params)
+    _audit_rolled_back(conn, stream, rows=sql.SQL("SELECT target_id, source_id, image FROM _remove"),
+                       reason=f"rollback of run {run_id}: the row it created deleted",
+                       rollback_seq=rollback_seq, rollback_day=rollback_day, params=params)
+    try:
+        undo.deleted = conn.execute(sql.SQL("DELETE FROM {} AS t USING _remove AS x WHERE {}").format(
+            target, _row_match(table, "t", sql.SQL("x.target_id")))).rowcount
+    except psycopg.errors.ForeignKeyViolation as error:
+        raise RollbackError(f"{stream.entity}: rows run {run_id} created in {table.qualified} are referenced by rows"
+                            f" it did not create ({error.diag.message_detail or error}); nothing of"
+                            f" {stream.entity} was rolled back") from None
+    expected = conn.execute(sql.SQL("SELECT (SELECT count(*) FROM ({}) AS c), (SELECT count(*) FROM ({}) AS u)").format(
+        _records(stream, ["created"]), _records(stream, ["updated", "deactivated"])), params).fetchone()
+    undo.missing = expected[0] - undo.deleted + expected[1] - undo.restored
+    # the state of the undone records goes, so the next import creates (or updates) them again
+    conn.execute(sql.SQL(
+        "DELETE FROM {c}.record_state AS rs WHERE rs.stream_id = {s} AND (rs.target_id IN (SELECT target_id FROM"
+        " _remove) OR (rs.run_seq = %(run)s AND rs.target_id IN (SELECT target_id FROM _restore)))").format(
+        c=CONTROL, s=sql.Literal(stream.stream_id)), params)
+    conn.execute(sql.SQL(
+        "DELETE FROM {}.pending_references WHERE run_group = %(group)s AND stream_id = {} AND source_id IN"
+        " (SELECT source_id FROM _remove UNION ALL SELECT source_id FROM _restore)").format(
+        CONTROL, sql.Literal(stream.stream_id)), params)
+    _mark(conn, stream, ["created", "updated", "deactivated"], rollback_seq, params)
+
+
+def _mark(conn: psycopg.Connection, stream: _Stream, actions: list[str], rollback_seq: int, params: dict) -> None:
+    conn.execute(sql.SQL(
+        "UPDATE {}.audit_records SET rolled_back_by = {} WHERE run_day = %(day)s AND run_seq = %(run)s"
+        " AND stream_id = {} AND action = ANY({})").format(
+        CONTROL, sql.Literal(rollback_seq), sql.Literal(stream.stream_id), sql.Literal(actions)), params)
+
+
+def _reinsert(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: dict, *, rollback_seq: int,
+              rollback_day: object) -> None:
+    """Insert again the rows the run deleted because their source records had gone."""
+    table = stream.table
+    target = ident(table.schema, table.name)
+    gone = sql.SQL("SELECT r.target_id, r.source_id, r.before_image FROM ({}) AS r"
+                   " WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
+        _records(stream, ["deleted"]), target, _row_match(table, "t", sql.SQL("r.target_id")))
+    conn.execute(sql.SQL("CREATE TEMP TABLE _reinsert ON COMMIT DROP AS {}").format(gone), params)
+    columns = [c.name for c in table.columns.values() if not c.generated]
+    overriding = (sql.SQL(" OVERRIDING SYSTEM VALUE") if any(table.columns[c].identity == "always" for c in columns)
+                  else sql.SQL(""))
+    undo.reinserted = conn.execute(sql.SQL(
+        "INSERT INTO {t} ({cols}){overriding} SELECT {values} FROM _reinsert AS x,"
+        " LATERAL jsonb_populate_record(NULL::{t}, x.before_image) AS b").format(
+        t=target, cols=sql.SQL(", ").join(ident(c) for c in columns), overriding=overriding,
+        values=sql.SQL(", ").join(ident("b", c) for c in columns))).rowcount
+    if undo.reinserted:
+        run_id = conn.execute("SELECT run_id FROM import_control.runs WHERE run_seq = %s",
+                              (params["run"],)).fetchone()[0]
+        _audit_rolled_back(conn, stream, rows=sql.SQL("SELECT target_id, source_id, NULL::jsonb AS image FROM _reinsert"),
+                           reason=f"rollback of run {run_id}: the row it deleted inserted again",
+                           rollback_seq=rollback_seq, rollback_day=rollback_day, params=params)
+    _mark(conn, stream, ["deleted"], rollback_seq, params)

@@ -1,0 +1,126 @@
+"""Rollback of a run against real PostgreSQL: the target exactly as before the run, row by row."""
+
+from __future__ import annotations
+
+import pytest
+
+from import_pipelines.control.rollback import RollbackError, RollbackRefused, rollback_run
+from import_pipelines.db import connection
+from import_pipelines.templates.graph import dependency_order
+from import_pipelines_tests.control.undo_fixture import create_tables, snapshot, template
+from import_pipelines_tests.helpers import run_import
+
+
+def _control(url: str) -> dict[str, object]:
+    with connection(url) as conn:
+        return {
+            "audit": conn.execute("SELECT run_seq, stream_id, record_no, action, rolled_back_by"
+                                  " FROM import_control.audit_records ORDER BY 1, 2, 3").fetchall(),
+            "state": conn.execute("SELECT * FROM import_control.record_state ORDER BY 1, 2").fetchall(),
+            "runs": conn.execute("SELECT run_id FROM import_control.runs ORDER BY run_seq").fetchall()}
+
+
+@pytest.fixture
+def after_run_a(source_url: str, target_url: str) -> tuple[str, str, dict]:
+    """A first import (3 accounts, 20 contacts), then run A: 10 contacts created, 5 updated.
+
+    Returns the source, the target and the target's rows as they were before run A.
+    """
+    create_tables(source_url, target_url)
+    with connection(source_url) as conn:
+        conn.execute("INSERT INTO src_accounts SELECT g, 'account ' || g FROM generate_series(1, 3) g")
+        conn.execute("INSERT INTO src_contacts SELECT g, g % 3 + 1, 'contact ' || g, 'note ' || g, g::text"
+                     " FROM generate_series(1, 20) g")
+        conn.commit()
+    run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm", run_id="first")
+    before = snapshot(target_url)
+    with connection(source_url) as conn:
+        conn.execute("UPDATE src_contacts SET name = name || ' (moved)', account_id = 1, note = NULL WHERE id <= 5")
+        conn.execute("INSERT INTO src_contacts SELECT g, 2, 'contact ' || g, 'new', '7' FROM generate_series(21, 30) g")
+        conn.commit()
+    results = run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm",
+                         run_id="run-a")
+    assert (results["contacts"].counts["created"], results["contacts"].counts["updated"]) == (10, 5)
+    assert snapshot(target_url) != before
+    return source_url, target_url, before
+
+
+def test_rollback_leaves_the_target_exactly_as_before_the_run(after_run_a: tuple[str, str, dict]) -> None:
+    source_url, target_url, before = after_run_a
+    with connection(target_url) as conn:
+        outcome = rollback_run(conn, "run-a", order=dependency_order(template()))
+    assert snapshot(target_url) == before
+    assert [(e.entity, e.deleted, e.restored, e.missing) for e in outcome.entities] == [("contacts", 10, 5, 0)]
+    with connection(target_url) as conn:
+        marked = conn.execute("SELECT a.action, count(*) FROM import_control.audit_records AS a JOIN import_control.runs"
+                              " AS r ON r.run_seq = a.run_seq WHERE r.run_id = 'run-a' AND a.rolled_back_by IS NOT NULL"
+                              " GROUP BY 1 ORDER BY 1").fetchall()
+        rolled = conn.execute("SELECT count(*) FROM import_control.import_records WHERE run_id = %s"
+                              " AND action = 'rolled_back'", (outcome.rollback_run_id,)).fetchone()[0]
+    assert marked == [("created", 10), ("updated", 5)] and rolled == 15
+    with pytest.raises(RollbackError, match="rolled back already"):
+        with connection(target_url) as conn:
+            rollback_run(conn, "run-a")
+    # the undone records' state is gone: importing again creates and updates them again
+    again = run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm",
+                       run_id="again")
+    assert (again["contacts"].counts["created"], again["contacts"].counts["updated"]) == (10, 5)
+    with connection(target_url) as conn:
+        names = conn.execute("SELECT count(*) FROM contacts WHERE name LIKE '%(moved)'").fetchone()[0]
+    assert names == 5
+
+
+def test_a_later_change_to_the_same_rows_refuses_unless_forced(after_run_a: tuple[str, str, dict]) -> None:
+    source_url, target_url, before = after_run_a
+    with connection(source_url) as conn:
+        conn.execute("UPDATE src_contacts SET note = 'changed by B' WHERE id IN (2, 25)")
+        conn.commit()
+    run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm", run_id="run-b")
+    with connection(target_url) as conn:
+        touched = sorted(str(i) for (i,) in conn.execute("SELECT id FROM contacts WHERE external_id IN ('2', '25')"))
+    control = _control(target_url)
+    with connection(target_url) as conn, pytest.raises(RollbackRefused) as refused:
+        rollback_run(conn, "run-a")
+    assert sorted((c.table, c.target_id, c.later_run, c.action) for c in refused.value.conflicts) == [
+        ("public.contacts", tid, "run-b", "updated") for tid in touched]
+    assert all(tid in str(refused.value) for tid in touched) and "run-b" in str(refused.value)
+    assert _control(target_url) == control  # nothing written
+    with connection(target_url) as conn:
+        outcome = rollback_run(conn, "run-a", force=True)
+    assert outcome.total("deleted") == 10 and outcome.total("restored") == 5
+    assert snapshot(target_url) == before
+
+
+def test_dry_run_shows_what_it_would_do_and_writes_nothing(after_run_a: tuple[str, str, dict]) -> None:
+    _, target_url, _ = after_run_a
+    rows, control = snapshot(target_url), _control(target_url)
+    with connection(target_url) as conn:
+        outcome = rollback_run(conn, "run-a", dry_run=True)
+    assert snapshot(target_url) == rows and _control(target_url) == control
+    assert [(e.entity, e.deleted, e.restored) for e in outcome.entities] == [("contacts", 10, 5)]
+    with connection(target_url) as conn:
+        created = sorted(str(i) for (i,) in conn.execute("SELECT id FROM contacts WHERE note = 'new'"))
+    assert outcome.entities[0].samples["created"] == created
+    text = outcome.render_text()
+    assert "would delete 10 created, would restore 5 updated" in text and "dry run" in text
+
+
+def test_rollback_command_and_job(after_run_a: tuple[str, str, dict], monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from import_pipelines.cli import main
+    from import_pipelines.defs.control.undo import rollback_import_run
+
+    _, target_url, before = after_run_a
+    monkeypatch.setenv("CRM_TARGET_URL", target_url)
+    assert main(["rollback", "run-a", "--dry-run", "--target-env", "CRM_TARGET_URL"]) == 0
+    assert "would delete 10 created" in capsys.readouterr().out
+    assert snapshot(target_url) != before
+    result = rollback_import_run.execute_in_process(run_config={"ops": {"rollback_run_op": {"config": {
+        "run_id": "run-a", "target_url_env": "CRM_TARGET_URL"}}}})
+    assert result.success and result.output_for_node("rollback_run_op") == 15
+    assert snapshot(target_url) == before
+    with connection(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM import_control.import_records WHERE run_id = %s"
+                            " AND action = 'rolled_back'", (result.run_id,)).fetchone()[0] == 15
+    assert main(["rollback", "run-a", "--target-env", "CRM_TARGET_URL"]) == 1
+    assert "rolled back already" in capsys.readouterr().err
