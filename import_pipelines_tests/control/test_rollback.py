@@ -124,3 +124,48 @@ def test_rollback_command_and_job(after_run_a: tuple[str, str, dict], monkeypatc
                             " AND action = 'rolled_back'", (result.run_id,)).fetchone()[0] == 15
     assert main(["rollback", "run-a", "--target-env", "CRM_TARGET_URL"]) == 1
     assert "rolled back already" in capsys.readouterr().err
+
+
+DEDUPED = {
+    "name": "people", "source_system": "crm", "mode": "upsert",
+    "entities": {"customer_users": {
+        "target": "customer_users", "source_id": "external_id",
+        "query": {"base": {"table": "people", "alias": "p"}},
+        "fields": {"external_id": "p.id", "first_name": "p.first_name", "last_name": "p.last_name",
+                   "display_name": {"concat": ["p.first_name", "p.last_name"]}, "email": "p.email", "phone": "p.phone",
+                   "job_title": "p.job_title", "source_created_at": "p.updated_at"},
+        "dedupe": {"strategy": "fuzzy", "primary": ["email", "phone"], "secondary": ["first_name", "last_name"]},
+        "survivor_updated": "source_created_at"}},
+}
+
+
+def test_a_row_merged_as_a_duplicate_is_restored_as_it_was(source_url: str, target_url: str) -> None:
+    from import_pipelines.service_vault import migrate
+    from import_pipelines.templates.loader import parse_template
+
+    migrate(target_url)
+    with connection(target_url) as conn:
+        conn.execute("INSERT INTO customer_users (source_system, external_id, first_name, last_name, display_name,"
+                     " email, phone) VALUES ('app', 'u-1', 'Johnny', 'Doe', 'Johnny Doe', 'john.doe@example.com',"
+                     " '5550102000')")
+        conn.commit()
+        before = conn.execute("SELECT * FROM customer_users ORDER BY id").fetchall()
+    with connection(source_url) as conn:
+        conn.execute("CREATE TABLE people (id int PRIMARY KEY, first_name text, last_name text, email text,"
+                     " phone text, job_title text, updated_at timestamptz)")
+        # 10 and 12 are the existing Johnny Doe (10 the newer copy); 11 is new
+        conn.execute("INSERT INTO people VALUES (10, 'John', 'Doe', 'JOHN.DOE@example.com', '(555) 010-2000', 'CTO',"
+                     " '2024-05-01'), (12, 'Jon', 'Doe', 'john.doe@example.com', '555-010-2000', NULL, '2024-04-01'),"
+                     " (11, 'Ann', 'Lee', 'ann.lee@example.net', '555 999 0000', NULL, '2024-05-01')")
+        conn.commit()
+    template = parse_template(DEDUPED)
+    counts = run_import(template=template, source_url=source_url, target_url=target_url, profile="crm",
+                        run_id="merge")["customer_users"].counts
+    assert (counts["updated"], counts["created"], counts["skipped"]) == (1, 1, 1)
+    with connection(target_url) as conn:
+        assert conn.execute("SELECT first_name FROM customer_users WHERE external_id = 'u-1'").fetchone() == ("John",)
+        outcome = rollback_run(conn, "merge")
+        after = conn.execute("SELECT * FROM customer_users ORDER BY id").fetchall()
+        states = conn.execute("SELECT count(*) FROM import_control.record_state").fetchone()[0]
+    assert after == before and states == 0
+    assert (outcome.total("deleted"), outcome.total("restored")) == (1, 1)
