@@ -13,7 +13,8 @@ from collections.abc import Callable
 from import_pipelines import settings
 
 COMMANDS = {"export-data": "export an entity's target rows or a run's records or errors (CSV, Excel, JSON)",
-            "rollback": "undo a run: delete what it created, restore what it changed"}
+            "rollback": "undo a run: delete what it created, restore what it changed",
+            "retry-failed": "import again only the records that failed in a run (after a fix)"}
 
 EnvUrl = Callable[[str], str]
 
@@ -50,18 +51,29 @@ def template_order(name: str | None) -> list[str] | None:
     return dependency_order(load_template(name))
 
 
+def run_profile(url: str, run_id: str) -> dict:
+    """The attributes of the profile that made run ``run_id`` (from the code location), ``{}`` if unknown."""
+    from import_pipelines.control.profiles import profile_attributes
+    from import_pipelines.db.connect import connection
+
+    with connection(url, read_only=True, purpose="target") as conn:
+        row = conn.execute("SELECT profile FROM import_control.runs WHERE run_id = %s", (run_id,)).fetchone()
+    return (profile_attributes(row[0]) or {}) if row else {}
+
+
 def cmd_rollback(args: argparse.Namespace, env_url: EnvUrl) -> int:
     """Undo a run: delete the rows it created, restore the before-images of those it changed."""
     from import_pipelines.control.rollback import RollbackError, RollbackRefused, rollback_run
     from import_pipelines.db.connect import connection
     from import_pipelines.templates.loader import TemplateError
 
+    url = env_url(args.target_env)
     try:
-        order = template_order(args.template)
+        order = template_order(args.template or run_profile(url, args.run_id).get("template"))
     except TemplateError as error:
         print(error, file=sys.stderr)
         return 2
-    with connection(env_url(args.target_env), autocommit=True, purpose="target") as conn:
+    with connection(url, autocommit=True, purpose="target") as conn:
         try:
             outcome = rollback_run(conn, args.run_id, dry_run=args.dry_run, force=args.force, order=order)
         except RollbackRefused as refused:
@@ -73,6 +85,35 @@ def cmd_rollback(args: argparse.Namespace, env_url: EnvUrl) -> int:
     print(outcome.render_text())
     if outcome.rollback_run_id:
         print(f"recorded as run {outcome.rollback_run_id}")
+    return 0
+
+
+def cmd_retry_failed(args: argparse.Namespace, env_url: EnvUrl) -> int:
+    """Import again only the records that failed in a run (after the template or the data was fixed), as a new run."""
+    from import_pipelines.control.retry import RetryError, retry_failed
+    from import_pipelines.templates.loader import TemplateError, load_template
+
+    target = env_url(args.target_env)
+    profile = run_profile(target, args.run_id)
+    name = args.template or profile.get("template")
+    if not name:
+        print(f"retry-failed: no profile in the code location made run {args.run_id}; give its --template",
+              file=sys.stderr)
+        return 2
+    try:
+        template = load_template(name)
+    except TemplateError as error:
+        print(error, file=sys.stderr)
+        return 2
+    source = env_url(args.source_env or profile.get("source_url_env") or settings.SOURCE_URL_ENV)
+    try:
+        outcome = retry_failed(args.run_id, template=template, source_url=source, target_url=target,
+                               source_system=args.source_system or profile.get("source_system"),
+                               entities=args.entity or None)
+    except RetryError as error:
+        print(f"retry-failed: {error}", file=sys.stderr)
+        return 1
+    print(outcome.render_text())
     return 0
 
 
@@ -97,7 +138,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show what would be done (counts and rows), write nothing")
     p.add_argument("--force", action="store_true", help="undo rows later runs changed too (their changes are lost)")
     p.add_argument("--template", help="the profile's template (name or path): undo in its reverse dependency order"
-                                      " (default: the order of the target's foreign keys)")
+                                      " (default: the run's profile's, else the order of the target's foreign keys)")
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    p = sub.add_parser("retry-failed", help=cmd_retry_failed.__doc__, description=cmd_retry_failed.__doc__)
+    p.set_defaults(func=cmd_retry_failed)
+    p.add_argument("run_id", metavar="RUN_ID", help="the Dagster run id whose failed records to import again")
+    p.add_argument("--template", help="the template as fixed (name or path; default: the run's profile's)")
+    p.add_argument("--entity", action="append", help="retry only this entity's failed records (repeatable)")
+    p.add_argument("--source-system", help="overrides the template's source_system (default: the profile's)")
+    p.add_argument("--source-env", help="variable holding the source URL (default: the profile's)")
     p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
     return root
 

@@ -19,9 +19,14 @@ CREATE TABLE contacts (id bigint GENERATED ALWAYS AS IDENTITY (START WITH 500) P
 """
 
 
-def template(visits: str = "c.visits") -> Template:
-    """``visits`` is the field expression of ``contacts.visits`` (a template error makes it fail a cast)."""
-    return parse_template({
+def template(visits: str | dict = "c.visits") -> Template:
+    """``visits`` is the field spec of ``contacts.visits`` (a template error makes it fail a cast)."""
+    return parse_template(template_data(visits))
+
+
+def template_data(visits: str | dict = "c.visits") -> dict:
+    """The template as YAML would hold it."""
+    return {
         "name": "crm", "source_system": "crm",
         "entities": {
             "accounts": {"target": "accounts", "source_id": "external_id",
@@ -33,7 +38,7 @@ def template(visits: str = "c.visits") -> Template:
                                     "account_key": "c.account_id"},
                          "references": {"account_id": {"entity": "accounts", "field": "account_key"}}},
         },
-    })
+    }
 
 
 def create_tables(source_url: str, target_url: str) -> None:

@@ -1,4 +1,4 @@
-"""Jobs that act on what runs did: ``export_data``, ``rollback_import_run``.
+"""Jobs that act on what runs did: ``export_data``, ``rollback_import_run``, ``retry_failed_records``.
 
 Run config names the environment variable holding the target URL, never the URL.
 """
@@ -74,14 +74,16 @@ class RollbackConfig(dg.Config):
                    " dependency order, one transaction per entity.", tags={"kind": "postgres"})
 def rollback_run_op(context: dg.OpExecutionContext, config: RollbackConfig) -> dg.Output:
     """Roll back ``config.run_id``; refused (a failure listing the rows) where later runs changed the same rows."""
-    from import_pipelines.control.cli import template_order
+    from import_pipelines.control.cli import run_profile, template_order
     from import_pipelines.control.rollback import RollbackError, rollback_run
     from import_pipelines.db.connect import connection
 
-    with connection(target_url(config.target_url_env), autocommit=True, purpose="target of the rollback") as conn:
+    url = target_url(config.target_url_env)
+    order = template_order(config.template or run_profile(url, config.run_id).get("template"))
+    with connection(url, autocommit=True, purpose="target of the rollback") as conn:
         try:
             outcome = rollback_run(conn, config.run_id, dry_run=config.dry_run, force=config.force,
-                                   order=template_order(config.template), rollback_run_id=context.run_id,
+                                   order=order, rollback_run_id=context.run_id,
                                    log=context.log.info)
         except RollbackError as error:
             raise dg.Failure(description=str(error)) from None
@@ -99,4 +101,51 @@ def rollback_import_run():
     rollback_run_op()
 
 
-defs = dg.Definitions(jobs=[export_data, rollback_import_run])
+class RetryConfig(dg.Config):
+    """The run whose failed records to import again; the template and source default to its profile's."""
+
+    run_id: str
+    template: str | None = None
+    entities: list[str] | None = None
+    source_system: str | None = None
+    source_url_env: str | None = None
+    target_url_env: str = TARGET_URL_ENV
+
+
+@dg.op(description="Import again only the records that failed in a run, as a new run with its own audit.",
+       tags={"kind": "postgres"})
+def retry_failed_op(context: dg.OpExecutionContext, config: RetryConfig) -> dg.Output:
+    """Retry ``config.run_id``'s failed records through the import path, each source query narrowed to them."""
+    from import_pipelines.control.cli import run_profile
+    from import_pipelines.control.retry import RetryError, retry_failed
+    from import_pipelines.settings import SOURCE_URL_ENV
+    from import_pipelines.templates.loader import TemplateError, load_template
+
+    target = target_url(config.target_url_env)
+    profile = run_profile(target, config.run_id)
+    name = config.template or profile.get("template")
+    if not name:
+        raise dg.Failure(description=f"no profile in the code location made run {config.run_id}; give its template")
+    try:
+        outcome = retry_failed(
+            config.run_id, template=load_template(name), target_url=target,
+            source_url=target_url(config.source_url_env or profile.get("source_url_env") or SOURCE_URL_ENV),
+            source_system=config.source_system or profile.get("source_system"), entities=config.entities,
+            retry_run_id=context.run_id, log=context.log.info)
+    except (RetryError, TemplateError) as error:
+        raise dg.Failure(description=str(error)) from None
+    context.log.info(outcome.render_text())
+    loaded = sum(n for counts in outcome.counts.values() for action, n in counts.items()
+                 if action in ("created", "updated"))
+    return dg.Output(loaded, metadata={"failed_before": dg.MetadataValue.json(outcome.failed),
+                                       "counts": dg.MetadataValue.json(outcome.counts),
+                                       "without_source_id": dg.MetadataValue.json(outcome.without_id)})
+
+
+@dg.job(description="Import again only the records that failed in a run (after the template or data was fixed).")
+def retry_failed_records():
+    """Job around :func:`retry_failed_op`."""
+    retry_failed_op()
+
+
+defs = dg.Definitions(jobs=[export_data, rollback_import_run, retry_failed_records])
