@@ -97,3 +97,10 @@ def test_export_job_and_command(imported: str, tmp_path: Path, monkeypatch: pyte
     assert main(["export-data", "--run", "run-1", "--errors", "-o", str(errors), "--target-env", "CRM_TARGET_URL"]) == 0
     assert len(errors.read_text().splitlines()) == 2
     assert main(["export-data", "--run", "nope", "-o", str(errors), "--target-env", "CRM_TARGET_URL"]) == 1
+
+
+def test_the_undo_and_export_jobs_are_in_the_code_location() -> None:
+    import import_pipelines.definitions as module
+
+    for name in ("export_data", "rollback_import_run", "retry_failed_records", "control_retention"):
+        assert module.defs.resolve_job_def(name).name == name
