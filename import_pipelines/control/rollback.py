@@ -9,7 +9,7 @@ The audit of a run holds, per target row it touched (``audit_records``):
 - ``deleted`` (its source record disappeared): the row's image — the rollback inserts it again.
 
 Entities are undone in reverse dependency order (a row is deleted after the rows that point at
-it): the template's order (:func:`import_pipelines.templates.graph.dependency_order`) when the
+it), each under the advisory lock a load of that entity takes: the template's order (:func:`import_pipelines.templates.graph.dependency_order`) when the
 template is given, else the order of the target's foreign keys between the run's tables. Each
 entity is one transaction; rows put back (``deleted``) follow in dependency order afterwards.
 
@@ -20,8 +20,9 @@ made to the target outside the imports leave no audit and cannot be seen.
 
 The rollback is a run of its own (``runs``): it writes one ``rolled_back`` audit row per row it
 deleted, restored or put back, with the row's image before the rollback, and marks the undone
-run's audit rows ``rolled_back_by`` its ``run_seq`` (a second rollback of the same run is
-refused). The state of the undone records (``record_state``: the last hash and the row it became)
+run's audit rows ``rolled_back_by`` its ``run_seq``: a second rollback of the run continues
+with the entities not rolled back yet (one stopped by a row it cannot delete), or is refused
+when there are none. The state of the undone records (``record_state``: the last hash and the row it became)
 is removed, with their pending references, so the next import creates or updates them again.
 """
 
@@ -40,6 +41,7 @@ from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import register_run
 from import_pipelines.engine.merge import id_text
 from import_pipelines.engine.target import TargetTable, target_table
+from import_pipelines.pipeline.steps import hash_key
 
 CONTROL = ident(CONTROL_SCHEMA)
 UNDONE_ACTIONS = ("created", "updated", "deactivated", "deleted")
@@ -140,7 +142,7 @@ def _streams(conn: psycopg.Connection, run_seq: int, run_day: object) -> list[_S
     rows = conn.execute(
         "SELECT s.stream_id, s.entity, s.target_table FROM import_control.streams AS s WHERE s.stream_id IN"
         " (SELECT DISTINCT stream_id FROM import_control.audit_records WHERE run_day = %s AND run_seq = %s"
-        " AND action = ANY(%s)) ORDER BY s.entity", (run_day, run_seq, list(UNDONE_ACTIONS))).fetchall()
+        " AND action = ANY(%s) AND rolled_back_by IS NULL) ORDER BY s.entity", (run_day, run_seq, list(UNDONE_ACTIONS))).fetchall()
     described: dict[str, object] = {}
     streams = []
     for stream_id, entity, qualified in rows:
@@ -213,12 +215,13 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
     conn.autocommit = True
     ensure_control_schema(conn)
     run_seq, run_day, profile, run_group = _run(conn, run_id)
-    done = conn.execute("SELECT r.run_id FROM import_control.audit_records AS a JOIN import_control.runs AS r"
-                        " ON r.run_seq = a.rolled_back_by WHERE a.run_day = %s AND a.run_seq = %s"
-                        " AND a.rolled_back_by IS NOT NULL LIMIT 1", (run_day, run_seq)).fetchone()
-    if done:
-        raise RollbackError(f"run {run_id} was rolled back already (by {done[0]})")
     streams = _undo_order(conn, _streams(conn, run_seq, run_day), order)
+    if not streams:
+        done = conn.execute("SELECT r.run_id FROM import_control.audit_records AS a JOIN import_control.runs AS r"
+                            " ON r.run_seq = a.rolled_back_by WHERE a.run_day = %s AND a.run_seq = %s"
+                            " ORDER BY a.rolled_back_by DESC LIMIT 1", (run_day, run_seq)).fetchone()
+        raise RollbackError(f"run {run_id} was rolled back already (by {done[0]})" if done
+                            else f"run {run_id} created, changed or deleted no target rows: nothing to roll back")
     conflicts = _conflicts(conn, run_seq, streams)
     outcome = RollbackOutcome(run_id=run_id, profile=profile, dry_run=dry_run, entities=[], conflicts=conflicts)
     if conflicts and not force and not dry_run:
@@ -240,14 +243,32 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
             _preview(conn, stream, undo, params)
         else:
             with conn.transaction():
-                _undo(conn, stream, undo, params, rollback_seq=rollback.run_seq, rollback_day=rollback.run_day)
-        log(f"{stream.entity}: deleted {undo.deleted:,}, restored {undo.restored:,}, missing {undo.missing:,}")
+                undone = [e.entity for e in outcome.entities[:-1]]
+                _lock(conn, run_id=run_id, profile=profile, stream=stream, run_seq=run_seq, force=force,
+                      undone=undone)
+                _undo(conn, stream, undo, params, rollback_seq=rollback.run_seq, rollback_day=rollback.run_day,
+                      undone=undone)
+        log(f"{stream.entity}: {'would ' if dry_run else ''}delete {undo.deleted:,} created, restore"
+            f" {undo.restored:,} updated" + (f"; {undo.missing:,} rows no longer there" if undo.missing else ""))
     for stream, undo in zip(reversed(streams), reversed(outcome.entities), strict=True):
         if dry_run:
             continue
         with conn.transaction():
             _reinsert(conn, stream, undo, params, rollback_seq=rollback.run_seq, rollback_day=rollback.run_day)
     return outcome
+
+
+def _lock(conn: psycopg.Connection, *, run_id: str, profile: str, stream: _Stream, run_seq: int, force: bool,
+          undone: list[str]) -> None:
+    """Take the advisory lock a load of the entity holds (no import writes its rows meanwhile), then
+    refuse if a run that loaded the entity since the first check changed rows of the rolled-back run."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (hash_key(profile), hash_key(stream.entity)))
+    late = [] if force else _conflicts(conn, run_seq, [stream])
+    if late:
+        raise RollbackRefused(
+            f"run {run_id}: a run that loaded {stream.entity} while the rollback went on changed {len(late):,} of"
+            f" its rows ({', '.join(c.target_id for c in late[:LISTED_CONFLICTS])}); {stream.entity} was left as"
+            f" it is" + (f", {', '.join(undone)} rolled back already" if undone else ""), late)
 
 
 def _records(stream: _Stream, actions: Sequence[str]) -> sql.Composable:
@@ -293,7 +314,7 @@ def _audit_rolled_back(conn: psycopg.Connection, stream: _Stream, *, rows: sql.C
 
 
 def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: dict, *, rollback_seq: int,
-          rollback_day: object) -> None:
+          rollback_day: object, undone: list[str]) -> None:
     table = stream.table
     target = ident(table.schema, table.name)
     run_id = conn.execute("SELECT run_id FROM import_control.runs WHERE run_seq = %s", (params["run"],)).fetchone()[0]
@@ -327,9 +348,11 @@ def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: d
         undo.deleted = conn.execute(sql.SQL("DELETE FROM {} AS t USING _remove AS x WHERE {}").format(
             target, _row_match(table, "t", sql.SQL("x.target_id")))).rowcount
     except psycopg.errors.ForeignKeyViolation as error:
-        raise RollbackError(f"{stream.entity}: rows run {run_id} created in {table.qualified} are referenced by rows"
-                            f" it did not create ({error.diag.message_detail or error}); nothing of"
-                            f" {stream.entity} was rolled back") from None
+        raise RollbackError(
+            f"{stream.entity}: rows run {run_id} created in {table.qualified} are referenced by rows the run did"
+            f" not create ({error.diag.message_detail or error}); nothing of {stream.entity} was rolled back"
+            + (f" ({', '.join(undone)} were)" if undone else "") + ". Once those rows are dealt with, the same"
+            " rollback again continues with what is left") from None
     expected = conn.execute(sql.SQL("SELECT (SELECT count(*) FROM ({}) AS c), (SELECT count(*) FROM ({}) AS u)").format(
         _records(stream, ["created"]), _records(stream, ["updated", "deactivated"])), params).fetchone()
     undo.missing = expected[0] - undo.deleted + expected[1] - undo.restored

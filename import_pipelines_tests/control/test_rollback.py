@@ -22,7 +22,8 @@ def _control(url: str) -> dict[str, object]:
 
 @pytest.fixture
 def after_run_a(source_url: str, target_url: str) -> tuple[str, str, dict]:
-    """A first import (3 accounts, 20 contacts), then run A: 10 contacts created, 5 updated.
+    """A first import (3 accounts, 20 contacts), then run A: 10 contacts created (of a new account), 5 updated,
+    one account created and one updated.
 
     Returns the source, the target and the target's rows as they were before run A.
     """
@@ -36,11 +37,14 @@ def after_run_a(source_url: str, target_url: str) -> tuple[str, str, dict]:
     before = snapshot(target_url)
     with connection(source_url) as conn:
         conn.execute("UPDATE src_contacts SET name = name || ' (moved)', account_id = 1, note = NULL WHERE id <= 5")
-        conn.execute("INSERT INTO src_contacts SELECT g, 2, 'contact ' || g, 'new', '7' FROM generate_series(21, 30) g")
+        conn.execute("INSERT INTO src_accounts VALUES (4, 'account 4')")
+        conn.execute("UPDATE src_accounts SET name = 'account three' WHERE id = 3")
+        conn.execute("INSERT INTO src_contacts SELECT g, 4, 'contact ' || g, 'new', '7' FROM generate_series(21, 30) g")
         conn.commit()
     results = run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm",
                          run_id="run-a")
     assert (results["contacts"].counts["created"], results["contacts"].counts["updated"]) == (10, 5)
+    assert (results["accounts"].counts["created"], results["accounts"].counts["updated"]) == (1, 1)
     assert snapshot(target_url) != before
     return source_url, target_url, before
 
@@ -50,14 +54,16 @@ def test_rollback_leaves_the_target_exactly_as_before_the_run(after_run_a: tuple
     with connection(target_url) as conn:
         outcome = rollback_run(conn, "run-a", order=dependency_order(template()))
     assert snapshot(target_url) == before
-    assert [(e.entity, e.deleted, e.restored, e.missing) for e in outcome.entities] == [("contacts", 10, 5, 0)]
+    # the contacts (which point at the accounts) first
+    assert [(e.entity, e.deleted, e.restored, e.missing) for e in outcome.entities] == [
+        ("contacts", 10, 5, 0), ("accounts", 1, 1, 0)]
     with connection(target_url) as conn:
         marked = conn.execute("SELECT a.action, count(*) FROM import_control.audit_records AS a JOIN import_control.runs"
                               " AS r ON r.run_seq = a.run_seq WHERE r.run_id = 'run-a' AND a.rolled_back_by IS NOT NULL"
                               " GROUP BY 1 ORDER BY 1").fetchall()
         rolled = conn.execute("SELECT count(*) FROM import_control.import_records WHERE run_id = %s"
                               " AND action = 'rolled_back'", (outcome.rollback_run_id,)).fetchone()[0]
-    assert marked == [("created", 10), ("updated", 5)] and rolled == 15
+    assert marked == [("created", 11), ("updated", 6)] and rolled == 17
     with pytest.raises(RollbackError, match="rolled back already"):
         with connection(target_url) as conn:
             rollback_run(conn, "run-a")
@@ -87,7 +93,7 @@ def test_a_later_change_to_the_same_rows_refuses_unless_forced(after_run_a: tupl
     assert _control(target_url) == control  # nothing written
     with connection(target_url) as conn:
         outcome = rollback_run(conn, "run-a", force=True)
-    assert outcome.total("deleted") == 10 and outcome.total("restored") == 5
+    assert outcome.total("deleted") == 11 and outcome.total("restored") == 6
     assert snapshot(target_url) == before
 
 
@@ -97,7 +103,7 @@ def test_dry_run_shows_what_it_would_do_and_writes_nothing(after_run_a: tuple[st
     with connection(target_url) as conn:
         outcome = rollback_run(conn, "run-a", dry_run=True)
     assert snapshot(target_url) == rows and _control(target_url) == control
-    assert [(e.entity, e.deleted, e.restored) for e in outcome.entities] == [("contacts", 10, 5)]
+    assert [(e.entity, e.deleted, e.restored) for e in outcome.entities] == [("contacts", 10, 5), ("accounts", 1, 1)]
     with connection(target_url) as conn:
         created = sorted(str(i) for (i,) in conn.execute("SELECT id FROM contacts WHERE note = 'new'"))
     assert outcome.entities[0].samples["created"] == created
@@ -117,11 +123,11 @@ def test_rollback_command_and_job(after_run_a: tuple[str, str, dict], monkeypatc
     assert snapshot(target_url) != before
     result = rollback_import_run.execute_in_process(run_config={"ops": {"rollback_run_op": {"config": {
         "run_id": "run-a", "target_url_env": "CRM_TARGET_URL"}}}})
-    assert result.success and result.output_for_node("rollback_run_op") == 15
+    assert result.success and result.output_for_node("rollback_run_op") == 17
     assert snapshot(target_url) == before
     with connection(target_url) as conn:
         assert conn.execute("SELECT count(*) FROM import_control.import_records WHERE run_id = %s"
-                            " AND action = 'rolled_back'", (result.run_id,)).fetchone()[0] == 15
+                            " AND action = 'rolled_back'", (result.run_id,)).fetchone()[0] == 17
     assert main(["rollback", "run-a", "--target-env", "CRM_TARGET_URL"]) == 1
     assert "rolled back already" in capsys.readouterr().err
 
@@ -169,3 +175,24 @@ def test_a_row_merged_as_a_duplicate_is_restored_as_it_was(source_url: str, targ
         states = conn.execute("SELECT count(*) FROM import_control.record_state").fetchone()[0]
     assert after == before and states == 0
     assert (outcome.total("deleted"), outcome.total("restored")) == (1, 1)
+
+
+def test_a_row_still_referenced_stops_that_entity_and_a_second_rollback_continues(
+        after_run_a: tuple[str, str, dict]) -> None:
+    source_url, target_url, before = after_run_a
+    with connection(source_url) as conn:  # run B adds a contact of the account run A created
+        conn.execute("INSERT INTO src_contacts VALUES (40, 4, 'contact 40', NULL, '1')")
+        conn.commit()
+    run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm", run_id="run-b")
+    with connection(target_url) as conn, pytest.raises(RollbackError) as stopped:
+        rollback_run(conn, "run-a")
+    assert "accounts: rows run run-a created in public.accounts are referenced" in str(stopped.value)
+    assert "(contacts were)" in str(stopped.value)
+    with connection(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM contacts WHERE note = 'new'").fetchone()[0] == 0
+        assert conn.execute("SELECT name FROM accounts WHERE external_id = '3'").fetchone() == ("account three",)
+        conn.execute("DELETE FROM contacts WHERE external_id = '40'")
+        conn.commit()
+        outcome = rollback_run(conn, "run-a")
+        assert [e.entity for e in outcome.entities] == ["accounts"]
+    assert snapshot(target_url) == before
