@@ -15,6 +15,7 @@ from import_pipelines_tests.control.undo_fixture import create_tables, template
 from import_pipelines_tests.helpers import run_import
 
 FORMULA = '=HYPERLINK("http://x")'
+TRICKY = 'two\nlines, a tab\there, a "quote", a backslash \\ and ü'
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def imported(source_url: str, target_url: str) -> str:
                      " FROM generate_series(1, 40) g")
         conn.execute("UPDATE src_contacts SET note = %s, name = '-5 + 3' WHERE id = 7", (FORMULA,))
         conn.execute("UPDATE src_contacts SET visits = 'many' WHERE id = 9")
+        conn.execute("UPDATE src_contacts SET note = %s WHERE id = 8", (TRICKY,))
         conn.commit()
     run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm", run_id="run-1")
     return target_url
@@ -42,7 +44,7 @@ def test_formula_cells_open_as_text_in_excel_and_csv(imported: str, tmp_path: Pa
     notes = {row[header.index("external_id")].value: row[header.index("note")] for row in sheet.iter_rows(min_row=2)}
     cell = notes["7"]
     assert cell.data_type == "s" and cell.value == "'" + FORMULA
-    assert notes["8"].value == "note 8"
+    assert notes["8"].value == TRICKY
     # numbers stay numbers
     visits = [row[header.index("visits")] for row in sheet.iter_rows(min_row=2)]
     assert all(c.data_type == "n" and isinstance(c.value, int) for c in visits)
@@ -50,7 +52,17 @@ def test_formula_cells_open_as_text_in_excel_and_csv(imported: str, tmp_path: Pa
         rows = {r["external_id"]: r for r in csv.DictReader(f)}
     assert len(rows) == 39
     assert rows["7"]["note"] == "'" + FORMULA and rows["7"]["name"] == "'-5 + 3"
-    assert rows["8"]["note"] == "note 8"
+    assert rows["8"]["note"] == TRICKY
+
+
+def test_json_round_trips_the_target_rows(imported: str, tmp_path: Path) -> None:
+    with connection(imported) as conn:
+        result = export(conn, what="rows", fmt="json", path=tmp_path / "c.json", profile="crm", entity="contacts")
+        expected = conn.execute("SELECT id, external_id, name, note, visits, account_id FROM contacts ORDER BY id"
+                                ).fetchall()
+    rows = sorted(json.loads(result.path.read_text()), key=lambda r: r["id"])
+    assert [(r["id"], r["external_id"], r["name"], r["note"], r["visits"], r["account_id"]) for r in rows] == expected
+    assert any(r["note"] == TRICKY for r in rows) and any(r["note"] == FORMULA for r in rows)
 
 
 def test_records_and_errors_of_a_run_in_every_format(imported: str, tmp_path: Path) -> None:
