@@ -182,21 +182,27 @@ def _row_match(table: TargetTable, alias: str, target_id: sql.Composable) -> sql
     return sql.SQL("{} = {}").format(id_text([ident(alias, c) for c in table.row_key]), target_id)
 
 
-def _conflicts(conn: psycopg.Connection, run_seq: int, streams: list[_Stream]) -> list[Conflict]:
+def _conflicts(conn: psycopg.Connection, run_seq: int, run_day: object, streams: list[_Stream]) -> list[Conflict]:
+    """The rows of ``streams`` the run changed that later runs (not rolled back) changed again."""
     if not streams:
         return []
+    # the run's rows and the later runs' changes each read once (BRIN on run_seq, partitions from
+    # the day before the run's on: a session's time zone decides the day a run is filed under),
+    # then hash-joined: joined row by row, the planner probed the whole audit per row
     return [Conflict(*row) for row in conn.execute(
-        "SELECT DISTINCT ON (s.target_table, a.target_id, r.run_seq) s.target_table, a.target_id, r.run_id, l.action"
-        " FROM import_control.audit_records AS a JOIN import_control.streams AS s ON s.stream_id = a.stream_id"
-        " JOIN import_control.audit_records AS l ON l.run_seq > a.run_seq AND l.target_id = a.target_id"
-        " AND l.action = ANY(%(changing)s)"
-        " JOIN import_control.streams AS ls ON ls.stream_id = l.stream_id AND ls.target_table = s.target_table"
-        " JOIN import_control.runs AS r ON r.run_seq = l.run_seq"
-        " WHERE a.run_seq = %(run)s AND a.stream_id = ANY(%(streams)s) AND a.action = ANY(%(undone)s)"
-        " AND a.rolled_back_by IS NULL AND l.rolled_back_by IS NULL"
-        " ORDER BY s.target_table, a.target_id, r.run_seq, l.record_no",
-        {"changing": list(CHANGING_ACTIONS), "run": run_seq, "streams": [s.stream_id for s in streams],
-         "undone": list(UNDONE_ACTIONS)}).fetchall()]
+        "WITH mine AS MATERIALIZED (SELECT DISTINCT s.target_table, a.target_id FROM import_control.audit_records AS a"
+        "   JOIN import_control.streams AS s ON s.stream_id = a.stream_id WHERE a.run_day = %(day)s"
+        "   AND a.run_seq = %(run)s AND a.stream_id = ANY(%(streams)s) AND a.action = ANY(%(undone)s)"
+        "   AND a.rolled_back_by IS NULL),"
+        " later AS MATERIALIZED (SELECT s.target_table, l.target_id, l.run_seq, l.action, l.record_no"
+        "   FROM import_control.audit_records AS l JOIN import_control.streams AS s ON s.stream_id = l.stream_id"
+        "   WHERE l.run_day >= %(day)s::date - 1 AND l.run_seq > %(run)s AND l.action = ANY(%(changing)s)"
+        "   AND l.rolled_back_by IS NULL AND s.target_table IN (SELECT DISTINCT target_table FROM mine))"
+        " SELECT DISTINCT ON (m.target_table, m.target_id, l.run_seq) m.target_table, m.target_id, r.run_id, l.action"
+        " FROM mine AS m JOIN later AS l USING (target_table, target_id) JOIN import_control.runs AS r"
+        " ON r.run_seq = l.run_seq ORDER BY m.target_table, m.target_id, l.run_seq, l.record_no",
+        {"changing": list(CHANGING_ACTIONS), "run": run_seq, "day": run_day,
+         "streams": [s.stream_id for s in streams], "undone": list(UNDONE_ACTIONS)}).fetchall()]
 
 
 def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False, force: bool = False,
@@ -222,7 +228,7 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
                             " ORDER BY a.rolled_back_by DESC LIMIT 1", (run_day, run_seq)).fetchone()
         raise RollbackError(f"run {run_id} was rolled back already (by {done[0]})" if done
                             else f"run {run_id} created, changed or deleted no target rows: nothing to roll back")
-    conflicts = _conflicts(conn, run_seq, streams)
+    conflicts = _conflicts(conn, run_seq, run_day, streams)
     outcome = RollbackOutcome(run_id=run_id, profile=profile, dry_run=dry_run, entities=[], conflicts=conflicts)
     if conflicts and not force and not dry_run:
         listed = "; ".join(f"{c.table} {c.target_id} ({c.action} by run {c.later_run})"
@@ -244,8 +250,8 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
         else:
             with conn.transaction():
                 undone = [e.entity for e in outcome.entities[:-1]]
-                _lock(conn, run_id=run_id, profile=profile, stream=stream, run_seq=run_seq, force=force,
-                      undone=undone)
+                _lock(conn, run_id=run_id, profile=profile, stream=stream, run_seq=run_seq, run_day=run_day,
+                      force=force, undone=undone)
                 _undo(conn, stream, undo, params, rollback_seq=rollback.run_seq, rollback_day=rollback.run_day,
                       undone=undone)
         log(f"{stream.entity}: {'would ' if dry_run else ''}delete {undo.deleted:,} created, restore"
@@ -258,12 +264,12 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
     return outcome
 
 
-def _lock(conn: psycopg.Connection, *, run_id: str, profile: str, stream: _Stream, run_seq: int, force: bool,
-          undone: list[str]) -> None:
+def _lock(conn: psycopg.Connection, *, run_id: str, profile: str, stream: _Stream, run_seq: int, run_day: object,
+          force: bool, undone: list[str]) -> None:
     """Take the advisory lock a load of the entity holds (no import writes its rows meanwhile), then
     refuse if a run that loaded the entity since the first check changed rows of the rolled-back run."""
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (hash_key(profile), hash_key(stream.entity)))
-    late = [] if force else _conflicts(conn, run_seq, [stream])
+    late = [] if force else _conflicts(conn, run_seq, run_day, [stream])
     if late:
         raise RollbackRefused(
             f"run {run_id}: a run that loaded {stream.entity} while the rollback went on changed {len(late):,} of"
