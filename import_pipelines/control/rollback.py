@@ -48,6 +48,7 @@ UNDONE_ACTIONS = ("created", "updated", "deactivated", "deleted")
 # what a later run did to a row that makes undoing this run's change to it a conflict
 CHANGING_ACTIONS = ("created", "updated", "deactivated", "deleted")
 LISTED_CONFLICTS = 20
+SAMPLES = 10  # target ids a dry run shows per entity and action
 
 Log = Callable[[str], None]
 
@@ -118,9 +119,6 @@ class RollbackOutcome:
             lines += [f"    {c.table} {c.target_id}: {c.action} by run {c.later_run}"
                       for c in self.conflicts[:LISTED_CONFLICTS]]
         return "\n".join(lines)
-
-
-SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -288,19 +286,25 @@ def _records(stream: _Stream, actions: Sequence[str]) -> sql.Composable:
 
 
 def _preview(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: dict) -> None:
+    """Counts and the first target ids of what undoing ``stream`` would do (counted in the database:
+    a run of a million rows is not read into memory)."""
     target = ident(stream.table.schema, stream.table.name)
     for action, attribute in (("created", "deleted"), ("updated", "restored"), ("deactivated", "restored"),
                               ("deleted", "reinserted")):
-        rows = conn.execute(sql.SQL(
-            "SELECT r.target_id, EXISTS (SELECT 1 FROM {t} AS t WHERE {match}) FROM ({records}) AS r"
-            " ORDER BY r.target_id").format(
-            t=target, match=_row_match(stream.table, "t", sql.SQL("r.target_id")),
-            records=_records(stream, [action])), params).fetchall()
-        present = [tid for tid, exists in rows if exists == (action != "deleted")]
-        setattr(undo, attribute, getattr(undo, attribute) + len(present))
-        undo.missing += len(rows) - len(present) if action != "deleted" else 0
-        if present:
-            undo.samples[action] = present[:SAMPLES]
+        # a created or updated row is undone if it is still there, a deleted one if it is not
+        actionable = sql.SQL("{}EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
+            sql.SQL("NOT ") if action == "deleted" else sql.SQL(""), target,
+            _row_match(stream.table, "t", sql.SQL("r.target_id")))
+        rows = sql.SQL("SELECT r.target_id, {} AS actionable FROM ({}) AS r").format(
+            actionable, _records(stream, [action]))
+        done, total = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE actionable), count(*) FROM ({}) AS q").format(
+            rows), params).fetchone()
+        setattr(undo, attribute, getattr(undo, attribute) + done)
+        undo.missing += total - done if action != "deleted" else 0
+        if done:
+            undo.samples[action] = [tid for (tid,) in conn.execute(sql.SQL(
+                "SELECT target_id FROM ({}) AS q WHERE actionable ORDER BY target_id LIMIT {}").format(
+                rows, sql.Literal(SAMPLES)), params)]
 
 
 def _writable(table: TargetTable) -> list[str]:
