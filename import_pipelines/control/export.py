@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -120,6 +121,11 @@ def describe_query(conn: psycopg.Connection, query: sql.Composable) -> list[tupl
     return [(name, categories.get(oid, "X")) for name, oid in columns]
 
 
+def neutral_text(text: str) -> str:
+    """``text`` with a single quote in front if a spreadsheet would read it as a formula (headers)."""
+    return "'" + text if re.match(FORMULA_START, text) else text
+
+
 def neutralised(query: sql.Composable, columns: list[tuple[str, str]]) -> sql.Composable:
     """``query`` with every column that is not a number, date or boolean as text, a formula-like
     value prefixed with a single quote."""
@@ -131,7 +137,7 @@ def neutralised(query: sql.Composable, columns: list[tuple[str, str]]) -> sql.Co
             text = sql.SQL("({})::text").format(value)
             value = sql.SQL("CASE WHEN {text} ~ {start} THEN '''' || {text} ELSE {text} END").format(
                 text=text, start=sql.Literal(FORMULA_START))
-        outputs.append(sql.SQL("{} AS {}").format(value, ident(name)))
+        outputs.append(sql.SQL("{} AS {}").format(value, ident(neutral_text(name))))
     aliases = sql.SQL(", ").join(ident(f"c{i}") for i in range(len(columns)))
     return sql.SQL("SELECT {} FROM ({}) AS q ({})").format(sql.SQL(", ").join(outputs), query, aliases)
 
@@ -203,7 +209,8 @@ def _xlsx_out(conn: psycopg.Connection, query: sql.Composable, names: tuple[str,
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("export")
-    sheet.append(list(names))
+    header = [neutral_text(name) for name in names]
+    sheet.append(header)
     rows = in_sheet = 0
     with conn.transaction(), conn.cursor(name="export_rows") as cur:
         cur.itersize = CURSOR_ROWS
@@ -211,7 +218,7 @@ def _xlsx_out(conn: psycopg.Connection, query: sql.Composable, names: tuple[str,
         for row in cur:
             if in_sheet == EXCEL_MAX_ROWS - 1:
                 sheet = book.create_sheet(f"export {len(book.worksheets) + 1}")
-                sheet.append(list(names))
+                sheet.append(header)
                 in_sheet = 0
             sheet.append([cell(v) for v in row])
             rows += 1

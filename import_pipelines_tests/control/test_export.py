@@ -116,3 +116,21 @@ def test_the_undo_and_export_jobs_are_in_the_code_location() -> None:
 
     for name in ("export_data", "rollback_import_run", "retry_failed_records", "control_retention"):
         assert module.defs.resolve_job_def(name).name == name
+
+
+def test_a_formula_in_a_header_or_any_non_numeric_type_is_neutralised(target_url: str, tmp_path: Path) -> None:
+    from psycopg import sql
+
+    from import_pipelines.control.export import export_query
+
+    query = sql.SQL("SELECT '@SUM(A1)'::varchar AS \"=cmd\", '[\"-1\"]'::jsonb AS j, interval '-1 day' AS i,"
+                    " -5 AS n, E'\\tx' AS t, 'ok' AS plain")
+    with connection(target_url) as conn:
+        as_csv = export_query(conn, query, fmt="csv", path=tmp_path / "q.csv")
+        xlsx = export_query(conn, query, fmt="xlsx", path=tmp_path / "q.xlsx")
+    with as_csv.path.open(newline="") as f:
+        header, row = list(csv.reader(f))
+    assert header == ["'=cmd", "j", "i", "n", "t", "plain"]
+    assert row == ["'@SUM(A1)", '["-1"]', "'-1 days", "-5", "'\tx", "ok"]
+    cells = list(load_workbook(xlsx.path).active.iter_rows(values_only=True))
+    assert cells == [tuple(header), ("'@SUM(A1)", '["-1"]', "'-1 days", -5, "'\tx", "ok")]
