@@ -224,8 +224,14 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
         done = conn.execute("SELECT r.run_id FROM import_control.audit_records AS a JOIN import_control.runs AS r"
                             " ON r.run_seq = a.rolled_back_by WHERE a.run_day = %s AND a.run_seq = %s"
                             " ORDER BY a.rolled_back_by DESC LIMIT 1", (run_day, run_seq)).fetchone()
-        raise RollbackError(f"run {run_id} was rolled back already (by {done[0]})" if done
-                            else f"run {run_id} created, changed or deleted no target rows: nothing to roll back")
+        if done:
+            raise RollbackError(f"run {run_id} was rolled back already (by {done[0]})")
+        changed = conn.execute("SELECT coalesce(sum(created + updated), 0) FROM import_control.run_summaries"
+                               " WHERE run_seq = %s", (run_seq,)).fetchone()[0]
+        if changed:
+            raise RollbackError(f"run {run_id} of {run_day} created or updated {changed:,} rows, but its per-record"
+                                " audit is gone (past the profile's retention_days): it cannot be rolled back")
+        raise RollbackError(f"run {run_id} created, changed or deleted no target rows: nothing to roll back")
     conflicts = _conflicts(conn, run_seq, run_day, streams)
     outcome = RollbackOutcome(run_id=run_id, profile=profile, dry_run=dry_run, entities=[], conflicts=conflicts)
     if conflicts and not force and not dry_run:

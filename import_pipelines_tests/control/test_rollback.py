@@ -196,3 +196,15 @@ def test_a_row_still_referenced_stops_that_entity_and_a_second_rollback_continue
         outcome = rollback_run(conn, "run-a")
         assert [e.entity for e in outcome.entities] == ["accounts"]
     assert snapshot(target_url) == before
+
+
+def test_a_run_whose_audit_is_past_retention_says_so(after_run_a: tuple[str, str, dict]) -> None:
+    _, target_url, _ = after_run_a
+    with connection(target_url) as conn:
+        conn.execute("DELETE FROM import_control.audit_records WHERE run_seq = (SELECT run_seq FROM"
+                     " import_control.runs WHERE run_id = 'run-a')")
+        conn.commit()
+        with pytest.raises(RollbackError, match="created or updated 17 rows, but its per-record audit is gone"):
+            rollback_run(conn, "run-a")
+        with pytest.raises(RollbackError, match="no import run 'nope'"):
+            rollback_run(conn, "nope")
