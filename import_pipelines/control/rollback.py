@@ -339,6 +339,7 @@ def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: d
                        " JOIN {} AS t ON {}").format(_records(stream, ["updated", "deactivated"]), target,
                                                      _row_match(table, "t", sql.SQL("r.target_id")))
     conn.execute(sql.SQL("CREATE TEMP TABLE _restore ON COMMIT DROP AS {}").format(restored), params)
+    conn.execute("ANALYZE _restore")  # temporary tables have no statistics until analysed
     _audit_rolled_back(conn, stream, rows=sql.SQL("SELECT target_id, source_id, image FROM _restore"),
                        reason=f"rollback of run {run_id}: the row's value before that run restored",
                        rollback_seq=rollback_seq, rollback_day=rollback_day, params=params)
@@ -357,6 +358,7 @@ def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: d
                       " ON {}").format(_records(stream, ["created"]), target,
                                        _row_match(table, "t", sql.SQL("r.target_id")))
     conn.execute(sql.SQL("CREATE TEMP TABLE _remove ON COMMIT DROP AS {}").format(created), params)
+    conn.execute("ANALYZE _remove")
     _audit_rolled_back(conn, stream, rows=sql.SQL("SELECT target_id, source_id, image FROM _remove"),
                        reason=f"rollback of run {run_id}: the row it created deleted",
                        rollback_seq=rollback_seq, rollback_day=rollback_day, params=params)
@@ -372,15 +374,15 @@ def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: d
     expected = conn.execute(sql.SQL("SELECT (SELECT count(*) FROM ({}) AS c), (SELECT count(*) FROM ({}) AS u)").format(
         _records(stream, ["created"]), _records(stream, ["updated", "deactivated"])), params).fetchone()
     undo.missing = expected[0] - undo.deleted + expected[1] - undo.restored
-    # the state of the undone records goes, so the next import creates (or updates) them again
-    conn.execute(sql.SQL(
-        "DELETE FROM {c}.record_state AS rs WHERE rs.stream_id = {s} AND (rs.target_id IN (SELECT target_id FROM"
-        " _remove) OR (rs.run_seq = %(run)s AND rs.target_id IN (SELECT target_id FROM _restore)))").format(
-        c=CONTROL, s=sql.Literal(stream.stream_id)), params)
-    conn.execute(sql.SQL(
-        "DELETE FROM {}.pending_references WHERE run_group = %(group)s AND stream_id = {} AND source_id IN"
-        " (SELECT source_id FROM _remove UNION ALL SELECT source_id FROM _restore)").format(
-        CONTROL, sql.Literal(stream.stream_id)), params)
+    # the state of the undone records goes, so the next import creates (or updates) them again;
+    # joins, not IN (subquery) under an OR, which PostgreSQL cannot turn into a join
+    for scratch, only_this_run in (("_remove", sql.SQL("")), ("_restore", sql.SQL(" AND rs.run_seq = %(run)s"))):
+        conn.execute(sql.SQL(
+            "DELETE FROM {}.record_state AS rs USING {} AS x WHERE rs.stream_id = {} AND rs.target_id = x.target_id{}"
+        ).format(CONTROL, ident(scratch), sql.Literal(stream.stream_id), only_this_run), params)
+        conn.execute(sql.SQL(
+            "DELETE FROM {}.pending_references AS p USING {} AS x WHERE p.run_group = %(group)s AND p.stream_id = {}"
+            " AND p.source_id = x.source_id").format(CONTROL, ident(scratch), sql.Literal(stream.stream_id)), params)
     _mark(conn, stream, ["created", "updated", "deactivated"], rollback_seq, params)
 
 
@@ -400,6 +402,7 @@ def _reinsert(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, param
                    " WHERE NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
         _records(stream, ["deleted"]), target, _row_match(table, "t", sql.SQL("r.target_id")))
     conn.execute(sql.SQL("CREATE TEMP TABLE _reinsert ON COMMIT DROP AS {}").format(gone), params)
+    conn.execute("ANALYZE _reinsert")
     columns = [c.name for c in table.columns.values() if not c.generated]
     overriding = (sql.SQL(" OVERRIDING SYSTEM VALUE") if any(table.columns[c].identity == "always" for c in columns)
                   else sql.SQL(""))
