@@ -14,7 +14,7 @@ What can be narrowed:
   ``where`` predicate ``(expression)::text IN (ids)``;
 - an entity reading records (files, sheets, pushes, Airtable, HTTP APIs) cannot be asked for
   some records only, and a source id built by ``concat``, ``case``, ``json`` or ``coalesce`` cannot be
-  matched back to its source rows: these are refused, naming the entity. Their failed records
+  matched back to its source rows (nor one with a transform): these are refused, naming the entity. Their failed records
   have no state, so the profile's next ordinary run (a sync) reads them again as new records;
 - a record that failed before it had a source id (a line a file reader could not parse) has
   nothing to be found by; it is counted, not retried.
@@ -106,8 +106,8 @@ def narrowed(template: Template, ids: dict[str, list[str]]) -> Template:
             listed = ", ".join("'" + value.replace("'", "''") + "'" for value in source_ids)
             entity.query.where.append(f"({spec.expression})::text IN ({listed})")
         else:
-            refused.append(f"{name}: its source_id field {entity.source_id!r} is computed (not a column or an"
-                           " expression), so its values cannot be matched back to source rows")
+            refused.append(f"{name}: its source_id field {entity.source_id!r} is computed (concat, case, json,"
+                           " coalesce or a transform), so its values cannot be matched back to source rows")
     if refused:
         raise RetryError("the failed records cannot be retried by source id: " + "; ".join(refused))
     return narrowed_template

@@ -54,6 +54,17 @@ def test_retry_after_fixing_the_template_loads_exactly_the_failed_records(failed
         retry_failed("retry", template=template(FIXED), source_url=source_url, target_url=target_url)
 
 
+def test_a_source_id_computed_by_an_expression_is_narrowed_by_a_where(failed_run: tuple[str, str]) -> None:
+    source_url, target_url = failed_run
+    fixed = template(FIXED)
+    fixed.entities["contacts"].fields["external_id"] = fixed.entities["contacts"].fields["external_id"].model_copy(
+        update={"column": None, "expression": "'' || c.id"})
+    outcome = retry_failed("broken", template=fixed, source_url=source_url, target_url=target_url, retry_run_id="r")
+    assert outcome.counts == {"contacts": {"created": 3}}
+    with connection(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM contacts").fetchone()[0] == 30
+
+
 def test_a_template_still_broken_fails_the_same_records_again(failed_run: tuple[str, str]) -> None:
     source_url, target_url = failed_run
     outcome = retry_failed("broken", template=template(), source_url=source_url, target_url=target_url)
