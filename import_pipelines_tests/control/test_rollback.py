@@ -208,3 +208,39 @@ def test_a_run_whose_audit_is_past_retention_says_so(after_run_a: tuple[str, str
             rollback_run(conn, "run-a")
         with pytest.raises(RollbackError, match="no import run 'nope'"):
             rollback_run(conn, "nope")
+
+
+def test_the_freescout_import_rolls_back_entity_by_entity_to_an_empty_target(source_url: str, target_url: str) -> None:
+    from import_pipelines.demo.freescout import add_customers, change_customers, generate_freescout
+    from import_pipelines.service_vault import migrate
+    from import_pipelines.templates.loader import load_template
+
+    tables = ("accounts", "customer_users", "agents", "tickets", "time_entries")
+
+    def rows() -> dict[str, list]:
+        with connection(target_url) as conn:
+            return {t: conn.execute(f"SELECT x::text FROM {t} AS x ORDER BY 1").fetchall() for t in tables}
+
+    generate_freescout(source_url, customers=120)
+    migrate(target_url)
+    freescout = load_template("freescout")
+    empty = rows()
+    run_import(template=freescout, source_url=source_url, target_url=target_url, profile="fs", run_id="first")
+    after_first = rows()
+    assert all(after_first[t] for t in tables)
+    change_customers(source_url, [1, 2, 3])
+    add_customers(source_url, 2)
+    counts = run_import(template=freescout, source_url=source_url, target_url=target_url, profile="fs",
+                        run_id="second")["customer_users"].counts
+    assert (counts["created"], counts["updated"]) == (2, 3)
+    with connection(target_url) as conn:
+        second = rollback_run(conn, "second", order=dependency_order(freescout))
+        assert rows() == after_first
+        # the first run, every entity: time entries before tickets before customers and agents
+        first = rollback_run(conn, "first", order=dependency_order(freescout))
+    assert rows() == empty
+    assert second.total("deleted") == 2 and second.total("restored") == 3
+    order = [e.entity for e in first.entities]
+    assert order.index("time_entries") < order.index("tickets") < order.index("customer_users") < order.index(
+        "accounts") and order.index("tickets") < order.index("agents")
+    assert first.total("deleted") == sum(len(after_first[t]) for t in tables)
