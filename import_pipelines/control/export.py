@@ -82,17 +82,22 @@ def entity_rows_query(conn: psycopg.Connection, *, profile: str, entity: str) ->
 
 def run_records_query(conn: psycopg.Connection, *, run_id: str, entity: str | None = None,
                       failed_only: bool = False) -> sql.Composable:
-    """The audit rows of a run (``import_control.import_records``), in the order they were written."""
-    _require_run(conn, run_id)
-    where = [sql.SQL("run_id = {}").format(sql.Literal(run_id))]
+    """The audit rows of a run, as ``import_control.import_records`` names them, in the order they were
+    written, with the rollback that undid each (``rolled_back_by``, a run id) where one did."""
+    run_seq, run_day = _require_run(conn, run_id)
+    where = [sql.SQL("a.run_day = {} AND a.run_seq = {}").format(sql.Literal(run_day), sql.Literal(run_seq))]
     if entity:
-        where.append(sql.SQL("entity = {}").format(sql.Literal(entity)))
+        where.append(sql.SQL("st.entity = {}").format(sql.Literal(entity)))
     if failed_only:
-        where.append(sql.SQL("action = 'failed'"))
+        where.append(sql.SQL("a.action = 'failed'"))
     return sql.SQL(
-        "SELECT run_id, profile, entity, source_table, source_id, source_ref, target_table, target_id, action,"
-        " duplicate_of, confidence, match_fields, error, before_image, created_at FROM {}.import_records"
-        " WHERE {} ORDER BY stream_id, record_no").format(ident(CONTROL_SCHEMA), sql.SQL(" AND ").join(where))
+        "SELECT r.run_id, st.profile, st.entity, st.source AS source_table, a.source_id, a.source_ref,"
+        " st.target_table, a.target_id, a.action, a.duplicate_of, a.confidence, a.match_fields, a.error,"
+        " a.before_image, a.recorded_at AS created_at, rb.run_id AS rolled_back_by"
+        " FROM {c}.audit_records AS a JOIN {c}.runs AS r ON r.run_seq = a.run_seq"
+        " JOIN {c}.streams AS st ON st.stream_id = a.stream_id LEFT JOIN {c}.runs AS rb ON rb.run_seq = a.rolled_back_by"
+        " WHERE {where} ORDER BY a.stream_id, a.record_no").format(
+        c=ident(CONTROL_SCHEMA), where=sql.SQL(" AND ").join(where))
 
 
 def run_errors_query(conn: psycopg.Connection, *, run_id: str, entity: str | None = None) -> sql.Composable:
@@ -107,9 +112,12 @@ def run_errors_query(conn: psycopg.Connection, *, run_id: str, entity: str | Non
         control=ident(CONTROL_SCHEMA), run=sql.Literal(run_id), only=only)
 
 
-def _require_run(conn: psycopg.Connection, run_id: str) -> None:
-    if conn.execute(f"SELECT 1 FROM {CONTROL_SCHEMA}.runs WHERE run_id = %s", (run_id,)).fetchone() is None:
+def _require_run(conn: psycopg.Connection, run_id: str) -> tuple[int, object]:
+    """The run's ``run_seq`` and ``run_day`` (its audit partition)."""
+    row = conn.execute(f"SELECT run_seq, run_day FROM {CONTROL_SCHEMA}.runs WHERE run_id = %s", (run_id,)).fetchone()
+    if row is None:
         raise ExportError(f"no import run {run_id!r} is recorded in {CONTROL_SCHEMA}.runs")
+    return row
 
 
 def describe_query(conn: psycopg.Connection, query: sql.Composable) -> list[tuple[str, str]]:

@@ -209,7 +209,8 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
     """Undo the run ``run_id`` on the target ``conn`` (see the module's docstring).
 
     ``order`` is the template's entities in dependency order (default: the target's foreign
-    keys); ``rollback_run_id`` names the rollback's own run (default: ``rollback-<uuid>``).
+    keys); ``rollback_run_id`` names the rollback's own run (default: ``rollback-<uuid>``). ``conn``
+    is left in autocommit mode: each entity is a transaction of its own.
     Raises :class:`RollbackRefused` (nothing written) when later runs changed the same rows and
     ``force`` is not set, :class:`RollbackError` for a run that is unknown or already rolled back.
     A dry run writes nothing and returns what would be done, the conflicts included.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from import_pipelines.control.rollback import RollbackError, RollbackRefused, rollback_run
@@ -49,7 +52,8 @@ def after_run_a(source_url: str, target_url: str) -> tuple[str, str, dict]:
     return source_url, target_url, before
 
 
-def test_rollback_leaves_the_target_exactly_as_before_the_run(after_run_a: tuple[str, str, dict]) -> None:
+def test_rollback_leaves_the_target_exactly_as_before_the_run(after_run_a: tuple[str, str, dict],
+                                                              tmp_path: Path) -> None:
     source_url, target_url, before = after_run_a
     with connection(target_url) as conn:
         outcome = rollback_run(conn, "run-a", order=dependency_order(template()))
@@ -64,6 +68,12 @@ def test_rollback_leaves_the_target_exactly_as_before_the_run(after_run_a: tuple
         rolled = conn.execute("SELECT count(*) FROM import_control.import_records WHERE run_id = %s"
                               " AND action = 'rolled_back'", (outcome.rollback_run_id,)).fetchone()[0]
     assert marked == [("created", 11), ("updated", 6)] and rolled == 17
+    with connection(target_url) as conn:  # an export of the run's records says which rollback undid them
+        from import_pipelines.control.export import export
+
+        exported = export(conn, what="records", fmt="json", path=tmp_path / "a.json", run_id="run-a")
+    records = json.loads(exported.path.read_text())
+    assert {r["rolled_back_by"] for r in records} == {outcome.rollback_run_id} and len(records) == 17
     with pytest.raises(RollbackError, match="rolled back already"):
         with connection(target_url) as conn:
             rollback_run(conn, "run-a")
