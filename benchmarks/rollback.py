@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         with connection(source) as conn:
             conn.execute("UPDATE src_people SET city = city || ' (moved)' WHERE id % 10 = 0")
             conn.execute("INSERT INTO src_people SELECT g, 'Person ' || g, 'p' || g || '@example.org', 'New',"
-                         " now() FROM generate_series(%s::bigint, %s::bigint) g", (args.rows + 1, args.rows + args.rows // 2))
+                         " now() FROM generate_series(%s::bigint, %s::bigint) g",
+                         (args.rows + 1, args.rows + args.rows // 2))
             conn.commit()
         started = time.perf_counter()
         counts = run(template, source, target, "run-a")

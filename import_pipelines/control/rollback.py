@@ -9,21 +9,27 @@ The audit of a run holds, per target row it touched (``audit_records``):
 - ``deleted`` (its source record disappeared): the row's image — the rollback inserts it again.
 
 Entities are undone in reverse dependency order (a row is deleted after the rows that point at
-it), each under the advisory lock a load of that entity takes: the template's order (:func:`import_pipelines.templates.graph.dependency_order`) when the
-template is given, else the order of the target's foreign keys between the run's tables. Each
-entity is one transaction; rows put back (``deleted``) follow in dependency order afterwards.
+it), each in one transaction under the advisory lock a load of that entity takes: the template's
+order (:func:`import_pipelines.templates.graph.dependency_order`) when the template is given,
+else the order of the target's foreign keys between the run's tables. Rows put back
+(``deleted``) follow in dependency order afterwards. In a reference cycle no order deletes every
+row after the rows pointing at it: first, the nullable reference that closes the cycle (the one
+a load defers to the late seed) is emptied in the rows the run created. A NOT NULL cycle, or an
+updated row pointing at a created row of a table undone earlier, stops that entity with the
+database's message.
 
 A row a later run changed too (a later ``created``, ``updated``, ``deactivated`` or ``deleted``
-audit row with the same key in the same table, of a run not rolled back itself) is a conflict: the rollback refuses
-and lists them, unless forced (then the run's before-image wins over the later change). Changes
-made to the target outside the imports leave no audit and cannot be seen.
+audit row with the same key in the same table, of a run not rolled back itself) is a conflict:
+the rollback refuses and lists them, unless forced (then the run's before-image wins over the
+later change). Changes made to the target outside the imports leave no audit and cannot be seen.
 
 The rollback is a run of its own (``runs``): it writes one ``rolled_back`` audit row per row it
 deleted, restored or put back, with the row's image before the rollback, and marks the undone
 run's audit rows ``rolled_back_by`` its ``run_seq``: a second rollback of the run continues
 with the entities not rolled back yet (one stopped by a row it cannot delete), or is refused
-when there are none. The state of the undone records (``record_state``: the last hash and the row it became)
-is removed, with their pending references, so the next import creates or updates them again.
+when there are none. The state of the undone records (``record_state``: the last hash and the
+row it became) is removed, with their pending references, so the next import creates or updates
+them again.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from import_pipelines.control import CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.introspect import describe_schema
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import register_run
+from import_pipelines.engine.graph import Edge, dependency_edges, load_order
 from import_pipelines.engine.merge import id_text
 from import_pipelines.engine.target import TargetTable, target_table
 from import_pipelines.pipeline.steps import hash_key
@@ -140,7 +147,8 @@ def _streams(conn: psycopg.Connection, run_seq: int, run_day: object) -> list[_S
     rows = conn.execute(
         "SELECT s.stream_id, s.entity, s.target_table FROM import_control.streams AS s WHERE s.stream_id IN"
         " (SELECT DISTINCT stream_id FROM import_control.audit_records WHERE run_day = %s AND run_seq = %s"
-        " AND action = ANY(%s) AND rolled_back_by IS NULL) ORDER BY s.entity", (run_day, run_seq, list(UNDONE_ACTIONS))).fetchall()
+        " AND action = ANY(%s) AND rolled_back_by IS NULL) ORDER BY s.entity",
+        (run_day, run_seq, list(UNDONE_ACTIONS))).fetchall()
     described: dict[str, object] = {}
     streams = []
     for stream_id, entity, qualified in rows:
@@ -154,6 +162,19 @@ def _streams(conn: psycopg.Connection, run_seq: int, run_day: object) -> list[_S
     return streams
 
 
+def _foreign_key_order(conn: psycopg.Connection, streams: list[_Stream]) -> tuple[dict[str, int], list[tuple[str, Edge]]]:
+    """Each stream table's position in the load order of the target's foreign keys between them, and
+    the edges that order defers to break cycles (with their schema)."""
+    position: dict[str, int] = {}
+    deferred: list[tuple[str, Edge]] = []
+    for schema in sorted({s.table.schema for s in streams}):
+        tables = sorted({s.table.name for s in streams if s.table.schema == schema})
+        order = load_order(tables, dependency_edges(describe_schema(conn, schema), tables=tables))
+        position.update({f"{schema}.{table}": i for i, table in enumerate(order.tables)})
+        deferred += [(schema, edge) for edge in order.deferred]
+    return position, deferred
+
+
 def _undo_order(conn: psycopg.Connection, streams: list[_Stream], order: Sequence[str] | None) -> list[_Stream]:
     """``streams`` with every referencing table before the table it references."""
     if order is not None:
@@ -162,15 +183,31 @@ def _undo_order(conn: psycopg.Connection, streams: list[_Stream], order: Sequenc
         if unknown:
             raise RollbackError(f"the template has no entity {', '.join(map(repr, unknown))} that the run loaded")
         return sorted(streams, key=lambda s: -rank[s.entity])
-    from import_pipelines.engine.graph import dependency_edges, load_order
-
-    position: dict[str, int] = {}
-    for schema in sorted({s.table.schema for s in streams}):
-        tables = [s.table.name for s in streams if s.table.schema == schema]
-        info = describe_schema(conn, schema)
-        for i, table in enumerate(load_order(tables, dependency_edges(info, tables=tables)).tables):
-            position[f"{schema}.{table}"] = i
+    position, _ = _foreign_key_order(conn, streams)
     return sorted(streams, key=lambda s: (-position[s.table.qualified], s.entity))
+
+
+def _empty_late_references(conn: psycopg.Connection, streams: list[_Stream], params: dict, log: Log) -> None:
+    """Set to NULL, in the rows the run created, the nullable references that close a cycle (the edges a
+    load defers to the late seed): in a cycle no order deletes every row before the rows it points at."""
+    _, deferred = _foreign_key_order(conn, streams)
+    for schema, edge in deferred:
+        if not edge.nullable:
+            continue  # a NOT NULL edge of a cycle: its rows cannot be emptied; the deletion says which
+        for stream in streams:
+            if (stream.table.schema, stream.table.name) != (schema, edge.table):
+                continue
+            emptied = conn.execute(sql.SQL(
+                "UPDATE {t} AS t SET ({cols}) = ROW({nulls}) FROM ({records}) AS r WHERE {match}"
+                " AND ({present})").format(
+                t=ident(schema, edge.table), cols=sql.SQL(", ").join(ident(c) for c in edge.columns),
+                nulls=sql.SQL(", ").join(sql.SQL("NULL") for _ in edge.columns),
+                records=_records(stream, ["created"]), match=_row_match(stream.table, "t", sql.SQL("r.target_id")),
+                present=sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(ident(c)) for c in edge.columns)),
+                params).rowcount
+            if emptied:
+                log(f"{stream.entity}: {', '.join(edge.columns)} emptied in {emptied:,} created rows"
+                    f" (a reference cycle), so they can be deleted")
 
 
 def _row_match(table: TargetTable, alias: str, target_id: sql.Composable) -> sql.Composable:
@@ -247,6 +284,9 @@ def rollback_run(conn: psycopg.Connection, run_id: str, *, dry_run: bool = False
         rollback = register_run(conn, run_id=rollback_run_id or f"rollback-{uuid.uuid4()}", profile=profile)
         outcome.rollback_run_id = rollback.run_id
     params = {"run": run_seq, "day": run_day, "group": run_group}
+    if not dry_run:
+        with conn.transaction():
+            _empty_late_references(conn, streams, params, log)
     for stream in streams:
         undo = EntityUndo(entity=stream.entity, table=stream.table.qualified)
         outcome.entities.append(undo)
@@ -368,8 +408,8 @@ def _undo(conn: psycopg.Connection, stream: _Stream, undo: EntityUndo, params: d
             target, _row_match(table, "t", sql.SQL("x.target_id")))).rowcount
     except psycopg.errors.ForeignKeyViolation as error:
         raise RollbackError(
-            f"{stream.entity}: rows run {run_id} created in {table.qualified} are referenced by rows the run did"
-            f" not create ({error.diag.message_detail or error}); nothing of {stream.entity} was rolled back"
+            f"{stream.entity}: rows run {run_id} created in {table.qualified} are still referenced by other rows"
+            f" ({error.diag.message_detail or error}); nothing of {stream.entity} was rolled back"
             + (f" ({', '.join(undone)} were)" if undone else "") + ". Once those rows are dealt with, the same"
             " rollback again continues with what is left") from None
     expected = conn.execute(sql.SQL("SELECT (SELECT count(*) FROM ({}) AS c), (SELECT count(*) FROM ({}) AS u)").format(

@@ -196,7 +196,7 @@ def test_a_row_still_referenced_stops_that_entity_and_a_second_rollback_continue
     run_import(template=template(), source_url=source_url, target_url=target_url, profile="crm", run_id="run-b")
     with connection(target_url) as conn, pytest.raises(RollbackError) as stopped:
         rollback_run(conn, "run-a")
-    assert "accounts: rows run run-a created in public.accounts are referenced" in str(stopped.value)
+    assert "accounts: rows run run-a created in public.accounts are still referenced by other rows" in str(stopped.value)
     assert "(contacts were)" in str(stopped.value)
     with connection(target_url) as conn:
         assert conn.execute("SELECT count(*) FROM contacts WHERE note = 'new'").fetchone()[0] == 0
@@ -254,3 +254,46 @@ def test_the_freescout_import_rolls_back_entity_by_entity_to_an_empty_target(sou
     assert order.index("time_entries") < order.index("tickets") < order.index("customer_users") < order.index(
         "accounts") and order.index("tickets") < order.index("agents")
     assert first.total("deleted") == sum(len(after_first[t]) for t in tables)
+
+
+CYCLE = {
+    "name": "school", "source_system": "school",
+    "entities": {
+        "users": {"target": "users", "source_id": "external_id",
+                  "query": {"base": {"table": "src_users", "alias": "u"}},
+                  "fields": {"external_id": "u.id", "name": "u.name", "instructor_key": "u.instructor_id"},
+                  "references": {"instructor_id": {"entity": "instructors", "field": "instructor_key"}}},
+        "instructors": {"target": "instructors", "source_id": "external_id",
+                        "query": {"base": {"table": "src_instructors", "alias": "i"}},
+                        "fields": {"external_id": "i.id", "user_key": "i.user_id"},
+                        "references": {"user_id": {"entity": "users", "field": "user_key", "required": True}}},
+    },
+}
+
+
+def test_a_reference_cycle_is_undone_by_emptying_its_late_column_first(source_url: str, target_url: str) -> None:
+    from import_pipelines.pipeline.late_seed import resolve_pending
+    from import_pipelines.templates.loader import parse_template
+
+    with connection(source_url) as conn:
+        conn.execute("CREATE TABLE src_users (id int PRIMARY KEY, name text, instructor_id int);"
+                     " CREATE TABLE src_instructors (id int PRIMARY KEY, user_id int NOT NULL)")
+        conn.execute("INSERT INTO src_users SELECT g, 'user ' || g, CASE WHEN g <= 3 THEN g END"
+                     " FROM generate_series(1, 6) g; INSERT INTO src_instructors SELECT g, g FROM generate_series(1, 3) g")
+        conn.commit()
+    with connection(target_url) as conn:
+        conn.execute("CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, source_system text NOT NULL,"
+                     " external_id text, name text, instructor_id bigint, UNIQUE (source_system, external_id));"
+                     " CREATE TABLE instructors (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                     " source_system text NOT NULL, external_id text, user_id bigint NOT NULL REFERENCES users (id),"
+                     " UNIQUE (source_system, external_id));"
+                     " ALTER TABLE users ADD FOREIGN KEY (instructor_id) REFERENCES instructors (id)")
+        conn.commit()
+    school = parse_template(CYCLE)
+    run_import(template=school, source_url=source_url, target_url=target_url, profile="school", run_id="cycle")
+    resolve_pending(target_url, template=school, profile="school", run_id="cycle", source_system="school")
+    with connection(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM users WHERE instructor_id IS NOT NULL").fetchone()[0] == 3
+        outcome = rollback_run(conn, "cycle", order=dependency_order(school))
+        left = conn.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM instructors)").fetchone()
+    assert left == (0, 0) and outcome.total("deleted") == 9
