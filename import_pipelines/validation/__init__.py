@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -48,14 +49,19 @@ class ValidationOutcome:
 
 def validate_staged(conn: psycopg.Connection, *, expectations: list[Expectation], staging: sql.Identifier,
                     rows: int, types: dict[str, str], where: str = "validate",
-                    chunk_rows: int | None = None, log: Callable[[str], None] = print) -> ValidationOutcome:
+                    chunk_rows: int | None = None, log: Callable[[str], None] = print,
+                    engine: Literal["auto", "great_expectations"] = "auto") -> ValidationOutcome:
     """Run ``expectations`` over staged rows ``1..rows``; append each failure to the row's ``_error``.
 
     ``types`` are the staged columns' types; ``where`` is the expectations' YAML path, named by
-    errors in a great-expectations expectation's arguments.
+    errors in a great-expectations expectation's arguments. ``engine="great_expectations"``
+    runs great-expectations names through great-expectations even where a built-in form exists
+    (to compare the two).
     """
-    in_sql = [(i, e, form) for i, e in enumerate(expectations) if (form := sql_form(e)) is not None]
-    in_gx = [(i, e) for i, e in enumerate(expectations) if sql_form(e) is None]
+    forms = {i: None if engine == "great_expectations" and e.expect.startswith("expect_") else sql_form(e)
+             for i, e in enumerate(expectations)}
+    in_sql = [(i, e, forms[i]) for i, e in enumerate(expectations) if forms[i] is not None]
+    in_gx = [(i, e) for i, e in enumerate(expectations) if forms[i] is None]
     results: list[ExpectationResult] = []
     newly = 0
     if in_sql:

@@ -71,7 +71,8 @@ def build_expectations(items: Sequence[tuple[int, Expectation]], *, where: str) 
             raise ExpectationConfigError(f"{path}.kwargs.mostly", "every row must pass: a failing row is not loaded,"
                                                                   " so mostly does not apply")
         try:
-            built.append((position, cls(**expectation.kwargs)))
+            # meta carries the position back on each result (an unsaved suite's expectations have no ids)
+            built.append((position, cls(**expectation.kwargs, meta={"position": position})))
         except Exception as error:  # noqa: BLE001 - pydantic v1 ValidationError inside GX
             rule = " ".join(str(error).split())
             raise ExpectationConfigError(f"{path}.kwargs", f"{expectation.expect}: {rule}") from None
@@ -99,10 +100,9 @@ def validate_in_chunks(conn: psycopg.Connection, *, staging: sql.Identifier, row
     batches = (context.data_sources.add_pandas("staging").add_dataframe_asset("staged_rows")
                .add_batch_definition_whole_dataframe("chunk"))
     suite = gx.ExpectationSuite(name="validate")
-    by_id: dict[str, tuple[int, Expectation]] = {}
-    for (position, expectation), (_, gx_expectation) in zip(items, built, strict=True):
-        added = suite.add_expectation(gx_expectation)
-        by_id[str(added.id)] = (position, expectation)
+    for _, gx_expectation in built:
+        suite.add_expectation(gx_expectation)
+    by_position = dict(items)
     columns = list(dict.fromkeys(c for _, e in items for c in e.columns))
     select = sql.SQL("SELECT _rn, {} FROM {} WHERE _rn > %s AND _rn <= %s").format(ident_list(columns), staging)
     failed = {position: 0 for position, _ in items}
@@ -114,7 +114,8 @@ def validate_in_chunks(conn: psycopg.Connection, *, staging: sql.Identifier, row
         result = batches.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=result_format)
         out: list[tuple[int, str]] = []
         for check in result.results:
-            position, expectation = by_id[str(check.expectation_config.id)]
+            position = int(check.expectation_config.meta["position"])
+            expectation = by_position[position]
             if check.exception_info and check.exception_info.get("raised_exception"):
                 raise ExpectationConfigError(f"{where}[{position}]", f"{expectation.expect} raised:"
                                              f" {check.exception_info.get('exception_message')}")

@@ -142,14 +142,18 @@ def test_a_great_expectations_only_expectation_runs_in_chunks(databases: tuple[s
         {"expect": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "nickname", "min_value": 2}},
         # has a built-in form: runs as SQL, named as written
         {"expect": "expect_column_values_to_be_between", "kwargs": {"column": "minutes", "min_value": 0}},
+        {"expect": "expect_column_values_to_match_regex", "kwargs": {"column": "email", "regex": "@example\\.com$"}},
     ])
     run_id, counts = _import(template, source_url, target_url)
-    assert counts["failed"] == 2 and counts["created"] == ROWS - 2
+    assert counts["failed"] == 4 and counts["created"] == ROWS - 4
     assert _failed(target_url, run_id) == {
         "10": "nickname: failed expectation expect_column_value_lengths_to_be_between (validate[0]): 'x'",
-        "90": "nickname: failed expectation expect_column_value_lengths_to_be_between (validate[0]): 'x'"}
+        "90": "nickname: failed expectation expect_column_value_lengths_to_be_between (validate[0]): 'x'",
+        **{str(row): f"email: failed expectation expect_column_values_to_match_regex (validate[2]): '{email}'"
+           for row, email in BAD_EMAILS.items()}}
     assert _summary(target_url) == [(0, "expect_column_value_lengths_to_be_between", "great_expectations", ROWS, 2),
-                                    (1, "expect_column_values_to_be_between", "sql", ROWS, 0)]
+                                    (1, "expect_column_values_to_be_between", "sql", ROWS, 0),
+                                    (2, "expect_column_values_to_match_regex", "great_expectations", ROWS, 2)]
 
 
 def test_chunks_see_every_row_once(databases: tuple[str, str]) -> None:
