@@ -244,3 +244,20 @@ def test_sql_only_suites_never_import_great_expectations(databases: tuple[str, s
         "print('great_expectations' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_preflight_names_every_expectation_great_expectations_cannot_build(databases: tuple[str, str]) -> None:
+    from import_pipelines.templates.preflight import PreflightError, preflight
+
+    source_url, target_url = databases
+    template = parse_template(_template([
+        {"expect": "email", "field": "email"},
+        {"expect": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "nickname", "min_valu": 2}},
+        {"expect": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "nickname", "min_value": 2,
+                                                                           "mostly": 0.9}},
+    ]))
+    with pytest.raises(PreflightError) as error:
+        preflight(template, source_url=source_url, target_url=target_url, profile="crm", template_source="people.yaml")
+    assert [where for where, _ in error.value.problems] == ["entities.people.validate[1].kwargs",
+                                                            "entities.people.validate[2].kwargs.mostly"]
+    assert "min_valu" in error.value.problems[0][1] and "people.yaml" in str(error.value)
