@@ -331,7 +331,8 @@ def _entity_checks(profile: "ImportProfile", template: Template, entity: str) ->
             if missing:
                 context.log.info(f"{name}: skipped, {', '.join(missing)} not materialised in this run")
                 return
-            if getattr(context.resources, f"{profile.name}_settings").dry_run and name != "reconciliation":
+            if getattr(context.resources, f"{profile.name}_settings").dry_run and name not in ("reconciliation",
+                                                                                              "validation"):
                 context.log.info(f"{name}: skipped, a dry run writes nothing to check")
                 return
             url = getattr(context.resources, target_key).connection_url()
@@ -348,14 +349,15 @@ def _entity_checks(profile: "ImportProfile", template: Template, entity: str) ->
         return dg.AssetCheckResult(passed=count == 0, metadata={"duplicate_keys": count})
 
     def reconciliation(context, url: str) -> dg.AssetCheckResult | None:
-        from import_pipelines.pipeline.checks import reconcile, reconciliation as reconcile_run
+        from import_pipelines.pipeline.checks import counted_source_rows, reconcile, reconciliation as reconcile_run
 
         if getattr(context.resources, f"{profile.name}_settings").dry_run:
-            event = context.instance.get_latest_materialization_event(key)
-            rows = event.asset_materialization.metadata["dagster/row_count"].value
+            # a dry run predicts one action per source row
+            rows = counted_source_rows(url, profile=profile.name, entity=entity, run_id=context.run.run_id)
             counts = reconcile(url, profile=profile.name, entity=entity, run_id=context.run.run_id, dry_run=True)
-            return dg.AssetCheckResult(passed=sum(counts.values()) == rows,
-                                       metadata={"source_rows": rows, "predicted": sum(counts.values()), **counts})
+            return dg.AssetCheckResult(passed=rows is not None and sum(counts.values()) == rows,
+                                       metadata={"source_rows": rows if rows is not None else -1,
+                                                 "predicted": sum(counts.values()), **counts})
         outcome = reconcile_run(url, profile=profile.name, entity=entity, run_id=context.run.run_id)
         if outcome is None:
             return dg.AssetCheckResult(passed=False, metadata={"reason": "no source count recorded for this run"})

@@ -123,3 +123,13 @@ def validation_results(url: str, *, profile: str, entity: str, run_id: str) -> l
             (run_id, profile, entity)).fetchall()
     return [dict(zip(("position", "expectation", "fields", "engine", "evaluated", "failed", "seconds"), r))
             for r in rows]
+
+
+def counted_source_rows(url: str, *, profile: str, entity: str, run_id: str) -> int | None:
+    """The rows the entity's source returned in the run (:func:`record_source_count`), if counted."""
+    with connection(url) as conn:
+        row = conn.execute(
+            "SELECT c.source_rows FROM import_control.source_counts AS c JOIN import_control.runs AS r USING (run_seq)"
+            " JOIN import_control.streams AS s USING (stream_id) WHERE r.run_id = %s AND s.profile = %s"
+            " AND s.entity = %s", (run_id, profile, entity)).fetchone()
+    return row[0] if row else None

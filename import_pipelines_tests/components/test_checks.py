@@ -42,6 +42,12 @@ def _source_rows(source_url: str) -> dict[str, int]:
 
 def test_checks_after_a_run_and_reconciliation_failing_on_a_tampered_audit(job_env: tuple[str, str]) -> None:
     source_url, target_url = job_env
+    dry = _job().execute_in_process(run_config={"resources": {f"{PROFILE}_settings": {"config": {"dry_run": True}}}})
+    assert dry.success
+    checks = _evaluations(dry)  # a dry run predicts one action per source row, and validates
+    assert all(checks[(entity, "reconciliation")].passed for entity in ENTITIES)
+    assert checks[("tickets", "validation")].passed and (ENTITIES[0], "natural_key_unique") not in checks
+
     result = _job().execute_in_process()
     assert result.success
     run_id = result.run_id
