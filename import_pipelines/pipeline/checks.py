@@ -66,8 +66,8 @@ def reconciliation(url: str, *, profile: str, entity: str, run_id: str) -> dict[
     Two sides: the rows the source query returned (counted on the source in the extract's snapshot)
     and the run's outcome: one audit row per record created, updated, skipped or failed (a created
     row the late seed removed is ``rolled_back``), plus the unchanged ones, which the run summary
-    counts instead of writing a row each. ``passed`` also needs the run summary's own total to
-    agree, so a lost audit row and an altered count both fail.
+    counts instead of writing a row each. ``passed`` also needs the run summary to agree, in total
+    and action by action, so a lost audit row, an altered count and a changed action all fail.
     """
     with connection(url) as conn:
         row = conn.execute(
@@ -88,10 +88,14 @@ def reconciliation(url: str, *, profile: str, entity: str, run_id: str) -> dict[
                               (v or 0 for v in summary))) if summary[0] is not None else {}
     recorded = sum(audit.values()) + summary_counts.get("unchanged", 0)
     summary_total = sum(summary_counts.values())
+    # action by action too; a written row later rolled back (late seed, rollback) was created or updated
+    agree = bool(summary_counts) and all(audit.get(a, 0) == summary_counts[a] for a in ("skipped", "failed")) and (
+        audit.get("created", 0) + audit.get("updated", 0) + audit.get("rolled_back", 0)
+        == summary_counts["created"] + summary_counts["updated"])
     return {"source_rows": source_rows, "counted": how, "recorded": recorded, "summary_total": summary_total,
             **{f"audit_{a}": audit.get(a, 0) for a in RECORDED_ACTIONS},
-            "unchanged": summary_counts.get("unchanged", 0),
-            "passed": bool(summary_counts) and source_rows == recorded == summary_total}
+            "unchanged": summary_counts.get("unchanged", 0), "actions_agree": agree,
+            "passed": agree and source_rows == recorded == summary_total}
 
 
 def references_after_late_seed(url: str, *, profile: str, entity: str, run_id: str) -> dict[str, int]:
