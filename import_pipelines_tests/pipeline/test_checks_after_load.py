@@ -14,17 +14,11 @@ from import_pipelines.pipeline import EntityRun, dedupe, extract, load, map_and_
 from import_pipelines.pipeline.checks import reconciliation, references_after_late_seed
 from import_pipelines.pipeline.late_seed import resolve_pending
 from import_pipelines.templates.loader import parse_template
+from import_pipelines_tests.pipeline.test_late_seed import PROJECTS_DDL, TEMPLATE as LATE_SEED_TEMPLATE
 
-TEMPLATE = {
-    "name": "projects", "source_system": "pm",
-    "entities": {"projects": {
-        "target": "projects", "source_id": "external_id",
-        "query": {"base": {"table": "src_projects", "alias": "p"}},
-        "fields": {"external_id": "p.id", "name": "p.name", "parent_key": "p.parent_id"},
-        "references": {"parent_id": {"entity": "projects", "field": "parent_key"}},
-        "validate": [{"expect": "matches", "field": "name", "pattern": "^[a-z]+$"}],
-    }},
-}
+TEMPLATE = {**LATE_SEED_TEMPLATE, "entities": {"projects": {
+    **LATE_SEED_TEMPLATE["entities"]["projects"],
+    "validate": [{"expect": "matches", "field": "name", "pattern": "^[a-z]+$"}]}}}
 
 
 def test_references_after_the_late_seed_and_reconciliation(source_url: str, target_url: str) -> None:
@@ -35,9 +29,7 @@ def test_references_after_the_late_seed_and_reconciliation(source_url: str, targ
                      " (4, 'orphan', 99), (5, 'Bad Name', NULL), (6, 'twin', NULL), (6, 'twins', NULL)")
         conn.commit()
     with connection(target_url) as conn:
-        conn.execute("CREATE TABLE projects (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-                     " source_system text NOT NULL, external_id text, name text NOT NULL,"
-                     " parent_id bigint REFERENCES projects (id), UNIQUE (source_system, external_id))")
+        conn.execute(PROJECTS_DDL)
         conn.commit()
     template = parse_template(TEMPLATE)
     run_id = str(uuid.uuid4())
