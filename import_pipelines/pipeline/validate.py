@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -19,6 +20,7 @@ def validate_entity(conn: psycopg.Connection, run, staged, *, log: Callable[[str
     """
     from import_pipelines.pipeline.steps import register, staging_types
 
+    started = time.perf_counter()
     entity = run.template.entities[run.entity_name]
     table = ident(CONTROL_SCHEMA, staged.staging)
     outcome = validate_staged(conn, expectations=list(entity.validate_), staging=table, rows=staged.rows,
@@ -29,4 +31,6 @@ def validate_entity(conn: psycopg.Connection, run, staged, *, log: Callable[[str
     for r in outcome.results:
         log(f"{run.entity_name} validate: {r.expectation} on {', '.join(r.fields)} ({r.engine}): {r.failed:,} of"
             f" {r.evaluated:,} rows failed")
+    log(f"{run.entity_name} validate: {outcome.newly_failed:,} rows failed no earlier rule, in"
+        f" {time.perf_counter() - started:.2f} s")
     return outcome.newly_failed
