@@ -261,3 +261,17 @@ def test_preflight_names_every_expectation_great_expectations_cannot_build(datab
     assert [where for where, _ in error.value.problems] == ["entities.people.validate[1].kwargs",
                                                             "entities.people.validate[2].kwargs.mostly"]
     assert "min_valu" in error.value.problems[0][1] and "people.yaml" in str(error.value)
+
+
+def test_the_preview_rejects_the_rows_validation_would_fail(databases: tuple[str, str]) -> None:
+    from import_pipelines.authoring.preview import preview_template
+
+    source_url, target_url = databases
+    preview = preview_template(parse_template(_template([{"expect": "email", "field": "email"}])),
+                               source_url=source_url, target_url=target_url)
+    people = preview.entities[0]
+    assert people.counts["rejected_by_map"] == len(BAD_EMAILS) and people.would["failed"] == len(BAD_EMAILS)
+    assert sorted(r.reason for r in people.rejected) == sorted(
+        f"email: failed expectation email (validate[0]): '{email}'" for email in BAD_EMAILS.values())
+    with connection(target_url) as conn:  # the preview writes nothing
+        assert conn.execute("SELECT count(*) FROM people").fetchone()[0] == 0
