@@ -7,13 +7,13 @@ and 03:45.
 """
 
 # no ``from __future__ import annotations``: Dagster reads the config annotations of the ops at runtime
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import psycopg
 
+from import_pipelines.defs.control import undo
 from import_pipelines.settings import TARGET_URL_ENV
 
 
@@ -23,10 +23,7 @@ def control_target(url_env: str, *, job: str) -> Iterator[psycopg.Connection]:
     from import_pipelines.control import ensure_control_schema
     from import_pipelines.db.connect import connection
 
-    url = os.environ.get(url_env)
-    if not url:
-        raise dg.Failure(description=f"environment variable {url_env} is not set")
-    with connection(url, autocommit=True, purpose=f"target of the {job} job") as conn:
+    with connection(undo.target_url(url_env), autocommit=True, purpose=f"target of the {job} job") as conn:
         ensure_control_schema(conn)
         yield conn
 
@@ -97,3 +94,5 @@ defs = dg.Definitions(jobs=[control_retention, control_cleanup], schedules=[
                           default_status=dg.DefaultScheduleStatus.STOPPED),
     dg.ScheduleDefinition(name="control_cleanup_daily", job=control_cleanup, cron_schedule="45 3 * * *",
                           default_status=dg.DefaultScheduleStatus.STOPPED)])
+# rollback, retry of failed records, exports (defs/control/undo.py)
+defs = dg.Definitions.merge(defs, undo.defs)
