@@ -68,22 +68,30 @@ def reconciliation(url: str, *, profile: str, entity: str, run_id: str) -> dict[
     row the late seed removed is ``rolled_back``), plus the unchanged ones, which the run summary
     counts instead of writing a row each. ``passed`` also needs the run summary to agree, in total
     and action by action, so a lost audit row, an altered count and a changed action all fail.
+
+    A re-execution from failure that did not extract the entity again loads what its parent run
+    counted and staged: the count is the latest one of the run group, and the audit rows are those
+    the group's runs wrote since that count (the load sets aside and counts what an earlier
+    attempt committed, so its summary covers them).
     """
     with connection(url) as conn:
         row = conn.execute(
-            "SELECT c.source_rows, c.how, r.run_seq, r.run_day, s.stream_id, m.created, m.updated, m.unchanged,"
-            " m.skipped, m.failed FROM import_control.runs AS r JOIN import_control.streams AS s"
+            "SELECT c.source_rows, c.how, c.run_seq, r.run_seq, r.run_group, s.stream_id, m.created, m.updated,"
+            " m.unchanged, m.skipped, m.failed FROM import_control.runs AS r JOIN import_control.streams AS s"
             " ON s.profile = %s AND s.entity = %s"
-            " JOIN import_control.source_counts AS c ON c.run_seq = r.run_seq AND c.stream_id = s.stream_id"
+            " JOIN LATERAL (SELECT c.* FROM import_control.source_counts AS c JOIN import_control.runs AS g"
+            " USING (run_seq) WHERE g.run_group = r.run_group AND c.run_seq <= r.run_seq AND c.stream_id = s.stream_id"
+            " ORDER BY c.run_seq DESC LIMIT 1) AS c ON true"
             " LEFT JOIN import_control.run_summaries AS m ON m.run_seq = r.run_seq AND m.stream_id = s.stream_id"
             " WHERE r.run_id = %s", (profile, entity, run_id)).fetchone()
         if row is None:
             return None
-        source_rows, how, run_seq, run_day, stream_id, *summary = row
+        source_rows, how, counted_seq, run_seq, run_group, stream_id, *summary = row
         audit = dict(conn.execute(
-            "SELECT action, count(*) FROM import_control.audit_records WHERE run_day = %s AND run_seq = %s"
-            " AND stream_id = %s AND action = ANY(%s) GROUP BY action",
-            (run_day, run_seq, stream_id, list(RECORDED_ACTIONS))).fetchall())
+            "SELECT a.action, count(*) FROM import_control.audit_records AS a JOIN import_control.runs AS g"
+            " ON g.run_seq = a.run_seq AND g.run_day = a.run_day WHERE g.run_group = %s AND a.run_seq BETWEEN %s"
+            " AND %s AND a.stream_id = %s AND a.action = ANY(%s) GROUP BY a.action",
+            (run_group, counted_seq, run_seq, stream_id, list(RECORDED_ACTIONS))).fetchall())
     summary_counts = dict(zip(("created", "updated", "unchanged", "skipped", "failed"),
                               (v or 0 for v in summary))) if summary[0] is not None else {}
     recorded = sum(audit.values()) + summary_counts.get("unchanged", 0)

@@ -148,6 +148,11 @@ def test_a_run_failed_after_its_first_entity_continues_when_re_executed_from_fai
             started = {e.step_key for e in second.all_events if e.event_type_value == "STEP_START"}
             assert "org__members.org__members__load" in started and not any(s.startswith("org__teams.") for s in started)
             assert second.dagster_run.root_run_id == first_id
+            # the reconciliation of members counts what the first run counted and staged
+            checks = {(e.asset_check_evaluation_data.asset_key.path[1], e.asset_check_evaluation_data.check_name):
+                      e.asset_check_evaluation_data.passed for e in second.all_events
+                      if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+            assert checks[("members", "reconciliation")] and checks[("members", "references_resolved")]
 
     assert content(target) == content(reference)
     assert content(target)["teams"][0] == ("1", "team 1", "2")  # the deferred parents were resolved

@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from import_pipelines.db import connect
 from import_pipelines.demo.freescout import generate_freescout
+from import_pipelines.pipeline.checks import reconciliation
 from import_pipelines.pipeline.steps import EntityRun, dedupe, extract, load, map_and_validate
 from import_pipelines.service_vault import migrate
 from import_pipelines.settings import PROJECT_ROOT
@@ -345,3 +346,6 @@ def test_a_load_run_again_goes_on_from_its_committed_batches(fault_source: str, 
     assert {a: n for a, n in result.counts.items() if n and a != "unchanged"} == audited
     assert sum(result.counts.values()) == result.rows == staged.rows
     assert any("records were merged by an earlier attempt" in m for m in logs), logs
+    # the reconciliation check agrees: the source count of the attempt that staged, the group's audit
+    outcome = reconciliation(target, profile="demo", entity="tickets", run_id=second_run)
+    assert outcome is not None and outcome["passed"], outcome
