@@ -71,7 +71,7 @@ it; ``review`` marks a pair listed for a person to decide."""
 DEFAULT_PRIMARY_WEIGHT = 0.8
 DEFAULT_SECONDARY_WEIGHT = 0.2
 
-DEFAULT_MAX_BLOCK_SIZE = 100
+DEFAULT_MAX_BLOCK_SIZE = 50
 # float32 scores summed and divided can land a hair below an exactly reached threshold.
 _EPSILON = 1e-6
 
