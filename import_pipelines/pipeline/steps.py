@@ -220,7 +220,8 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
         raise ValueError(f"entity {run.entity_name!r} reads records, but profile {run.profile!r} names no record"
                          " source (source: {kind: file|sheet|push|airtable|http, ...})")
     source = open_source(run.record_source, name=run.entity_name)
-    mapping = map_columns(source, entity, template=run.template, conn=target, mapper=run.mapper)
+    mapping = map_columns(source, entity, template=run.template, conn=target, mapper=run.mapper,
+                          spec=run.record_source, resource_key=f"{run.profile}_field_mapper")
     method = mapping.suggestion.method if mapping.suggestion else "template"
     log(f"{run.entity_name} extract: {source.name}: inputs read from "
         + ", ".join(f"{name} <- {where!r}" for name, where in mapping.columns.items())
