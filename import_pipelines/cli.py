@@ -272,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         from import_pipelines.mapping.cli import main as mapping_main
 
         return mapping_main(argv[1:])
+    if argv and argv[0] == "push":
+        from import_pipelines.push.cli import main as push_main
+
+        return push_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m import_pipelines", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("demo", cmd_demo), ("generate", cmd_generate)):
@@ -353,5 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("export", help="export a database to an archive (see: export --help)")
     sub.add_parser("import", help="import an archive (see: import --help)")
     sub.add_parser("mapping", help="suggest and manage field mappings (see: mapping --help)")
+    sub.add_parser("push", help="submit a bulk push of records (POST /imports/bulk's body), print its run id"
+                                " (see: push --help)")
     args = parser.parse_args(argv)
     return args.func(args)

@@ -51,7 +51,8 @@ def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:
     mapper for records entities."""
     kinds = {entity.query is not None for entity in template.entities.values()}
     return ({f"{profile.name}_source"} if True in kinds else set()) | (
-        {f"{profile.name}_field_mapper"} if False in kinds else set())
+        {f"{profile.name}_field_mapper"} if False in kinds else set()) | (
+        {f"{profile.name}_push"} if (profile.source or {}).get("kind") == "push" else set())
 
 
 def record_source_tag(source: dict[str, Any] | None) -> str | None:
@@ -123,12 +124,17 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
     record_source = dict(profile.source or {})
     if settings.source_path:
         record_source["path"] = settings.source_path
+    mode = profile.entity_modes.get(entity, profile.mode)
+    push = getattr(resources, f"{profile.name}_push", None)
+    if push is not None:  # the records, strategy and match fields of a bulk push
+        record_source, template, pushed = push.run_options(template, entity, run_id=context.run.run_id)
+        mode = pushed or mode
     return EntityRun(
         profile=profile.name, template=template, entity_name=entity, run_id=context.run.run_id,
         source_url=source.connection_url() if source is not None else "",
         record_source=record_source or None, mapper=getattr(resources, f"{profile.name}_field_mapper", None),
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
-        source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
+        source_system=profile.source_system, mode=mode,
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
         run_group=context.run.root_run_id or context.run.run_id, retention_days=profile.retention_days,
         change_detection="full" if settings.full_refresh else "keys",

@@ -68,4 +68,8 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
             from import_pipelines.mapping.resource import FieldMapper
 
             resources[f"{self.name}_field_mapper"] = FieldMapper()
+        if (self.source or {}).get("kind") == "push":
+            from import_pipelines.push import BulkPush
+
+            resources[f"{self.name}_push"] = BulkPush()
         return build_profile_defs(self, template, template_source=str(path), resources=resources)
