@@ -223,6 +223,8 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
         meta[f"would_{_verb(action)}" if result.dry_run else action] = dg.MetadataValue.int(count)
     if result.report:
         meta["report"] = dg.MetadataValue.path(result.report)
+    if result.error_report:
+        meta["error_report"] = dg.MetadataValue.path(result.error_report)
     meta["duplicates"] = dg.MetadataValue.int(result.duplicates)
     meta["matched_target_rows"] = dg.MetadataValue.int(result.matched_target)
     if result.confidences:

@@ -108,7 +108,11 @@ def map_columns(source: RecordSource, entity: Entity, *, template: Template, con
     assert entity.records is not None
     fixed: dict[str, Location] = {name: spec.from_ for name, spec in entity.records.inputs.items()
                                   if spec.from_ is not None}
-    fields = input_fields(entity)
+    if (spec or {}).get("kind") == "push":
+        # a push speaks the template's language: a key named like an input is that input
+        keys = set(source.columns())
+        fixed |= {name: name for name in entity.records.inputs if name not in fixed and name in keys}
+    fields = [field for field in input_fields(entity) if field.name not in fixed]
     if not fields and not entity.records.custom:
         return ColumnMapping(columns=fixed)
     sample = sample_source(source, rows=sample_rows)

@@ -109,6 +109,7 @@ class LoadResult:
     confidences: tuple[float, ...] = ()
     dry_run: bool = False
     report: str | None = None
+    error_report: str | None = None  # the rejected rows' CSV (pipeline/row_errors.py)
 
     @property
     def rows_per_s(self) -> float:
@@ -426,7 +427,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             counts = _merge(conn, run, plan, staged, ref=ref, streams=streams, log=log)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
-        report = None
+        report = error_report = None
         if run.dry_run:
             predict_duplicates(conn, plan.merge, staging=staged.staging, run_id=run.run_id)
             preview, columns = dry_run_preview(conn, plan.merge, run.run_id, preview_rows)
@@ -434,6 +435,12 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
             preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
+            if counts.get("failed"):
+                from import_pipelines.pipeline.row_errors import report_row_errors
+
+                error_report = report_row_errors(conn, entity=plan.entity, staging=staged.staging, run=ref,
+                                                 stream_id=streams[run.entity_name], profile=run.profile,
+                                                 entity_name=run.entity_name, log=log)
         _after_load(conn, run, staged, ref=ref, streams=streams, log=log)
         drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
@@ -441,7 +448,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                       rows=staged.rows + sum(staged.unread.values()),
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
                       matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
-                      report=report)
+                      report=report, error_report=error_report)
 
 
 def _after_load(conn: psycopg.Connection, run: EntityRun, staged: Staged, *, ref: RunRef, streams: dict[str, int],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from import_pipelines.pipeline.records import MappingRefused, input_fields
 from import_pipelines.pipeline.steps import EntityRun, LoadResult, dedupe, extract, load, map_and_validate
 from import_pipelines.query.compile import compile_field
 from import_pipelines.service_vault.migrate import migrate
+from import_pipelines.settings import DATA_DIR_ENV
 from import_pipelines.templates.loader import load_template, template_path
 from import_pipelines.templates.model import FieldSpec, Mode, Template
 from import_pipelines_tests.sources import contacts
@@ -131,14 +133,17 @@ def people(count: int) -> list[list[Any]]:
              "vip; newsletter"] for i in range(1, count + 1)]
 
 
-def test_three_bad_rows_of_a_thousand_fail_with_their_lines_and_the_rest_loads(vault, tmp_path: Path) -> None:
+def test_three_bad_rows_of_a_thousand_fail_with_their_lines_and_the_rest_loads(vault, tmp_path: Path,
+                                                                               monkeypatch) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     url = vault()
     data = people(1000)
     data[99] = ["No Contact", "", "", "Leeds", ""]          # line 101: neither email nor phone
     data[499] = ["Bad Mail", "bad.mail@", "+44 1", "York", ""]  # line 501: an invalid email
     data[899] = data[899][:3]                                  # line 901: a ragged row
     path = write_people(tmp_path / "people.csv", data, header=HEADER)
-    result = run_contacts({"kind": "file", "path": path}, url, mapper=FieldMapper(use_ai=False))
+    run_id = str(uuid.uuid4())
+    result = run_contacts({"kind": "file", "path": path}, url, mapper=FieldMapper(use_ai=False), run_id=run_id)
     assert result.counts["created"] == 997 and result.counts["failed"] == 3
     with connection(url) as conn:
         failed = conn.execute("SELECT source_ref, error FROM import_control.import_records WHERE action = 'failed'"
@@ -151,6 +156,20 @@ def test_three_bad_rows_of_a_thousand_fail_with_their_lines_and_the_rest_loads(v
     assert failed[1][1].startswith("email: 'bad.mail@' is not a valid email address")
     assert "3 fields where the header has 5" in failed[2][1]
     assert tags == ["vip", "newsletter"] and (first, last) == ("Alan", "Lovelace")
+    # each rejected row in import_errors, and in the run's error report
+    with connection(url) as conn:
+        errors = conn.execute("SELECT source_ref, row_number, field, error_type, row_data->>'email', row_data->>'city'"
+                              " FROM import_control.import_errors WHERE stage = 'row' ORDER BY error_id").fetchall()
+    assert errors == [("people.csv line 101", 101, "email", "no_contact", None, "Leeds"),
+                      ("people.csv line 101", 101, "external_id", "no_identifier", None, "Leeds"),
+                      ("people.csv line 501", 501, "email", "invalid_email", "bad.mail@", "York"),
+                      ("people.csv line 901", 901, None, "unreadable", "person900@example.org", None)]
+    assert result.error_report == str(tmp_path / "data" / "reports" / run_id / "contacts_test_contacts_errors.csv")
+    with open(result.error_report, newline="", encoding="utf-8") as handle:
+        report = list(csv.DictReader(handle))
+    assert [(r["row_number"], r["error_type"]) for r in report] == [
+        ("101", "no_contact"), ("101", "no_identifier"), ("501", "invalid_email"), ("901", "unreadable")]
+    assert json.loads(report[2]["row_data"])["display_name"] == "Bad Mail"
 
 
 def test_a_second_import_creates_nothing_and_a_changed_row_updates_its_match(vault, tmp_path: Path) -> None:

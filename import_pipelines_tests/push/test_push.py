@@ -60,7 +60,9 @@ def plain_contacts(count: int) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if k not in ("score", "vip")} for row in pushed_contacts(count)]
 
 
-def test_the_push_job_loads_the_records_of_its_run_config(target: str, tmp_path: Path) -> None:
+def test_the_push_job_loads_the_records_of_its_run_config(target: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMPORT_PIPELINES_DATA_DIR", str(tmp_path / "data"))
     job = push_job()
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         body = {"contacts": pushed_contacts(), "external_id": "batch-7"}
@@ -93,6 +95,12 @@ def test_the_push_job_loads_the_records_of_its_run_config(target: str, tmp_path:
         copies = job.execute_in_process(run_config=push_run_config("crm_push", {
             "contacts": changed[:2], "duplicate_strategy": "create_new"}), instance=instance)
         assert counts(copies) == {"created": 2}
+        # a record that fails: its error in import_errors and the run's error report, named in the metadata
+        broken = job.execute_in_process(run_config=push_run_config("crm_push", {
+            "contacts": [{"email": "broken@", "first_name": "Bo"}], "external_id": "batch-8"}), instance=instance)
+        (event,) = [e for e in broken.get_asset_materialization_events() if e.asset_key.path[-1] == "contacts"]
+        report = event.materialization.metadata["error_report"].value
+        assert Path(report).read_text().splitlines()[1].startswith("push batch-8 record 1,1,email,invalid_email,")
 
 
 def test_a_push_of_the_wrong_shape_is_refused_before_launching() -> None:
