@@ -155,14 +155,17 @@ def phone_number(expr: sql.Composable, *, country: str) -> sql.Composable:
     punctuation): each costs a few microseconds a row, a million rows of two phone columns seconds.
     """
     value = sql.SQL("({})::text").format(expr)
-    plain = sql.SQL("CASE WHEN strpos(lower({v}), 'x') + strpos({v}, '#') > 0 THEN regexp_replace({v}, {ext}, '', 'i')"
-                    " ELSE {v} END").format(v=value, ext=sql.Literal(_PHONE_EXTENSION))
-    digits = sql.SQL("CASE WHEN translate({p}, ' ()-+./', '') ~ '^[0-9]*$' THEN translate({p}, ' ()-+./', '')"
-                     " ELSE regexp_replace({p}, '[^0-9]', '', 'g') END").format(p=plain)
-    trimmed = sql.SQL("btrim({}, {})").format(plain, sql.Literal(" \t\r\n\f\v"))
-    return sql.SQL("(CASE WHEN {t} LIKE '+%' THEN NULLIF({d}, '') WHEN {t} LIKE '00%' THEN NULLIF(substr({d}, 3), '')"
+    plain = sql.SQL("CASE WHEN strpos({v}, 'x') + strpos({v}, 'X') + strpos({v}, '#') > 0"
+                    " THEN regexp_replace({v}, {ext}, '', 'i') ELSE {v} END").format(v=value, ext=sql.Literal(_PHONE_EXTENSION))
+    # the usual punctuation translated away leaves digits only (a second translate tells, no regex)
+    usual = sql.SQL("translate({}, ' ()-+./', '')").format(plain)
+    digits = sql.SQL("CASE WHEN translate({u}, '0123456789', '') = '' THEN {u}"
+                     " ELSE regexp_replace({p}, '[^0-9]', '', 'g') END").format(u=usual, p=plain)
+    # an extension is at the end: the start of the number is the start of the value
+    start = sql.SQL("btrim({}, {})").format(value, sql.Literal(" \t\r\n\f\v"))
+    return sql.SQL("(CASE WHEN {s} LIKE '+%' THEN NULLIF({d}, '') WHEN {s} LIKE '00%' THEN NULLIF(substr({d}, 3), '')"
                    " WHEN length({d}) > 10 AND {d} LIKE {prefix} THEN {d} ELSE NULLIF({c} || ltrim({d}, '0'), {c})"
-                   " END)").format(t=trimmed, d=digits, c=sql.Literal(country), prefix=sql.Literal(country + "%"))
+                   " END)").format(s=start, d=digits, c=sql.Literal(country), prefix=sql.Literal(country + "%"))
 
 
 def json_path(path: list[str | int]) -> str:
