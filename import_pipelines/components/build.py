@@ -169,7 +169,9 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         """Stream the entity's source query into a staging table (read-only source session)."""
         from import_pipelines.pipeline.steps import extract
 
-        return extract(_entity_run(context, profile, template, entity), log=context.log.info)
+        staged = extract(_entity_run(context, profile, template, entity), log=context.log.info)
+        context.add_output_metadata(mapping_metadata(staged))
+        return staged
 
     @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags=step_tags("map", depth=depth))
     def map_op(context: dg.OpExecutionContext, staged):
@@ -195,7 +197,7 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
 
         result = load(_entity_run(context, profile, template, entity), staged, log=context.log.info)
         return dg.Output(result.counts, metadata=materialization_metadata(result, target=spec.target)
-                         | review_metadata(staged))
+                         | review_metadata(staged) | mapping_metadata(staged))
 
     ins = {name: dg.AssetIn(key=[profile.name, name], dagster_type=dg.Nothing) for name in upstream}
     ins["preflight"] = dg.AssetIn(key=[profile.name, "preflight"], dagster_type=dg.Nothing)
@@ -234,6 +236,17 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
     meta["duration_s"] = dg.MetadataValue.float(round(result.seconds, 3))
     meta["target_table"] = dg.MetadataValue.text(target)
     meta["preview"] = dg.MetadataValue.md(_markdown(result.preview, result.preview_columns))
+    return meta
+
+
+def mapping_metadata(staged: Any) -> dict[str, Any]:
+    """A records entity's field mapping: the suggestion and the mapping used as a table, its method and confidence."""
+    meta: dict[str, Any] = {}
+    if getattr(staged, "mapping_method", None):
+        meta["mapping_method"] = dg.MetadataValue.text(staged.mapping_method)
+    if getattr(staged, "mapping_table", None):
+        meta["mapping"] = dg.MetadataValue.md(staged.mapping_table)
+        meta["mapping_confidence"] = dg.MetadataValue.float(staged.mapping_confidence)
     return meta
 
 

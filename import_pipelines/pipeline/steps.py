@@ -91,6 +91,8 @@ class Staged:
     review_report: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
     mapping_method: str | None = None  # template, preset, ai or heuristic
+    mapping_table: str | None = None  # the suggestion and the mapping used, as markdown (mapping/report.py)
+    mapping_confidence: float | None = None  # the suggestion's overall confidence
     # records a sync's key pass decided without reading them in full, by action (unchanged)
     unread: dict[str, int] = field(default_factory=dict)
 
@@ -209,6 +211,7 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
                      log: Log) -> Staged:
     """A records entity: open its source, map its columns onto the inputs, stage the records."""
     from import_pipelines.extract.records import stage_records
+    from import_pipelines.mapping.report import mapping_markdown
     from import_pipelines.pipeline.record_reads import extract_from_read, reads_shared
     from import_pipelines.pipeline.records import map_columns, open_source
 
@@ -238,9 +241,11 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
     seconds = time.perf_counter() - started
     log(f"{run.entity_name} extract: {rows:,} records staged in {seconds:.2f} s"
         + (f", {failed:,} of them could not be read" if failed else ""))
+    suggestion = mapping.suggestion
     return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, invalid=failed,
                   mapping={name: str(where) for name, where in mapping.columns.items()},
-                  mapping_method=method)
+                  mapping_method=method, mapping_table=mapping_markdown(suggestion) if suggestion else None,
+                  mapping_confidence=suggestion.overall_confidence if suggestion else None)
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:

@@ -73,6 +73,12 @@ def test_a_new_file_starts_one_run_keyed_by_its_content_and_a_file_seen_before_n
             run_config=request.run_config, instance=instance,
             tags={"dagster/sensor_name": sensor.name, "dagster/run_key": request.run_key})
         assert result.success
+        # the mapping used, as a table, in the run's metadata
+        (materialization,) = [e.materialization for e in result.get_asset_materialization_events()
+                              if e.asset_key.path[-1] == "contacts"]
+        table = materialization.metadata["mapping"].value
+        assert "| email | email | 1.00 | heuristic |" in table and "| vip | custom |" in table
+        assert materialization.metadata["mapping_method"].value == "heuristic"
         # the same content under another name: the sensor already ran it
         (inbox / "copy of contacts.csv").write_bytes(path.read_bytes())
         aged(inbox / "copy of contacts.csv")
