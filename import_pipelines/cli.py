@@ -276,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         from import_pipelines.push.cli import main as push_main
 
         return push_main(argv[1:])
+    from import_pipelines.control.cli import COMMANDS as CONTROL_COMMANDS
+
+    if argv and argv[0] in CONTROL_COMMANDS:
+        from import_pipelines.control.cli import main as control_main
+
+        return control_main(argv, env_url=_env_url)
     parser = argparse.ArgumentParser(prog="python -m import_pipelines", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("demo", cmd_demo), ("generate", cmd_generate)):
@@ -359,5 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("mapping", help="suggest and manage field mappings (see: mapping --help)")
     sub.add_parser("push", help="submit a bulk push of records (POST /imports/bulk's body), print its run id"
                                 " (see: push --help)")
+    for name, meaning in CONTROL_COMMANDS.items():
+        sub.add_parser(name, help=f"{meaning} (see: {name} --help)")
     args = parser.parse_args(argv)
     return args.func(args)

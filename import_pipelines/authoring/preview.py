@@ -4,7 +4,8 @@ For each entity (in the order the import loads them) the preview does what the i
 to the load, in *temporary* tables of one target session whose transaction is rolled back at the
 end: the compiled SELECT streams from the read-only source into a TEMP staging table
 (:func:`~import_pipelines.extract.postgres.stream_to_staging`), the map step's field rules mark
-the rows they reject (:func:`~import_pipelines.pipeline.steps.mark_invalid_rows`), repeated source
+the rows they reject (:func:`~import_pipelines.pipeline.steps.mark_invalid_rows`, then the entity's
+``validate`` rules), repeated source
 identifiers and the template's dedupe rule mark duplicates
 (:func:`~import_pipelines.pipeline.steps.mark_repeated_source_ids`,
 :func:`~import_pipelines.dedupe.staging.apply_rule`). Then the load engine classifies every
@@ -171,6 +172,13 @@ def _preview_entity(template: Template, name: str, *, number: int, source: psyco
     staged = stream_to_staging(source_url=source_url, target=target, compiled=compiled, table=staging_name,
                                run_id=RUN, chunk_rows=template.batch_rows, temporary=True)
     invalid = mark_invalid_rows(target, plan, staging)
+    if entity.validate_:  # the entity's validate rules, as the map step runs them
+        from import_pipelines.pipeline.steps import staging_types
+        from import_pipelines.validation import validate_staged
+
+        invalid += validate_staged(target, expectations=list(entity.validate_), staging=staging, rows=staged,
+                                   types=staging_types(target, staging), where=f"entities.{name}.validate",
+                                   log=lambda message: None).newly_failed
     repeated = mark_repeated_source_ids(target, entity, staging)
     counts = {"source_rows": staged, "rejected_by_map": invalid, "repeated_source_ids": repeated,
               "duplicates_by_rule": 0, "matched_target_rows": 0}

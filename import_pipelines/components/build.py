@@ -189,7 +189,10 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         context.add_output_metadata(review_metadata(result))
         return result
 
-    @dg.op(name=f"{prefix}__load", required_resource_keys=keys, ins={"staged": dg.In(), "after": dg.In(dg.Nothing)},
+    # one Nothing input per referenced entity, not one fanned-in list: a blocking check on an
+    # upstream entity gates each input, which Dagster cannot do inside a fan-in
+    @dg.op(name=f"{prefix}__load", required_resource_keys=keys,
+           ins={"staged": dg.In(), **{f"after_{name}": dg.In(dg.Nothing) for name in upstream}},
            tags=step_tags("load", depth=depth))
     def load_op(context: dg.OpExecutionContext, staged):
         """Merge the staged rows into the target by mode, batch by batch, with audit rows."""
@@ -207,7 +210,7 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         # and staging, so they run while the upstream entities are still loading; every extract
         # waits for the whole template's preflight
         staged = dedupe_op(map_op(extract_op(preflight)))
-        return load_op(staged, after=list(after.values())) if after else load_op(staged)
+        return load_op(staged, **{f"after_{name}": done for name, done in after.items()})
 
     return dg.graph_asset(
         compose, name=entity, key_prefix=[profile.name], ins=ins, group_name=profile.name, kinds=KINDS,
@@ -322,47 +325,104 @@ def _late_seed_asset(profile: "ImportProfile", template: Template) -> dg.AssetsD
 
 
 def _entity_checks(profile: "ImportProfile", template: Template, entity: str) -> list[dg.AssetChecksDefinition]:
+    """The entity's checks after load; each is skipped (not passed) in a run that did not materialise it.
+
+    A check op that yields no result leaves its check planned and never evaluated, which Dagster
+    shows as skipped once the run ends: a check run on its own, or in a run whose selection left
+    the entity out, says nothing about data this run did not write. ``natural_key_unique`` and
+    ``reconciliation`` are blocking: the entities that reference this one resolve their references
+    by natural key, so they wait for both. ``references_resolved`` runs after the late seed.
+    """
     key = dg.AssetKey([profile.name, entity])
+    late_seed_key = dg.AssetKey([profile.name, "late_seed"])
     target_key = f"{profile.name}_target"
     system = profile.source_system or template.source_system
 
-    @dg.asset_check(asset=key, name="natural_key_unique", required_resource_keys={target_key},
-                    description="No two target rows share (source_system, external_id).")
-    def natural_key_unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def materialised_here(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey) -> bool:
+        event = context.instance.get_latest_materialization_event(asset)
+        return event is not None and event.run_id == context.run.run_id
+
+    def check(name: str, description: str, evaluate, *, blocking: bool = False,
+              after_late_seed: bool = False) -> dg.AssetChecksDefinition:
+        spec = dg.AssetCheckSpec(name, asset=key, description=description, blocking=blocking,
+                                 additional_deps=[late_seed_key] if after_late_seed else None)
+
+        @dg.multi_asset_check(specs=[spec], name=f"{profile.name}__{entity}__{name}", can_subset=True,
+                              required_resource_keys={target_key, f"{profile.name}_settings"})
+        def run_check(context: dg.AssetCheckExecutionContext):
+            needed = [key, late_seed_key] if after_late_seed else [key]
+            missing = [a.to_user_string() for a in needed if not materialised_here(context, a)]
+            if missing:
+                context.log.info(f"{name}: skipped, {', '.join(missing)} not materialised in this run")
+                return
+            if getattr(context.resources, f"{profile.name}_settings").dry_run and name not in ("reconciliation",
+                                                                                              "validation"):
+                context.log.info(f"{name}: skipped, a dry run writes nothing to check")
+                return
+            url = getattr(context.resources, target_key).connection_url()
+            result = evaluate(context, url)
+            if result is not None:
+                yield result
+
+        return run_check
+
+    def natural_key_unique(context, url: str) -> dg.AssetCheckResult:
         from import_pipelines.pipeline.checks import duplicate_natural_keys
 
-        count = duplicate_natural_keys(getattr(context.resources, target_key).connection_url(),
-                                       template=template, entity=entity, source_system=system)
+        count = duplicate_natural_keys(url, template=template, entity=entity, source_system=system)
         return dg.AssetCheckResult(passed=count == 0, metadata={"duplicate_keys": count})
 
-    @dg.asset_check(asset=key, name="reconciliation", required_resource_keys={target_key},
-                    description="Every source row of the latest run has exactly one import record: "
-                                "source = created + updated + skipped + unchanged + failed.")
-    def reconciliation(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from import_pipelines.pipeline.checks import reconcile
+    def reconciliation(context, url: str) -> dg.AssetCheckResult | None:
+        from import_pipelines.pipeline.checks import counted_source_rows, reconcile, reconciliation as reconcile_run
 
-        event = context.instance.get_latest_materialization_event(key)
-        if event is None or event.asset_materialization is None:
-            return dg.AssetCheckResult(passed=False, metadata={"reason": "not materialised yet"})
-        metadata = event.asset_materialization.metadata
-        rows = metadata["dagster/row_count"].value
-        dry_run = bool(metadata["dry_run"].value) if "dry_run" in metadata else False
-        counts = reconcile(getattr(context.resources, target_key).connection_url(), profile=profile.name,
-                           entity=entity, run_id=event.run_id, dry_run=dry_run)
-        total = sum(counts.values())
-        return dg.AssetCheckResult(passed=total == rows, metadata={"source_rows": rows, "import_records": total,
-                                                                   **{k: v for k, v in counts.items()}})
+        if getattr(context.resources, f"{profile.name}_settings").dry_run:
+            # a dry run predicts one action per source row
+            rows = counted_source_rows(url, profile=profile.name, entity=entity, run_id=context.run.run_id)
+            counts = reconcile(url, profile=profile.name, entity=entity, run_id=context.run.run_id, dry_run=True)
+            return dg.AssetCheckResult(passed=rows is not None and sum(counts.values()) == rows,
+                                       metadata={"source_rows": rows if rows is not None else -1,
+                                                 "predicted": sum(counts.values()), **counts})
+        outcome = reconcile_run(url, profile=profile.name, entity=entity, run_id=context.run.run_id)
+        if outcome is None:
+            return dg.AssetCheckResult(passed=False, metadata={"reason": "no source count recorded for this run"})
+        passed = bool(outcome.pop("passed"))
+        return dg.AssetCheckResult(passed=passed, metadata=outcome)
 
-    @dg.asset_check(asset=key, name="references_resolved", required_resource_keys={target_key},
-                    description="Optional references left empty because the referenced record is missing.")
-    def references_resolved(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from import_pipelines.pipeline.checks import unresolved_references
+    def references_resolved(context, url: str) -> dg.AssetCheckResult:
+        from import_pipelines.pipeline.checks import references_after_late_seed
 
-        event = context.instance.get_latest_materialization_event(key)
-        run_id = event.run_id if event else ""
-        count = unresolved_references(getattr(context.resources, target_key).connection_url(), profile=profile.name,
-                                      entity=entity, run_id=run_id)
-        return dg.AssetCheckResult(passed=count == 0, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"left_empty": count})
+        found = references_after_late_seed(url, profile=profile.name, entity=entity, run_id=context.run.run_id)
+        return dg.AssetCheckResult(passed=found["unresolved"] == 0 and found["still_pending"] == 0
+                                   and found["left_empty"] == 0, severity=dg.AssetCheckSeverity.WARN, metadata=found)
 
-    return [natural_key_unique, reconciliation, references_resolved]
+    def validation(context, url: str) -> dg.AssetCheckResult | None:
+        from import_pipelines.pipeline.checks import validation_results
+
+        results = validation_results(url, profile=profile.name, entity=entity, run_id=context.run.run_id)
+        if not results:
+            return None  # nothing staged to validate (a sync that found no change)
+        failed = sum(r["failed"] for r in results)
+        lines = ["| # | expectation | fields | engine | evaluated | failed |", "|---:|---|---|---|---:|---:|"]
+        lines += [f"| {r['position']} | {r['expectation']} | {', '.join(r['fields'])} | {r['engine']} |"
+                  f" {r['evaluated']:,} | {r['failed']:,} |" for r in results]
+        metadata: dict[str, Any] = {"evaluated": results[0]["evaluated"], "failed": failed,
+                                    "expectations": dg.MetadataValue.md("\n".join(lines))}
+        metadata |= {f"failed[{r['position']}] {r['expectation']}": r["failed"] for r in results}
+        return dg.AssetCheckResult(passed=failed == 0, severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
+
+    checks = [
+        check("natural_key_unique", "No two target rows share (source_system, external_id).", natural_key_unique,
+              blocking=True),
+        check("reconciliation", "The rows the source query returned (counted on the source in the extract's"
+                                " snapshot) = created + updated + unchanged + skipped + failed recorded by this"
+                                " run, in the audit and in the run summary.", reconciliation, blocking=True),
+        check("references_resolved", "After the late seed: no reference of this run group left unresolved or"
+                                     " pending, no optional reference loaded empty.", references_resolved,
+              after_late_seed=True),
+    ]
+    if template.entities[entity].validate_:
+        checks.append(check("validation", "The entity's validate expectations over the staged rows before load:"
+                                          " rows evaluated and failed per expectation (failed rows were not loaded).",
+                            validation))
+
+    return checks

@@ -15,7 +15,7 @@ Keys, as text ``"<type>=<value>"`` (the loader stores or queries them with
 | fuzzy | phone | ``f:last7`` (last 7 digits) | survives a missing or different country / area code |
 | fuzzy | name, text | ``f:norm``; text also ``f:phonetic`` (fallback) | the value, and Soundex pairs of its words |
 | fuzzy | all name fields together | ``names:token``, ``names:phonetic`` (fallback) | see below |
-| any | match_any fields | ``f:norm`` | a match_any pair must always be compared |
+| any | match_any fields, the first match_all field | ``f:norm`` | a match_any (match_all) pair must always be compared |
 
 A pair matches (or is listed for review) only when its primary fields give evidence for it
 (see :mod:`.matching`). Under ``exact`` and ``case_insensitive`` a field either agrees or not,
@@ -288,7 +288,8 @@ def record_keys(prepared: PreparedFrame, rule: DedupeRule) -> list[KeyColumn]:
             keys.append(KeyColumn("names:token", *token, fallback=True))
             keys.append(KeyColumn("names:phonetic", *phonetic, fallback=True))
     seen = {key.key_type for key in keys}
-    for name in rule.match_any:
+    # a match_all pair agrees on every listed field, so on the first: its key brings them together
+    for name in dict.fromkeys(rule.match_any + rule.match_all[:1]):
         if f"{name}:norm" not in seen or rule.strategy == "exact":
             keys.append(_value_key(f"{name}:norm", prepared, name, normalized=True))
             seen.add(f"{name}:norm")

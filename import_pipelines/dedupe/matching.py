@@ -25,7 +25,9 @@ Scoring is Fellegi-Sunter record linkage (see :mod:`.comparison` for the levels 
    never merged, and a person decides. A pair without primary evidence is neither, so its
    secondary fields are not compared at all (``score_pairs(prune=True)``).
 7. ``match_any``: a pair whose normalised values agree on any listed field is a duplicate with
-   confidence 100, whatever the score.
+   confidence 100, whatever the score. ``match_all``: the same when they agree on every listed
+   field (a composite identity: a name and a postcode). A probability never reaches 100, so
+   these are the deterministic rules; the score only ever adds to them.
 
 Under ``exact`` and ``case_insensitive`` every field has only the levels ``exact`` and ``else``
 (raw or normalised values). Equal values are found vectorised; unequal ones go through the
@@ -70,7 +72,7 @@ it; ``review`` marks a pair listed for a person to decide."""
 DEFAULT_PRIMARY_WEIGHT = 0.8
 DEFAULT_SECONDARY_WEIGHT = 0.2
 
-DEFAULT_MAX_BLOCK_SIZE = 100
+DEFAULT_MAX_BLOCK_SIZE = 50
 # float32 scores summed and divided can land a hair below an exactly reached threshold.
 _EPSILON = 1e-6
 
@@ -117,6 +119,7 @@ class DedupeRule(BaseModel):
     threshold: float = Field(default=85.0, ge=0, le=100)
     review_threshold: float | None = Field(default=None, ge=0, le=100)
     match_any: list[str] = Field(default_factory=list)
+    match_all: list[str] = Field(default_factory=list)
     all_values: dict[str, str] = Field(default_factory=dict)
     field_kinds: dict[str, FieldKind] = Field(default_factory=dict)
     phone_country: str = Field(default="1", pattern=r"^[1-9][0-9]{0,2}$")
@@ -145,16 +148,23 @@ class DedupeRule(BaseModel):
             if item.field in seen:
                 raise ValueError(f"dedupe rule: field {item.field!r} is listed more than once in primary/secondary")
             seen.add(item.field)
-        for name in self.match_any:
-            if not name:
-                raise ValueError("dedupe rule: match_any holds an empty field name")
+        for setting, names in (("match_any", self.match_any), ("match_all", self.match_all)):
+            if any(not name for name in names):
+                raise ValueError(f"dedupe rule: {setting} holds an empty field name")
+        if len(self.match_all) == 1:
+            raise ValueError(f"dedupe rule: match_all lists one field ({self.match_all[0]!r}); a single field that"
+                             " decides alone belongs in match_any")
+        listed = [name for name in self.match_all if name in self.all_values]
+        if listed:
+            raise ValueError(f"dedupe rule: match_all compares single values; {listed} "
+                             f"{'is' if len(listed) == 1 else 'are'} in all_values")
         for name, column in self.all_values.items():
             if name not in seen:
                 raise ValueError(f"dedupe rule: all_values names {name!r}, which is not a primary or secondary field")
-            if column in seen or column in self.match_any:
+            if column in seen or column in self.match_any or column in self.match_all:
                 raise ValueError(f"dedupe rule: all_values maps {name!r} to {column!r}, which is a compared field;"
                                  " it must be a field of its own holding a list")
-        unknown = sorted(set(self.field_kinds) - seen - set(self.match_any))
+        unknown = sorted(set(self.field_kinds) - seen - set(self.match_any) - set(self.match_all))
         if unknown:
             raise ValueError(f"dedupe rule: field_kinds names fields the rule does not use: {unknown}")
         return self
@@ -190,8 +200,8 @@ class DedupeRule(BaseModel):
 
     @property
     def columns(self) -> list[str]:
-        """Every column a frame must have for this rule (compared fields, then match_any)."""
-        return list(dict.fromkeys(self.compared_fields + self.match_any))
+        """Every column a frame must have for this rule (compared fields, then match_any and match_all)."""
+        return list(dict.fromkeys(self.compared_fields + self.match_any + self.match_all))
 
     @property
     def list_columns(self) -> list[str]:
@@ -476,16 +486,23 @@ def score_pairs(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: 
     j = np.asarray(j, dtype=np.int64)
     hit = np.zeros(len(i), dtype=bool)
     hit_by_field: dict[str, np.ndarray] = {}
-    for name in rule.match_any:
+
+    def agreeing(name: str) -> np.ndarray:
         if name in rule.all_values:
             a, b = left.multi(name)[i], right.multi(name)[j]
-            agree = np.array([x is not None and y is not None and not set(x).isdisjoint(y)
-                              for x, y in zip(a.tolist(), b.tolist())], dtype=bool).reshape(len(i))
-        else:
-            a, b = left.take(name, i, normalized=True), right.take(name, j, normalized=True)
-            agree = np.not_equal(a, None) & (a == b).astype(bool)
-        hit_by_field[name] = agree
-        hit |= agree
+            return np.array([x is not None and y is not None and not set(x).isdisjoint(y)
+                             for x, y in zip(a.tolist(), b.tolist())], dtype=bool).reshape(len(i))
+        a, b = left.take(name, i, normalized=True), right.take(name, j, normalized=True)
+        return np.not_equal(a, None) & (a == b).astype(bool)
+
+    for name in rule.match_any:
+        hit_by_field[name] = agreeing(name)
+        hit |= hit_by_field[name]
+    if rule.match_all:
+        together = np.logical_and.reduce([agreeing(name) for name in rule.match_all])
+        for name in rule.match_all:
+            hit_by_field[name] = together | hit_by_field.get(name, np.zeros(len(i), dtype=bool))
+        hit |= together
 
     fields = tuple(rule.compared_fields)
     primary = set(rule.primary_fields)
@@ -539,7 +556,7 @@ def score_pairs(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: 
     # rounded so that float noise cannot break a tie that the arithmetic says is exact
     confidence = np.round(np.where(hit, 100.0, 100.0 * probability(total)), 4)
 
-    extra = tuple(name for name in rule.match_any if name not in fields)
+    extra = tuple(dict.fromkeys(name for name in rule.match_any + rule.match_all if name not in fields))
     all_fields = fields + extra
     scores = np.column_stack([bits[name] for name in fields] + [np.full(len(i), np.nan)] * len(extra)
                              ).astype(np.float32) if all_fields else np.empty((len(i), 0), dtype=np.float32)
@@ -547,7 +564,7 @@ def score_pairs(left: PreparedFrame, right: PreparedFrame, *, i: np.ndarray, j: 
     for k, name in enumerate(fields):
         level_table[:, k] = levels[name]
     for name, agree in hit_by_field.items():
-        # a match_any field that agreed after normalisation is recorded as an exact agreement
+        # a match_any (match_all) field that agreed after normalisation is recorded as an exact agreement
         column = all_fields.index(name)
         level_table[agree, column] = "exact"
         if name in extra:

@@ -4,7 +4,8 @@ Nothing held in this process grows with the tables. The staged rows and the targ
 streamed a chunk at a time, and a chunk leaves behind only its blocking keys (the hashes of
 :func:`~.blocking.hashed_keys`, the keys of the in-memory engine) in temporary tables of the
 session. Block sizes, the caps and the distinct candidate pairs are computed there, in SQL. The
-pairs come back a chunk at a time with both records' fields and are scored by
+pairs come back as ids a chunk at a time, the distinct records a chunk names are read by id
+(each once per chunk, not once per pair: a record sits in dozens of pairs) and scored by
 :func:`~.matching.score_pairs`; only the pairs at or above the threshold are kept, and they
 carry what clustering and the survivor rule (:func:`~.survivor.cluster_matches`) need. Memory
 is therefore a chunk plus what is proportional to the duplicates found, and the findings are
@@ -47,7 +48,10 @@ from import_pipelines.dedupe.review import Decisions, ReviewPair
 from import_pipelines.dedupe.survivor import cluster_matches, survivor_ranks
 
 CHUNK_ROWS = 20_000
-"""Rows (staged records, target records or candidate pairs) worked on at a time."""
+"""Rows (staged records, target records) worked on at a time."""
+PAIRS_PER_ROW_CHUNK = 4
+"""Candidate pairs scored at a time, per row of ``CHUNK_ROWS``: a pair is two ids, and the records
+a chunk of pairs names (at most twice as many, in practice far fewer) are read and normalised once."""
 
 _INTEGER_OIDS = {20, 21, 23}  # int8, int2, int4: ids that travel as binary bigint
 # COPY ... (FORMAT BINARY): signature, flags, header extension length; a field count of -1 ends it
@@ -314,31 +318,40 @@ def _binary_rows(columns: list[np.ndarray]) -> bytes:
 
 # -- scoring candidate pairs a chunk at a time ---------------------------------------------------
 
-def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str], right: list[str], decisions_of: Callable,
+def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left_table: sql.Composable,
+                  right: list[str], right_table: sql.Composable, decisions_of: Callable,
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
-    """Score the pairs that ``query`` streams, a chunk at a time; yield the matched and the review ones.
+    """Score the pairs that ``pairs`` streams, a chunk at a time; yield the matched and the review ones.
 
-    Each row is the ``left`` record's columns, then the ``right`` one's; both include the rule's
-    fields. ``decisions_of(a, b)`` gives a person's decision on each pair of the chunk (or None): an
-    accepted pair matches, a rejected one neither matches nor waits for review. Yields the two
-    records of the kept pairs (row ``k`` of each frame is pair ``k``), then the matched and the
-    review pairs as positions into them.
+    ``pairs`` gives a left and a right record id per row: the ids of ``left_table`` and
+    ``right_table`` in the first column of ``left`` and ``right`` (the columns read, the rule's
+    fields among them). A record takes part in many pairs of a chunk, so each is read and
+    normalised once per chunk, and the pairs address it by position (reading both records with
+    every pair moved the same rows dozens of times). ``decisions_of(a, b)`` gives a person's
+    decision on each pair of the chunk (or None): an accepted pair matches, a rejected one
+    neither matches nor waits for review. Yields the two records of the kept pairs (row ``k`` of
+    each frame is pair ``k``), then the matched and the review pairs as positions into them.
     """
     rule = ctx.rule
     with ctx.conn.cursor(name="import_pipelines_dedupe_pairs") as cursor:
-        cursor.itersize = ctx.chunk_rows
-        cursor.execute(query)
-        while chunk := cursor.fetchmany(ctx.chunk_rows):
-            a = _frame([row[:len(left)] for row in chunk], columns=left, rule=rule, id_column=left[0])
-            b = _frame([row[len(left):] for row in chunk], columns=right, rule=rule, id_column=right[0])
-            positions = np.arange(len(chunk))
-            scores = score_pairs(prepare_frame(a, rule, id_column=None), prepare_frame(b, rule, id_column=None),
-                                 i=positions, j=positions, rule=rule, frequencies=ctx.frequencies)
+        cursor.itersize = ctx.chunk_rows * PAIRS_PER_ROW_CHUNK
+        cursor.execute(pairs)
+        while chunk := cursor.fetchmany(ctx.chunk_rows * PAIRS_PER_ROW_CHUNK):
+            a_records, i = _records(ctx, [row[0] for row in chunk], columns=left, table=left_table)
+            b_records, j = _records(ctx, [row[1] for row in chunk], columns=right, table=right_table)
+            present = np.flatnonzero((i >= 0) & (j >= 0))  # a record gone since the pair was listed: no pair
+            if len(present) < len(i):
+                i, j = i[present], j[present]
+            if not len(i):
+                continue
+            scores = score_pairs(prepare_frame(a_records, rule, id_column=None),
+                                 prepare_frame(b_records, rule, id_column=None),
+                                 i=i, j=j, rule=rule, frequencies=ctx.frequencies)
             if ctx.decisions:
-                decided = np.array(decisions_of(a, b) + [None], dtype=object)[:-1]
+                decided = np.array(decisions_of(a_records.iloc[i], b_records.iloc[j]) + [None], dtype=object)[:-1]
                 accepted, rejected = decided == "accepted", decided == "rejected"
             else:  # nobody decided anything yet: the usual case
-                accepted = rejected = np.zeros(len(chunk), dtype=bool)
+                accepted = rejected = np.zeros(len(i), dtype=bool)
             matched_mask = (scores.is_match(rule.threshold) | accepted) & ~rejected
             review_mask = scores.in_review(rule) & ~accepted & ~rejected
             keep = np.flatnonzero(matched_mask | review_mask)
@@ -348,8 +361,22 @@ def _scored_pairs(ctx: _Context, *, query: sql.Composable, left: list[str], righ
                 kept = replace(kept, left=renumbered, right=renumbered,
                                confidence=np.where(accepted[keep], np.maximum(kept.confidence, ctx.rule.threshold),
                                                    kept.confidence))
-                yield (a.iloc[keep].reset_index(drop=True), b.iloc[keep].reset_index(drop=True),
+                yield (a_records.iloc[i[keep]].reset_index(drop=True), b_records.iloc[j[keep]].reset_index(drop=True),
                        kept.select(matched_mask[keep]), kept.select(review_mask[keep]))
+
+
+def _records(ctx: _Context, ids: list, *, columns: list[str], table: sql.Composable) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct records ``ids`` names, read once from ``table``, and each id's position among them (-1: gone)."""
+    at: dict = {}
+    positions = np.fromiter((at.setdefault(k, len(at)) for k in ids), dtype=np.int64, count=len(ids))
+    rows = ctx.conn.execute(sql.SQL("SELECT {cols} FROM {t} WHERE {id} = ANY(%s)").format(
+        cols=ident_list(columns), t=table, id=ident(columns[0])), (list(at),)).fetchall()
+    found = {row[0]: row for row in rows}
+    order = [k for k in at if k in found]
+    if len(order) < len(at):
+        moved = {k: n for n, k in enumerate(order)}
+        positions = np.array([moved.get(k, -1) for k in at], dtype=np.int64)[positions]
+    return _frame([found[k] for k in order], columns=columns, rule=ctx.rule, id_column=columns[0]), positions
 
 
 def _fields_of(scores: PairScores) -> list[dict[str, dict]]:
@@ -375,7 +402,8 @@ def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int, list[Rev
         "   AND count(*) <= CASE WHEN bool_or(fb) THEN %(fallback_cap)s ELSE %(cap)s END),"
         " members AS MATERIALIZED (SELECT k.h, k.id FROM _dedupe_keys AS k WHERE NOT k.tf"
         "   AND k.h IN (SELECT h FROM blocks))"
-        " SELECT DISTINCT a.id, b.id FROM members AS a JOIN members AS b ON b.h = a.h AND a.id < b.id",
+        # in order, so that a chunk of pairs read back in table order repeats its first records
+        " SELECT DISTINCT a.id, b.id FROM members AS a JOIN members AS b ON b.h = a.h AND a.id < b.id ORDER BY 1, 2",
         ctx.caps).rowcount
     record = list(dict.fromkeys(["_rn", *rule.columns, *ctx.lists, ctx.source_id]
                                 + ([ctx.survivor_updated] if ctx.survivor_updated else [])))
@@ -387,9 +415,9 @@ def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int, list[Rev
     matched: list[pd.DataFrame] = []
     edges: list[tuple[np.ndarray, np.ndarray]] = []
     band: list[tuple[pd.DataFrame, pd.DataFrame, PairScores]] = []
-    for a, b, hits, doubts in _scored_pairs(ctx, left=record, right=record, decisions_of=decisions_of, query=sql.SQL(
-            "SELECT {a}, {b} FROM _dedupe_pairs AS p JOIN {stg} AS x ON x._rn = p.a JOIN {stg} AS y ON y._rn = p.b"
-    ).format(a=ident_list(record, prefix="x"), b=ident_list(record, prefix="y"), stg=ctx.staging)):
+    for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT a, b FROM _dedupe_pairs"), left=record,
+                                            left_table=ctx.staging, right=record, right_table=ctx.staging,
+                                            decisions_of=decisions_of):
         if len(hits.left):
             matched += [a.iloc[hits.left], b.iloc[hits.right]]
             edges.append((a["_rn"].to_numpy()[hits.left], b["_rn"].to_numpy()[hits.right]))
@@ -480,7 +508,7 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         " blocks AS (SELECT s.h FROM sizes AS s JOIN target_sizes AS t ON t.h = s.h"
         "   WHERE s.n + t.n <= CASE WHEN s.fb THEN %(fallback_cap)s ELSE %(cap)s END)"
         " SELECT DISTINCT i.id, t.id FROM incoming AS i JOIN blocks AS b ON b.h = i.h"
-        " JOIN _dedupe_target_keys AS t ON t.h = i.h AND NOT t.tf", ctx.caps).rowcount
+        " JOIN _dedupe_target_keys AS t ON t.h = i.h AND NOT t.tf ORDER BY 1, 2", ctx.caps).rowcount
     if not pairs:
         return 0, 0, 0
 
@@ -502,12 +530,9 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
 
     lefts, rights, parts, band = [], [], [], []
     loaded: dict[str, str] = {}  # target key -> the source id of this import's record it holds
-    for a, b, hits, doubts in _scored_pairs(ctx, left=incoming, right=existing, decisions_of=decisions_of,
-                                            query=sql.SQL(
-            "SELECT {a}, {b} FROM _dedupe_target_pairs AS p JOIN {stg} AS s ON s._rn = p.rn"
-            " JOIN {t} AS t ON t.{pk} = p.id").format(
-            a=ident_list(incoming, prefix="s"), b=ident_list(existing, prefix="t"), stg=ctx.staging, t=ctx.target,
-            pk=ident(pk))):
+    for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT rn, id FROM _dedupe_target_pairs"),
+                                            left=incoming, left_table=ctx.staging, right=existing,
+                                            right_table=ctx.target, decisions_of=decisions_of):
         if len(hits.left):
             lefts.append(a.iloc[hits.left][["_rn", ctx.source_id]])
             rights.append(b[pk].to_numpy()[hits.right])

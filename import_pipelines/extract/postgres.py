@@ -115,8 +115,13 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
                       run_id: str, chunk_rows: int, progress: Progress | None = None,
                       only: tuple[str, list[str]] | None = None, temporary: bool = False,
                       on_invalid_text: OnInvalidText = "fail_row", invalid_text: InvalidText | None = None,
-                      check_text: bool | None = None, purpose: str = "source") -> int:
+                      check_text: bool | None = None, purpose: str = "source",
+                      source_rows: Callable[[int], None] | None = None) -> int:
     """Copy the rows of ``compiled`` on the source into staging table ``table``; return the row count.
+
+    ``source_rows`` hears how many rows the source's ``COPY`` sent, as the source server counted
+    them (its command tag): the query's rows in the very snapshot that was read, for the
+    reconciliation.
 
     ``COPY (<compiled SELECT with its hash>) TO STDOUT`` on the source is piped block by block
     into ``COPY FROM STDIN`` on the target: rows never become Python objects, so the extract runs
@@ -177,7 +182,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
             writer.write(data)
             pending.clear()
 
-        with source.cursor().copy(copy_out) as reader, target.cursor().copy(copy_in) as writer:
+        out = source.cursor()
+        with out.copy(copy_out) as reader, target.cursor().copy(copy_in) as writer:
             # the server sends one row per message and libpq hands out one message per block;
             # rows go on to the target in blocks of about 1 MB
             for block in reader:
@@ -193,6 +199,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
                 if progress and rows % chunk_rows == 0:
                     progress(rows, total)
             flush()
+        if source_rows is not None:
+            source_rows(out.rowcount)
         if progress and rows % chunk_rows:
             progress(rows, total)
         source.rollback()
@@ -203,7 +211,8 @@ def stream_to_staging(*, source_url: str, target: psycopg.Connection, compiled: 
 
 def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled: CompiledQuery, source_id: str,
                        stream_id: int, table: str, target_table: sql.Composable, target_key: str, key_type: str,
-                       run_id: str, purpose: str = "source") -> tuple[int, list[str]]:
+                       run_id: str, purpose: str = "source",
+                       source_rows: Callable[[int], None] | None = None) -> tuple[int, list[str]]:
     """A sync's first pass: the source ids whose record is new or changed since the last import.
 
     The source streams each record's source id and hash only (``COPY (SELECT id, hash(row))``)
@@ -223,8 +232,8 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
         copy_out = sql.SQL("COPY (SELECT (q.{})::text, {} FROM ({}) AS q) TO STDOUT (FORMAT binary)").format(
             ident(source_id), record_hash(source, compiled), compiled.statement)
         pending = bytearray()
-        into = target.cursor()
-        with source.cursor().copy(copy_out) as reader, \
+        into, out = target.cursor(), source.cursor()
+        with out.copy(copy_out) as reader, \
                 into.copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(keys)) as writer:
             for block in reader:
                 pending += block
@@ -233,6 +242,8 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
                     pending.clear()
             writer.write(pending)
         read = into.rowcount
+        if source_rows is not None:  # the source's own count of the keys it sent (its COPY's tag)
+            source_rows(out.rowcount)
         source.rollback()
     target.commit()  # committed, so parallel workers see the keys
     target.execute(sql.SQL("ANALYZE {}").format(keys))

@@ -12,6 +12,7 @@ record's staged values (``row_data``). The types:
 | ``footer`` | a footer line ("Total", "Exported by ...") |
 | a rule's ``error`` | a template's ``records.reject`` rule (``no_contact``, ``invalid_email``) |
 | ``required`` / ``too_long`` / ``invalid_value`` | the map step's field rules |
+| ``expectation`` | an entity's ``validate`` rules |
 | ``no_identifier`` | the record's source id is empty |
 | ``missing_reference`` | a referenced record is not there |
 | ``rejected`` | anything else: the database refused the row (a CHECK, a cast) |
@@ -48,6 +49,7 @@ _KNOWN: tuple[tuple[str, str], ...] = (
     ("%: the source identifier is empty", "no_identifier"),
     ("%: no % with %", "missing_reference"),
     ("%: required reference (%) is empty", "missing_reference"),
+    ("%: failed expectation %", "expectation"),
 )
 
 

@@ -25,6 +25,7 @@ from import_pipelines.engine.late_seed import create_placeholders, placeholder_t
 from import_pipelines.engine.load import is_small_change, load_staged, percent, record_duplicate_states
 from import_pipelines.engine.staging import drop_staging, index_staging, staging_name
 from import_pipelines.extract.postgres import changed_source_ids, stream_to_staging
+from import_pipelines.pipeline.checks import record_source_count
 from import_pipelines.pipeline.plan import EntityPlan, build_plan
 from import_pipelines.query.compile import compile_query
 from import_pipelines.templates.model import Entity, Mode, SourceDeleteAction, Template
@@ -147,11 +148,15 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
     with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as target:
         ensure_control_schema(target)
         plan = run.plan(target)  # fail on a mapping that does not fit before reading anything
-        _, streams = register(target, run)
+        ref, streams = register(target, run)
         stream_id = streams[run.entity_name]
         staging = staging_name(run.profile, run.entity_name, run.run_id)
         if entity.records is not None:
-            return _extract_records(run, entity, target=target, staging=staging, started=started, log=log)
+            staged = _extract_records(run, entity, target=target, staging=staging, started=started, log=log)
+            record_source_count(target, run_seq=ref.run_seq, stream_id=stream_id,
+                                rows=staged.rows + sum(staged.unread.values()), how="read")
+            return staged
+        counted: dict[str, int] = {}  # the source's own count of the query's rows, in the snapshot read
         with connect(run.source_url, read_only=True, purpose=run.purpose("source")) as probe:
             version = probe.info.server_version
         # match fields (every email of a customer) are staged beside the written fields, never written
@@ -170,7 +175,7 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
                 source_url=run.source_url, target=target, compiled=compiled, source_id=entity.source_id,
                 stream_id=stream_id, table=keys, target_table=ident(plan.table.schema, plan.table.name),
                 target_key=plan.table.primary_key, key_type=plan.table.key_type(), run_id=run.run_id,
-                purpose=run.purpose("source"))
+                purpose=run.purpose("source"), source_rows=lambda n: counted.update(rows=n))
             drop_staging(target, keys)
             target.commit()
             log(f"{run.entity_name} extract: {read:,} records read as keys, {len(changed):,} new or changed")
@@ -188,13 +193,16 @@ def extract(run: EntityRun, *, log: Log = print) -> Staged:
             source_url=run.source_url, target=target, compiled=compiled, table=staging,
             run_id=run.run_id, chunk_rows=run.rows_per_batch, only=only, purpose=run.purpose("source"),
             on_invalid_text=entity.on_invalid_text or run.template.on_invalid_text, invalid_text=invalid_text,
-            progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"))
+            progress=lambda done, total: log(f"{run.entity_name} extract: {percent(done, total)}"),
+            # a sync's read of its changed records counts only them: the keys pass counted the query
+            source_rows=(lambda n: counted.update(rows=n)) if only is None else None)
         if len(invalid) > _LOGGED_INVALID_ROWS:
             log(f"{run.entity_name} extract: {len(invalid):,} rows held text that is not valid UTF-8")
         # the load reads the staging table by row-number ranges: indexed and analysed here, while
         # the entities this one references may still be loading, not when its own load begins
         index_staging(target, staging)
         target.commit()
+        record_source_count(target, run_seq=ref.run_seq, stream_id=stream_id, rows=counted["rows"], how="snapshot")
     seconds = time.perf_counter() - started
     unread = {"unchanged": read - rows} if only is not None else {}
     log(f"{run.entity_name} extract: {rows:,} rows staged in {seconds:.2f} s"
@@ -256,8 +264,12 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
     """
     with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
         invalid = mark_invalid_rows(conn, run.plan(conn), ident(CONTROL_SCHEMA, staged.staging))
-    invalid += staged.invalid
-    log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
+        invalid += staged.invalid
+        log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")
+        if run.template.entities[run.entity_name].validate_:
+            from import_pipelines.pipeline.validate import validate_entity
+
+            invalid += validate_entity(conn, run, staged, log=log)
     return replace(staged, invalid=invalid)
 
 

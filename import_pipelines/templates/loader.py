@@ -102,14 +102,82 @@ def parse_template(data: Any, *, source: str = "<template>") -> Template:
     """Validate template data (already parsed YAML) and check every query compiles."""
     if not isinstance(data, dict):
         raise TemplateError(source, [("", "a template is a mapping with name, source_system and entities")])
+    data = _with_suite_files(data, source=source)
     try:
         template = Template.model_validate(data)
     except ValidationError as error:
         raise TemplateError(source, [(_yaml_path(e["loc"]), _rule(e)) for e in error.errors()]) from None
-    problems = _compile_problems(template)
+    problems = _compile_problems(template) + _validation_problems(template)
     if problems:
         raise TemplateError(source, problems)
     return template
+
+
+def _with_suite_files(data: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Replace each ``validate: path/to/suite.yaml`` by the suite file's list of expectations.
+
+    The path is relative to the template's file. A suite file is a YAML list of expectations
+    (or a mapping with one, under ``expectations``); its errors name the suite file.
+    """
+    entities = data.get("entities")
+    if not isinstance(entities, dict):
+        return data
+    replaced = {}
+    for name, entity in entities.items():
+        suite = entity.get("validate") if isinstance(entity, dict) else None
+        if not isinstance(suite, str):
+            continue
+        path = Path(suite) if Path(suite).is_absolute() else Path(source).parent / suite
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise TemplateError(source, [(f"entities.{name}.validate", f"suite file {str(path)!r}: {error.strerror}")]
+                                ) from None
+        expectations = read_yaml(text, source=str(path))
+        if isinstance(expectations, dict) and set(expectations) == {"expectations"}:
+            expectations = expectations["expectations"]
+        if not isinstance(expectations, list):
+            raise TemplateError(str(path), [("", "a suite file is a list of expectations ({expect: ..., ...})")])
+        try:
+            for expectation in expectations:
+                template_model.Expectation.model_validate(expectation)
+        except ValidationError as error:
+            index = expectations.index(expectation)
+            raise TemplateError(str(path), [(f"[{index}]" + ("." + _yaml_path(e["loc"]) if _yaml_path(e["loc"]) else ""),
+                                             _rule(e)) for e in error.errors()]) from None
+        replaced[name] = {**entity, "validate": expectations}
+    return {**data, "entities": {**entities, **replaced}} if replaced else data
+
+
+def _validation_problems(template: Template) -> list[tuple[str, str]]:
+    """Each expectation's fields are staged fields; each great-expectations name is one GX has.
+
+    Checked without importing great-expectations (seconds to import): its expectations are one
+    module each, named after the expectation.
+    """
+    problems: list[tuple[str, str]] = []
+    for name, entity in template.entities.items():
+        staged = entity.staged_fields
+        for index, expectation in enumerate(entity.validate_):
+            where = f"entities.{name}.validate[{index}]"
+            unknown = [c for c in expectation.columns if c not in staged]
+            if unknown:
+                problems.append((where, f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not"
+                                        f" among the fields ({', '.join(staged)})"))
+            if expectation.expect.startswith("expect_") and expectation.expect not in gx_expectation_names():
+                problems.append((f"{where}.expect", f"great-expectations has no expectation {expectation.expect!r}"))
+    return problems
+
+
+def gx_expectation_names() -> set[str]:
+    """The expectations great-expectations ships (one module each), found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("great_expectations")
+    if spec is None or not spec.submodule_search_locations:
+        return set()
+    return {p.stem for folder in spec.submodule_search_locations
+            for p in (Path(folder) / "expectations" / "core").glob("expect_*.py")}
 
 
 def _compile_problems(template: Template) -> list[tuple[str, str]]:

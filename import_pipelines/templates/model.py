@@ -429,6 +429,101 @@ class SourceDelete(_Strict):
         return self
 
 
+# expectations the validate step runs as set-based SQL over the staging table; any other
+# ``expect_*`` name is a great-expectations 1.x expectation, run in chunks
+SqlExpect = Literal["not_null", "email", "in_set", "between", "date_between", "unique", "matches"]
+SQL_EXPECTS: tuple[str, ...] = ("not_null", "email", "in_set", "between", "date_between", "unique", "matches")
+# a date bound: an ISO date or timestamp, or now/today plus or minus whole units
+RELATIVE_DATE = re.compile(r"^\s*(now|today)\s*(?:([+-])\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?)?\s*$",
+                           re.IGNORECASE)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}(:?\d{2})?|Z)?)?$")
+# the kwargs of a great-expectations expectation that name columns
+GX_COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+
+
+class Expectation(_Strict):
+    """One rule every staged row of an entity must pass before load (``validate:`` of an entity).
+
+    Built in, run as SQL over the staging table: ``not_null`` (``fields``), ``email``, ``in_set``
+    (``values``), ``between`` (numbers, ``min`` and/or ``max``), ``date_between`` (``min``/``max``:
+    an ISO date or ``now``/``today`` +- N units), ``unique`` (``fields``, within the batch),
+    ``matches`` (``pattern``, a PostgreSQL regular expression); each takes ``field`` or
+    ``fields``. Any other ``expect_...`` name is a great-expectations 1.x expectation with its
+    ``kwargs`` (``{column: email, min_value: 3}``); it must judge rows (a column map
+    expectation), since rows are validated in chunks. A row failing one is recorded as failed
+    with the expectation's name and the field, and is not loaded.
+    """
+
+    expect: str
+    field: str | None = None
+    fields: list[str] | None = Field(default=None, min_length=1)
+    values: list[str | int | float | bool] | None = Field(default=None, min_length=1)
+    min: str | int | float | None = None
+    max: str | int | float | None = None
+    pattern: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> Expectation:
+        if self.expect in SQL_EXPECTS:
+            if self.kwargs:
+                raise ValueError(f"{self.expect} is built in and takes no kwargs (kwargs are for great-expectations"
+                                 " expectations, expect_...)")
+            if (self.field is None) == (self.fields is None):
+                raise ValueError(f"{self.expect} needs exactly one of field, fields")
+            needs = {"in_set": ("values",), "matches": ("pattern",)}.get(self.expect, ())
+            for name in needs:
+                if getattr(self, name) is None:
+                    raise ValueError(f"{self.expect} needs {name}")
+            allowed = {"in_set": {"values"}, "matches": {"pattern"}, "between": {"min", "max"},
+                       "date_between": {"min", "max"}}.get(self.expect, set())
+            extra = [n for n in ("values", "min", "max", "pattern") if getattr(self, n) is not None and n not in allowed]
+            if extra:
+                raise ValueError(f"{self.expect} takes no {', '.join(extra)}")
+            if self.expect in ("between", "date_between") and self.min is None and self.max is None:
+                raise ValueError(f"{self.expect} needs min, max or both")
+            if self.expect == "between":
+                for name in ("min", "max"):
+                    value = getattr(self, name)
+                    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                        raise ValueError(f"between: {name} must be a number (date_between compares dates)")
+            if self.expect == "date_between":
+                for name in ("min", "max"):
+                    value = getattr(self, name)
+                    if value is not None and not (isinstance(value, str) and (
+                            _ISO_DATE.match(value) or RELATIVE_DATE.match(value))):
+                        raise ValueError(f"date_between: {name} {value!r} must be an ISO date (1990-01-01) or"
+                                         " now/today plus or minus whole units ('now + 1 day', 'today - 10 years')")
+            if self.expect == "matches":
+                try:
+                    re.compile(self.pattern or "")
+                except re.error as error:
+                    raise ValueError(f"matches: pattern {self.pattern!r} is not a regular expression ({error})") from None
+        elif self.expect.startswith("expect_") and _NAME.match(self.expect):
+            given = [n for n in ("field", "fields", "values", "min", "max", "pattern") if getattr(self, n) is not None]
+            if given:
+                raise ValueError(f"{self.expect} is a great-expectations expectation: give its arguments in kwargs"
+                                 f" ({{column: ..., ...}}), not {', '.join(given)}")
+            if not any(k in self.kwargs for k in GX_COLUMN_KWARGS):
+                raise ValueError(f"{self.expect}: kwargs must name the column(s) it checks"
+                                 f" ({', '.join(GX_COLUMN_KWARGS)})")
+        else:
+            raise ValueError(f"unknown expectation {self.expect!r}: built in are {', '.join(SQL_EXPECTS)}; any other"
+                             " is a great-expectations expectation name (expect_...)")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The fields the expectation reads."""
+        if self.expect in SQL_EXPECTS:
+            return [self.field] if self.field is not None else list(self.fields or [])
+        out: list[str] = []
+        for key in GX_COLUMN_KWARGS:
+            value = self.kwargs.get(key)
+            out += [str(v) for v in value] if isinstance(value, list) else [str(value)] if value is not None else []
+        return out
+
+
 class Entity(_Strict):
     """One stream of a template: one Dagster asset, one target table."""
 
@@ -448,6 +543,8 @@ class Entity(_Strict):
     on_invalid_text: OnInvalidText | None = Field(default=None, description="overrides the template's on_invalid_text")
     on_source_delete: SourceDelete | None = Field(default=None, description="a records entity: what becomes of target"
                                                   " rows whose source record disappeared (default: leave them)")
+    validate_: list[Expectation] = Field(default_factory=list, alias="validate", description=(
+        "rules the staged rows must pass before load (or a suite file's path, read by the loader)"))
     notes: list[str] = Field(default_factory=list)
 
     @property

@@ -62,6 +62,7 @@ def preflight(template: Template, *, source_url: str | None, target_url: str, pr
                                modes=modes)
     if source_url is not None and any(entity.query is not None for entity in template.entities.values()):
         problems += source_problems(template, source_url=source_url, profile=profile)
+    problems += expectation_problems(template)
     if problems:
         raise PreflightError(template_source, problems)
     return PreflightReport(entities=len(template.entities), seconds=time.perf_counter() - started)
@@ -169,3 +170,25 @@ def _runs(conn: psycopg.Connection, query: Query, fields: dict[str, FieldSpec], 
     except ValueError as error:
         return str(error)
     return None
+
+
+def expectation_problems(template: Template) -> list[tuple[str, str]]:
+    """Each great-expectations expectation without a built-in form, built from its kwargs.
+
+    great_expectations is imported only when a template has such an expectation.
+    """
+    from import_pipelines.validation.rules import sql_form
+
+    problems: list[tuple[str, str]] = []
+    for name, entity in template.entities.items():
+        items = [(i, e) for i, e in enumerate(entity.validate_) if sql_form(e) is None]
+        if not items:
+            continue
+        from import_pipelines.validation.gx_chunks import ExpectationConfigError, build_expectations
+
+        for item in items:
+            try:
+                build_expectations([item], where=f"entities.{name}.validate")
+            except ExpectationConfigError as error:
+                problems.append((error.where, str(error).removeprefix(f"{error.where}: ")))
+    return problems

@@ -146,6 +146,33 @@ def test_match_any_matches_on_phone_alone() -> None:
     assert result.get(2) is None
 
 
+def test_match_all_needs_every_listed_field_to_agree() -> None:
+    # a composite identity (an offender: a name and a postcode) decides alone, but only whole
+    rule = DedupeRule(strategy="exact", primary=["name", "postcode"], match_all=["name", "postcode"], threshold=100)
+    existing = _frame([{"id": 10, "name": "Harbour Fisheries Ltd", "postcode": "AB1 2CD"}])
+    incoming = _frame([{"id": 1, "name": "harbour fisheries ltd ", "postcode": "ab1 2cd"},
+                       {"id": 2, "name": "Harbour Fisheries Ltd", "postcode": "AB1 2CE"},
+                       {"id": 3, "name": "Harbour Fisheries Ltd", "postcode": None}])
+    result = match_against(incoming, existing, rule, incoming_id="id", existing_id="id")
+    match = result.get(1)
+    # both agree after normalisation: a duplicate with confidence 100, both fields recorded exact
+    assert match is not None and match.duplicate_of == 10
+    assert match.basis == "match_any" and match.confidence == 100.0
+    assert match.levels == {"name": "exact", "postcode": "exact"}
+    # the same name at another postcode, or with no postcode, is not this offender
+    assert result.get(2) is None and result.get(3) is None
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"match_all": ["name"]}, "match_all lists one field"),
+    ({"match_all": ["name", ""]}, "match_all holds an empty field name"),
+    ({"match_all": ["name", "emails"], "all_values": {"name": "emails"}}, "match_all compares single values"),
+])
+def test_match_all_settings_are_checked(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DedupeRule(strategy="exact", primary=["name"], **settings)
+
+
 def test_swapped_first_and_last_names_still_score_as_names() -> None:
     rule = DedupeRule(strategy="fuzzy", primary=["email"], secondary=["first_name", "last_name"])
     existing = _frame([{"id": 2, "email": "jdoe@x.com", "first_name": "John", "last_name": "Doe"}])

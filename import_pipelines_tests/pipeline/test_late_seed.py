@@ -20,6 +20,10 @@ TEMPLATE = {
     }},
 }
 
+PROJECTS_DDL = ("CREATE TABLE projects (id bigint GENERATED ALWAYS AS IDENTITY (START WITH 500) PRIMARY KEY,"
+                " source_system text NOT NULL, external_id text, name text NOT NULL,"
+                " parent_id bigint REFERENCES projects (id), UNIQUE (source_system, external_id))")
+
 
 def test_self_reference_is_late_seeded_and_missing_parents_are_errors(source_url: str, target_url: str) -> None:
     with connection(source_url) as conn:
@@ -29,9 +33,7 @@ def test_self_reference_is_late_seeded_and_missing_parents_are_errors(source_url
                      " (4, 'orphan', 99)")
         conn.commit()
     with connection(target_url) as conn:
-        conn.execute("CREATE TABLE projects (id bigint GENERATED ALWAYS AS IDENTITY (START WITH 500) PRIMARY KEY,"
-                     " source_system text NOT NULL, external_id text, name text NOT NULL,"
-                     " parent_id bigint REFERENCES projects (id), UNIQUE (source_system, external_id))")
+        conn.execute(PROJECTS_DDL)
         conn.commit()
     template = parse_template(TEMPLATE)
     assert is_late(template, "projects", "parent_id")

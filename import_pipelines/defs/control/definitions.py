@@ -9,6 +9,7 @@ import os
 
 import dagster as dg
 
+from import_pipelines.defs.control import undo
 from import_pipelines.settings import TARGET_URL_ENV
 
 
@@ -52,3 +53,5 @@ def control_retention():
 defs = dg.Definitions(jobs=[control_retention], schedules=[dg.ScheduleDefinition(
     name="control_retention_daily", job=control_retention, cron_schedule="15 3 * * *",
     default_status=dg.DefaultScheduleStatus.STOPPED)])
+# rollback, retry of failed records, exports (defs/control/undo.py)
+defs = dg.Definitions.merge(defs, undo.defs)
