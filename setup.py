@@ -13,6 +13,7 @@ setup(
     install_requires=[
         "dagster==1.13.*",
         "dagster-webserver==1.13.*",
+        "dagster-graphql==1.13.*",
         "dagster-postgres>=0.29,<0.30",
         "dagster-dg-cli==1.13.*",
         "psycopg[binary]>=3.2,<4",

@@ -130,8 +130,8 @@ def run_in_child(target, *args: object) -> tuple[int, float, float]:
     return result
 
 
-def copy_once(url: str, path: Path) -> tuple[int, float]:
-    """COPY the CSV into a fresh plain table; (rows, seconds)."""
+def copy_once(url: str, path: Path, columns: list[str] = COLUMNS) -> tuple[int, float]:
+    """COPY the CSV into a fresh plain table of ``columns`` (text); (rows, seconds)."""
     from psycopg import sql
 
     from import_pipelines.db import connect, ident
@@ -139,7 +139,7 @@ def copy_once(url: str, path: Path) -> tuple[int, float]:
     table = f"raw_copy_{uuid.uuid4().hex[:8]}"
     with connect(url) as conn:
         conn.execute(sql.SQL("CREATE TABLE {} ({})").format(
-            ident(table), sql.SQL(", ").join(sql.SQL("{} text").format(ident(name)) for name in COLUMNS)))
+            ident(table), sql.SQL(", ").join(sql.SQL("{} text").format(ident(name)) for name in columns)))
         conn.commit()
         started = time.perf_counter()
         with conn.cursor() as cursor, open(path, "rb") as handle:

@@ -297,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         from import_pipelines.mapping.cli import main as mapping_main
 
         return mapping_main(argv[1:])
+    if argv and argv[0] == "push":
+        from import_pipelines.push.cli import main as push_main
+
+        return push_main(argv[1:])
     from import_pipelines.control.cli import COMMANDS as CONTROL_COMMANDS
 
     if argv and argv[0] in CONTROL_COMMANDS:
@@ -392,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("export", help="export a database to an archive (see: export --help)")
     sub.add_parser("import", help="import an archive (see: import --help)")
     sub.add_parser("mapping", help="suggest and manage field mappings (see: mapping --help)")
+    sub.add_parser("push", help="submit a bulk push of records (POST /imports/bulk's body), print its run id"
+                                " (see: push --help)")
     for name, meaning in CONTROL_COMMANDS.items():
         sub.add_parser(name, help=f"{meaning} (see: {name} --help)")
     args = parser.parse_args(argv)

@@ -44,7 +44,10 @@ def build_profile_defs(profile: "ImportProfile", template: Template, *, resource
               "import_pipelines/source": record_source_tag(profile.source) or source_tag(profile.source_url_env)})
     schedules = [dg.ScheduleDefinition(name=f"{profile.name}_schedule", job=job, cron_schedule=profile.schedule,
                                        default_status=dg.DefaultScheduleStatus.STOPPED)] if profile.schedule else []
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules, resources=resources)
+    from import_pipelines.components.sensors import watch_sensors
+
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
+                          sensors=watch_sensors(profile, job), resources=resources)
 
 
 def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:
@@ -52,7 +55,8 @@ def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:
     mapper for records entities."""
     kinds = {entity.query is not None for entity in template.entities.values()}
     return ({f"{profile.name}_source"} if True in kinds else set()) | (
-        {f"{profile.name}_field_mapper"} if False in kinds else set())
+        {f"{profile.name}_field_mapper"} if False in kinds else set()) | (
+        {f"{profile.name}_push"} if (profile.source or {}).get("kind") == "push" else set())
 
 
 def record_source_tag(source: dict[str, Any] | None) -> str | None:
@@ -124,12 +128,17 @@ def _entity_run(context: dg.OpExecutionContext, profile: "ImportProfile", templa
     record_source = dict(profile.source or {})
     if settings.source_path:
         record_source["path"] = settings.source_path
+    mode = profile.entity_modes.get(entity, profile.mode)
+    push = getattr(resources, f"{profile.name}_push", None)
+    if push is not None:  # the records, strategy and match fields of a bulk push
+        record_source, template, pushed = push.run_options(template, entity, run_id=context.run.run_id)
+        mode = pushed or mode
     return EntityRun(
         profile=profile.name, template=template, entity_name=entity, run_id=context.run.run_id,
         source_url=source.connection_url() if source is not None else "",
         record_source=record_source or None, mapper=getattr(resources, f"{profile.name}_field_mapper", None),
         target_url=getattr(resources, f"{profile.name}_target").connection_url(),
-        source_system=profile.source_system, mode=profile.entity_modes.get(entity, profile.mode),
+        source_system=profile.source_system, mode=mode,
         batch_rows=profile.batch_rows, workers=profile.workers, dry_run=settings.dry_run,
         run_group=context.run.root_run_id or context.run.run_id, retention_days=profile.retention_days,
         change_detection="full" if settings.full_refresh else "keys",
@@ -162,7 +171,9 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         from import_pipelines.pipeline.steps import extract
 
         with retry_transient_only(f"{entity} extract"):
-            return extract(_entity_run(context, profile, template, entity), log=context.log.info)
+            staged = extract(_entity_run(context, profile, template, entity), log=context.log.info)
+        context.add_output_metadata(mapping_metadata(staged))
+        return staged
 
     @dg.op(name=f"{prefix}__map", required_resource_keys=keys, tags=step_tags("map", depth=depth),
            retry_policy=STEP_RETRY_POLICY)
@@ -196,7 +207,7 @@ def _entity_asset(profile: "ImportProfile", template: Template, entity: str, ups
         with retry_transient_only(f"{entity} load"):
             result = load(_entity_run(context, profile, template, entity), staged, log=context.log.info)
         return dg.Output(result.counts, metadata=materialization_metadata(result, target=spec.target)
-                         | review_metadata(staged))
+                         | review_metadata(staged) | mapping_metadata(staged))
 
     ins = {name: dg.AssetIn(key=[profile.name, name], dagster_type=dg.Nothing) for name in upstream}
     ins["preflight"] = dg.AssetIn(key=[profile.name, "preflight"], dagster_type=dg.Nothing)
@@ -224,6 +235,8 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
         meta[f"would_{_verb(action)}" if result.dry_run else action] = dg.MetadataValue.int(count)
     if result.report:
         meta["report"] = dg.MetadataValue.path(result.report)
+    if result.error_report:
+        meta["error_report"] = dg.MetadataValue.path(result.error_report)
     meta["duplicates"] = dg.MetadataValue.int(result.duplicates)
     meta["matched_target_rows"] = dg.MetadataValue.int(result.matched_target)
     if result.confidences:
@@ -233,6 +246,17 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
     meta["duration_s"] = dg.MetadataValue.float(round(result.seconds, 3))
     meta["target_table"] = dg.MetadataValue.text(target)
     meta["preview"] = dg.MetadataValue.md(_markdown(result.preview, result.preview_columns))
+    return meta
+
+
+def mapping_metadata(staged: Any) -> dict[str, Any]:
+    """A records entity's field mapping: the suggestion and the mapping used as a table, its method and confidence."""
+    meta: dict[str, Any] = {}
+    if getattr(staged, "mapping_method", None):
+        meta["mapping_method"] = dg.MetadataValue.text(staged.mapping_method)
+    if getattr(staged, "mapping_table", None):
+        meta["mapping"] = dg.MetadataValue.md(staged.mapping_table)
+        meta["mapping_confidence"] = dg.MetadataValue.float(staged.mapping_confidence)
     return meta
 
 

@@ -22,11 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from import_pipelines.resources import ImportRunSettings, PostgresDatabase
 from import_pipelines.settings import SOURCE_URL_ENV, TARGET_URL_ENV
 from import_pipelines.templates.model import Mode, SourceDeleteAction
+
+# the files a watched folder's sensor imports by default: every kind the file source reads
+WATCHED_FILES = ("*.csv", "*.tsv", "*.txt", "*.xlsx", "*.xls", "*.ods", "*.json", "*.jsonl", "*.ndjson")
 
 
 class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
@@ -47,9 +50,28 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
     source: dict[str, Any] | None = Field(default=None, description=(
         "the record source of a template whose entities read records: {kind: file|sheet|push|airtable|http, ...};"
         " secrets only by the name of the environment variable holding them (token_env, credentials_env)"))
+    watch_folder: str | None = Field(default=None, description=(
+        "a file profile: a folder whose new files each start a run (relative: under the data folder)"))
+    watch_patterns: list[str] = Field(default_factory=lambda: list(WATCHED_FILES), description=(
+        "the file names the folder sensor imports (fnmatch patterns, any case)"))
+    watch_sheet: bool = Field(default=False, description="a sheet profile: run when the sheet's modification time"
+                                                         " changes")
+    sensor_interval_s: int = Field(default=30, gt=0, description="seconds between sensor ticks")
+    settle_s: float = Field(default=10.0, ge=0, description=(
+        "a file modified this recently waits until two ticks see the same size and modification time"))
     on_source_delete: dict[str, SourceDeleteAction] = Field(default_factory=dict, description=(
         "per records entity: leave, deactivate or delete the target rows whose source record disappeared"
         " (overrides the template's on_source_delete; found only from a complete read)"))
+
+    @model_validator(mode="after")
+    def _watch_fits_source(self) -> ImportProfile:
+        kind = (self.source or {}).get("kind")
+        if self.watch_folder and kind != "file":
+            raise ValueError(f"watch_folder needs a file source (source: {{kind: file}}), not {kind or 'none'}")
+        if self.watch_sheet and kind != "sheet":
+            raise ValueError(f"watch_sheet needs a sheet source (source: {{kind: sheet, spreadsheet: ...}}),"
+                             f" not {kind or 'none'}")
+        return self
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """Load and validate the template, then build assets, checks, job and schedule."""
@@ -68,4 +90,8 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
             from import_pipelines.mapping.resource import FieldMapper
 
             resources[f"{self.name}_field_mapper"] = FieldMapper()
+        if (self.source or {}).get("kind") == "push":
+            from import_pipelines.push import BulkPush
+
+            resources[f"{self.name}_push"] = BulkPush()
         return build_profile_defs(self, template, template_source=str(path), resources=resources)

@@ -108,7 +108,8 @@ def run_errors_query(conn: psycopg.Connection, *, run_id: str, entity: str | Non
         "SELECT entity, source_id, source_ref, 'load' AS stage, NULL::text AS field, error AS message,"
         " created_at FROM {control}.import_records WHERE run_id = {run} AND action = 'failed'{only}"
         " UNION ALL SELECT entity, source_id, NULL, stage, field, message, created_at FROM {control}.import_errors"
-        " WHERE run_id = {run}{only} ORDER BY created_at").format(
+        # the rejected rows' breakdown (stage 'row') repeats the failed records above
+        " WHERE run_id = {run} AND stage <> 'row'{only} ORDER BY created_at").format(
         control=ident(CONTROL_SCHEMA), run=sql.Literal(run_id), only=only)
 
 

@@ -64,6 +64,7 @@ from import_pipelines.dedupe.normalize import FieldKind, PreparedFrame, infer_ki
 
 Strategy = Literal["exact", "case_insensitive", "fuzzy"]
 MatchBasis = Literal["score", "match_any", "chain", "accepted", "review"]
+LoadedMatch = Literal["duplicate", "update"]
 """Why a pair counts as a duplicate: its score reached the threshold, a ``match_any`` field
 agreed, (within a batch only) it joined the cluster through other members, or a person accepted
 it; ``review`` marks a pair listed for a person to decide."""
@@ -101,6 +102,11 @@ class DedupeRule(BaseModel):
     normalise a field; absent fields are inferred from their names (``email``, ``phone``,
     ``first_name`` ...). ``phone_country`` is the calling code given to numbers written without
     one.
+
+    ``on_loaded_match`` is what a record does that matches a row this import loaded from another
+    source record which is not in the batch: become that record's ``duplicate`` (two records of
+    one person; the default), or ``update`` the row (a source without ids of its own, whose
+    records are identified by the match: a file row whose email changed is the same contact).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -117,6 +123,7 @@ class DedupeRule(BaseModel):
     all_values: dict[str, str] = Field(default_factory=dict)
     field_kinds: dict[str, FieldKind] = Field(default_factory=dict)
     phone_country: str = Field(default="1", pattern=r"^[1-9][0-9]{0,2}$")
+    on_loaded_match: LoadedMatch = "duplicate"
 
     @model_validator(mode="after")
     def _check(self) -> DedupeRule:

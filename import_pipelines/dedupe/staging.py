@@ -555,6 +555,9 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
         best = best_per_left(scored, right_rank=id_order(target_ids)[scored.right])
         matches = build_matches(best, left_ids=record_ids, right_ids=target_ids, threshold=rule.threshold)
         source_ids = dict(zip(left["_rn"].tolist(), map(str, left[ctx.source_id].tolist())))
+        if rule.on_loaded_match == "update" and loaded:
+            # a row whose record is gone from the batch is taken over by the record matching it
+            loaded = _still_staged(ctx, loaded)
         # one target row takes one incoming record: the best match; the others are its duplicates
         owners: dict[str, object] = {}
         for match in sorted(matches, key=lambda m: (-m.confidence, m.record_id)):
@@ -589,6 +592,14 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
             review.append(ReviewPair(source_id=source, candidate_kind="target", candidate=str(b[pk].iat[k]),
                                      confidence=float(round(doubts.confidence[k], 2)), fields=fields[k]))
     return against, own, pairs
+
+
+def _still_staged(ctx: _Context, loaded: dict[str, str]) -> dict[str, str]:
+    """The entries of ``loaded`` (target row -> source id) whose source record is in this batch."""
+    present = {row[0] for row in ctx.conn.execute(sql.SQL(
+        "SELECT DISTINCT ({sid})::text FROM {stg} WHERE ({sid})::text = ANY(%s)").format(
+        sid=ident(ctx.source_id), stg=ctx.staging), (sorted(set(loaded.values())),))}
+    return {row: source for row, source in loaded.items() if source in present}
 
 
 def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier, findings: list[Finding]) -> None:

@@ -48,7 +48,10 @@ def text_value(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    if isinstance(value, int | decimal.Decimal):
+    if isinstance(value, decimal.Decimal):
+        # as a float reads: 5.0 (a JSON number, a workbook's cell) is the "5" a CSV file writes
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    if isinstance(value, int):
         return str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
@@ -180,6 +183,32 @@ def kept_records(entity: Entity) -> sql.Composable | None:
     return sql.SQL("(r._error IS NOT NULL OR ({}))").format(checked)
 
 
+def record_errors(entity: Entity) -> sql.Composable:
+    """A record's error over ``r``: its read error, then the message of every ``records.reject`` rule it breaks.
+
+    NULL for a record that may load. A rule's message names its input and shows the value (cut to
+    :data:`RULE_VALUE_CHARS` characters), as the map step does.
+    """
+    assert entity.records is not None
+    parts: list[sql.Composable] = [sql.SQL("r._error")]
+    for rule in entity.records.reject:
+        value = ident(RECORD_ALIAS, rule.field)
+        when = sql.SQL(check_expression(rule.when, aliases={RECORD_ALIAS}))
+        if rule.show_value:
+            text = sql.SQL("{} || quote_nullable(left({v}, {n})) || CASE WHEN length({v}) > {n} THEN '…' ELSE ''"
+                           " END || {}").format(sql.Literal(f"{rule.field}: "), sql.Literal(f" {rule.message}"),
+                                                v=value, n=sql.Literal(RULE_VALUE_CHARS))
+        else:
+            text = sql.Literal(f"{rule.field}: {rule.message}")
+        parts.append(sql.SQL("CASE WHEN {} THEN {} END").format(when, text))
+    if len(parts) == 1:
+        return parts[0]
+    return sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(parts))
+
+
+RULE_VALUE_CHARS = 40  # a value shown in a rule's message is cut here: a 5 MB bad value is not a 5 MB error
+
+
 def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Identifier, table: str,
                     run_id: str, temporary: bool, source_name: str) -> int:
     """The entity's fields computed from the raw columns, with each record's hash, into staging ``table``.
@@ -192,9 +221,9 @@ def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sq
     exprs = [sql.SQL("{} AS {}").format(compile_field(entity.fields[name], aliases=aliases), ident(name))
              for name in names]
     kept = kept_records(entity)
-    inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, r._error AS _serr,"
+    inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, {} AS _serr,"
                     " r._line AS _sline FROM {} AS r{}").format(
-        sql.SQL(", ").join(exprs), sql.Literal(source_name), raw_table,
+        sql.SQL(", ").join(exprs), sql.Literal(source_name), record_errors(entity), raw_table,
         sql.SQL(" WHERE {}").format(kept) if kept is not None else sql.SQL(""))
     cur = target.cursor()
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(inner))

@@ -93,11 +93,14 @@ def input_fields(entity: Entity) -> list[TargetField]:
 
 
 def map_columns(source: RecordSource, entity: Entity, *, template: Template, conn: psycopg.Connection | None,
-                mapper: Any = None, sample_rows: int = 20) -> ColumnMapping:
+                mapper: Any = None, sample_rows: int = 20, spec: Mapping[str, Any] | None = None,
+                resource_key: str = "field_mapper") -> ColumnMapping:
     """Where each input of ``entity`` is read in ``source``; :class:`MappingRefused` when not certain.
 
     ``mapper`` is a :class:`~import_pipelines.mapping.resource.FieldMapper` (OpenAI settings,
     thresholds, this run's overrides); without one the offline heuristic and a saved preset decide.
+    ``spec`` (the source as the profile names it) and ``resource_key`` (the mapper's resource) make
+    the refusal's command and run config the ones to run: the file's path, the sheet's URL.
     """
     from import_pipelines.mapping.resource import FieldMapper
     from import_pipelines.sources.files import sample_source
@@ -105,7 +108,11 @@ def map_columns(source: RecordSource, entity: Entity, *, template: Template, con
     assert entity.records is not None
     fixed: dict[str, Location] = {name: spec.from_ for name, spec in entity.records.inputs.items()
                                   if spec.from_ is not None}
-    fields = input_fields(entity)
+    if (spec or {}).get("kind") == "push":
+        # a push speaks the template's language: a key named like an input is that input
+        keys = set(source.columns())
+        fixed |= {name: name for name in entity.records.inputs if name not in fixed and name in keys}
+    fields = [field for field in input_fields(entity) if field.name not in fixed]
     if not fields and not entity.records.custom:
         return ColumnMapping(columns=fixed)
     sample = sample_source(source, rows=sample_rows)
@@ -116,7 +123,8 @@ def map_columns(source: RecordSource, entity: Entity, *, template: Template, con
     samples = [{h: row.get(h) for h in headers} for row in sample.rows]
     mapper = mapper or FieldMapper(use_ai=False)
     suggestion = mapper.suggest(headers, samples, fields, template=template.name, conn=conn)
-    decision = mapper.decide(suggestion, source=source.name, template=template.name)
+    where, sheet = source_argument(spec, default=source.name)
+    decision = mapper.decide(suggestion, source=where, template=template.name, sheet=sheet, resource_key=resource_key)
     if not decision.accepted:
         raise MappingRefused(decision.message)
     columns = dict(fixed)
@@ -128,3 +136,14 @@ def map_columns(source: RecordSource, entity: Entity, *, template: Template, con
         elif target is not None:
             columns[target] = header
     return ColumnMapping(columns=columns, custom=custom, suggestion=suggestion)
+
+
+def source_argument(spec: Mapping[str, Any] | None, *, default: str) -> tuple[str, str | None]:
+    """What ``mapping suggest`` / ``mapping presets save`` take for a source: a file's path or a sheet's
+    URL, and the worksheet (``--sheet``); ``default`` for a push or an API."""
+    spec = spec or {}
+    if spec.get("kind") == "file" and spec.get("path"):
+        return str(spec["path"]), spec.get("sheet")
+    if spec.get("kind") == "sheet" and spec.get("spreadsheet"):
+        return str(spec["spreadsheet"]), spec.get("worksheet")
+    return default, None

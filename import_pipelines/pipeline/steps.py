@@ -99,6 +99,8 @@ class Staged:
     review_report: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
     mapping_method: str | None = None  # template, preset, ai or heuristic
+    mapping_table: str | None = None  # the suggestion and the mapping used, as markdown (mapping/report.py)
+    mapping_confidence: float | None = None  # the suggestion's overall confidence
     # records a sync's key pass decided without reading them in full, by action (unchanged)
     unread: dict[str, int] = field(default_factory=dict)
 
@@ -117,6 +119,7 @@ class LoadResult:
     confidences: tuple[float, ...] = ()
     dry_run: bool = False
     report: str | None = None
+    error_report: str | None = None  # the rejected rows' CSV (pipeline/row_errors.py)
 
     @property
     def rows_per_s(self) -> float:
@@ -223,6 +226,7 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
                      log: Log) -> Staged:
     """A records entity: open its source, map its columns onto the inputs, stage the records."""
     from import_pipelines.extract.records import stage_records
+    from import_pipelines.mapping.report import mapping_markdown
     from import_pipelines.pipeline.record_reads import extract_from_read, reads_shared
     from import_pipelines.pipeline.records import map_columns, open_source
 
@@ -235,7 +239,8 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
         raise ValueError(f"entity {run.entity_name!r} reads records, but profile {run.profile!r} names no record"
                          " source (source: {kind: file|sheet|push|airtable|http, ...})")
     source = open_source(run.record_source, name=run.entity_name)
-    mapping = map_columns(source, entity, template=run.template, conn=target, mapper=run.mapper)
+    mapping = map_columns(source, entity, template=run.template, conn=target, mapper=run.mapper,
+                          spec=run.record_source, resource_key=f"{run.profile}_field_mapper")
     method = mapping.suggestion.method if mapping.suggestion else "template"
     log(f"{run.entity_name} extract: {source.name}: inputs read from "
         + ", ".join(f"{name} <- {where!r}" for name, where in mapping.columns.items())
@@ -251,9 +256,11 @@ def _extract_records(run: EntityRun, entity: Entity, *, target: psycopg.Connecti
     seconds = time.perf_counter() - started
     log(f"{run.entity_name} extract: {rows:,} records staged in {seconds:.2f} s"
         + (f", {failed:,} of them could not be read" if failed else ""))
+    suggestion = mapping.suggestion
     return Staged(staging=staging, rows=rows, started=started, extract_seconds=seconds, invalid=failed,
                   mapping={name: str(where) for name, where in mapping.columns.items()},
-                  mapping_method=method)
+                  mapping_method=method, mapping_table=mapping_markdown(suggestion) if suggestion else None,
+                  mapping_confidence=suggestion.overall_confidence if suggestion else None)
 
 
 def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
@@ -444,7 +451,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             counts = _merge(conn, run, plan, staged, ref=ref, streams=streams, log=log)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
-        report = None
+        report = error_report = None
         if run.dry_run:
             predict_duplicates(conn, plan.merge, staging=staged.staging, run_id=run.run_id)
             preview, columns = dry_run_preview(conn, plan.merge, run.run_id, preview_rows)
@@ -452,6 +459,12 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
         else:
             preview, columns = _preview(conn, plan, ref, streams[run.entity_name], preview_rows)
+            if counts.get("failed"):
+                from import_pipelines.pipeline.row_errors import report_row_errors
+
+                error_report = report_row_errors(conn, entity=plan.entity, staging=staged.staging, run=ref,
+                                                 stream_id=streams[run.entity_name], profile=run.profile,
+                                                 entity_name=run.entity_name, log=log)
         _after_load(conn, run, staged, ref=ref, streams=streams, log=log)
         drop_staging(conn, staged.staging)
     seconds = time.perf_counter() - staged.started
@@ -459,7 +472,7 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
                       rows=staged.rows + sum(staged.unread.values()),
                       seconds=seconds, duplicates=staged.duplicates, preview=preview, preview_columns=columns,
                       matched_target=staged.matched_target, confidences=staged.confidences, dry_run=run.dry_run,
-                      report=report)
+                      report=report, error_report=error_report)
 
 
 def _after_load(conn: psycopg.Connection, run: EntityRun, staged: Staged, *, ref: RunRef, streams: dict[str, int],

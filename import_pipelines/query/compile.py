@@ -15,7 +15,7 @@ from psycopg import sql
 
 from import_pipelines.db.sql import ident
 from import_pipelines.query.expressions import check_expression
-from import_pipelines.templates.model import DateFormat, FieldSpec, Filter, Join, Query
+from import_pipelines.templates.model import DateFormat, FieldSpec, Filter, Join, PhoneNumber, Query
 
 _JOIN_SQL = {"inner": "JOIN", "left": "LEFT JOIN", "right": "RIGHT JOIN", "full": "FULL JOIN"}
 
@@ -136,9 +136,36 @@ def compile_field(spec: FieldSpec, *, aliases: set[str], server_version: int = 1
     for transform in spec.transform:
         if isinstance(transform, DateFormat):
             expr = sql.SQL("to_char({}, {})").format(expr, sql.Literal(transform.date_format))
+        elif isinstance(transform, PhoneNumber):
+            expr = phone_number(expr, country=transform.phone_country)
         else:
             expr = sql.SQL(_TRANSFORMS[transform]).format(expr)
     return expr
+
+
+# an extension at the end of a number ("x12", "ext. 12", "#12") is not part of the number dialled
+_PHONE_EXTENSION = "[[:space:]]*(ext\\.?|extension|x|#)[[:space:]]*[0-9]+[[:space:]]*$"
+
+
+def phone_number(expr: sql.Composable, *, country: str) -> sql.Composable:
+    """SQL for the digits of phone number ``expr`` with its country calling code (:class:`PhoneNumber`).
+
+    The rule of :func:`import_pipelines.dedupe.normalize.normalize_phone`, in SQL. The regular
+    expressions run only where they must (an extension marker, characters besides the usual
+    punctuation): each costs a few microseconds a row, a million rows of two phone columns seconds.
+    """
+    value = sql.SQL("({})::text").format(expr)
+    plain = sql.SQL("CASE WHEN strpos({v}, 'x') + strpos({v}, 'X') + strpos({v}, '#') > 0"
+                    " THEN regexp_replace({v}, {ext}, '', 'i') ELSE {v} END").format(v=value, ext=sql.Literal(_PHONE_EXTENSION))
+    # the usual punctuation translated away leaves digits only (a second translate tells, no regex)
+    usual = sql.SQL("translate({}, ' ()-+./', '')").format(plain)
+    digits = sql.SQL("CASE WHEN translate({u}, '0123456789', '') = '' THEN {u}"
+                     " ELSE regexp_replace({p}, '[^0-9]', '', 'g') END").format(u=usual, p=plain)
+    # an extension is at the end: the start of the number is the start of the value
+    start = sql.SQL("btrim({}, {})").format(value, sql.Literal(" \t\r\n\f\v"))
+    return sql.SQL("(CASE WHEN {s} LIKE '+%' THEN NULLIF({d}, '') WHEN {s} LIKE '00%' THEN NULLIF(substr({d}, 3), '')"
+                   " WHEN length({d}) > 10 AND {d} LIKE {prefix} THEN {d} ELSE NULLIF({c} || ltrim({d}, '0'), {c})"
+                   " END)").format(s=start, d=digits, c=sql.Literal(country), prefix=sql.Literal(country + "%"))
 
 
 def json_path(path: list[str | int]) -> str:

@@ -208,14 +208,21 @@ def _compile_problems(template: Template) -> list[tuple[str, str]]:
                                          f"{', '.join(f'r.{c}' for c in unknown)} {'is' if len(unknown) == 1 else 'are'}"
                                          f" not among the inputs ({', '.join(inputs)})"))
         if entity.query is None:
-            for index, text in enumerate(entity.records.where if entity.records is not None else []):
-                where = f"entities.{name}.records.where[{index}]"
+            inputs = template.record_inputs(name)
+            rules = entity.records.reject if entity.records is not None else []
+            for index, rule in enumerate(rules):
+                if rule.field not in inputs:
+                    problems.append((f"entities.{name}.records.reject[{index}].field",
+                                     f"{rule.field!r} is not among the inputs ({', '.join(inputs)})"))
+            sites = [(f"entities.{name}.records.where[{index}]", text)
+                     for index, text in enumerate(entity.records.where if entity.records is not None else [])]
+            sites += [(f"entities.{name}.records.reject[{index}].when", rule.when) for index, rule in enumerate(rules)]
+            for where, text in sites:
                 try:
                     checked = check_expression(text, aliases={RECORD_ALIAS})
                 except ExpressionError as error:
                     problems.append((where, str(error)))
                     continue
-                inputs = template.record_inputs(name)
                 unknown = _unknown_inputs(checked, inputs)
                 if unknown:
                     problems.append((where, f"{', '.join(f'r.{c}' for c in unknown)}"

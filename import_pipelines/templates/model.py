@@ -151,6 +151,17 @@ class DateFormat(_Strict):
     date_format: str
 
 
+class PhoneNumber(_Strict):
+    """A phone number as digits with its country calling code: ``{phone_country: "1"}``.
+
+    The same rule duplicate detection applies (:func:`import_pipelines.dedupe.normalize.normalize_phone`):
+    an extension dropped, ``+`` or ``00`` marks a number that carries its code, a longer number
+    starting with the code keeps it, any other gets the code after its trunk ``0``s. Empty -> NULL.
+    """
+
+    phone_country: str = Field(pattern=r"^[1-9][0-9]{0,2}$")
+
+
 class JsonValue(_Strict):
     """A value taken from JSON text: ``{column: c.phones, path: [0, value]}``.
 
@@ -201,7 +212,7 @@ class FieldSpec(_Strict):
     expression: str | None = None
     value: str | int | float | bool | None = None
     coalesce: list[FieldSpec] | None = None
-    transform: list[Transform | DateFormat] = Field(default_factory=list)
+    transform: list[Transform | DateFormat | PhoneNumber] = Field(default_factory=list)
     note: str | None = None
 
     @model_validator(mode="before")
@@ -310,6 +321,22 @@ class RecordInput(_Strict):
     synonyms: list[str] = Field(default_factory=list, description="header names (any language) that mean this input")
 
 
+class RecordRule(_Strict):
+    """A record the entity must not load: ``{field: email, error: invalid_email, when: <SQL over r>, message: ...}``.
+
+    ``when`` is a predicate over the raw inputs (``r.<input>``, checked like an expression); a
+    record it holds for fails with ``<field>: '<value>' <message>`` (the input's value cut to 40
+    characters), or ``<field>: <message>`` when ``show_value`` is false, and is recorded with
+    ``error`` as its error type. The rest of the source loads.
+    """
+
+    field: str = Field(description="the input the rule is about: named in the message, its value shown")
+    error: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="the error type recorded (invalid_email)")
+    when: str = Field(description="SQL predicate over r: true for a record that must not load")
+    message: str = Field(min_length=1)
+    show_value: bool = True
+
+
 class Records(_Strict):
     """The entity reads records (a file, a sheet, pushed JSON, Airtable, an HTTP API), not a query.
 
@@ -328,7 +355,8 @@ class Records(_Strict):
     own, no inputs of its own; its fields are SQL over that entity's inputs, computed from the
     same records the run read once (the offender named on each case, from the cases' read).
     ``where`` keeps only the records an entity is about (SQL predicates over ``r``, checked like
-    expressions): a case that names no offender yields no offender record.
+    expressions): a case that names no offender yields no offender record. ``reject`` fails the
+    records a rule holds for (an invalid email), each with its error type; the others load.
     """
 
     inputs: dict[str, RecordInput] = Field(default_factory=dict)
@@ -337,6 +365,7 @@ class Records(_Strict):
     incremental: bool = False
     from_entity: str | None = Field(default=None, description="derive the entity from this entity's records")
     where: list[str] = Field(default_factory=list, description="SQL predicates over r, ANDed: the records kept")
+    reject: list[RecordRule] = Field(default_factory=list, description="records that fail instead of loading")
 
     @field_validator("inputs")
     @classmethod

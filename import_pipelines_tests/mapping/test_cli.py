@@ -92,7 +92,7 @@ def test_the_module_runs_as_a_command(contacts_csv: Path) -> None:
     assert json.loads(result.stdout)["columns"][1]["field"] == "email"
 
 
-def test_sample_reader_reads_csv_dialects_and_xlsx_sheets(tmp_path: Path) -> None:
+def test_sample_reader_reads_files_as_the_import_does(tmp_path: Path) -> None:
     utf16 = tmp_path / "tab.csv"
     utf16.write_bytes("Nom\tVille\nLéa\tNice\n".encode("utf-16"))
     assert read_sample(utf16) == (["Nom", "Ville"], [["Léa", "Nice"]])
@@ -112,11 +112,14 @@ def test_sample_reader_reads_csv_dialects_and_xlsx_sheets(tmp_path: Path) -> Non
     path = tmp_path / "book.xlsx"
     book.save(path)
     assert read_sample(path, "Kontakte") == (["Name", "Seit", "Umsatz"], [["Anna", "2024-01-02", 12.5], ["Ben", None, None]])
-    with pytest.raises(ValueError, match="no sheet 'Leads'; sheets: Intro, Kontakte"):
+    with pytest.raises(ValueError, match=r"no sheet named 'Leads' \(sheets: Intro, Kontakte\)"):
         read_sample(path, "Leads")
-    with pytest.raises(ValueError, match="cannot read .json here"):
-        (tmp_path / "x.json").write_text("[]")
-        read_sample(tmp_path / "x.json")
+    # the import's own readers: JSON records, a preamble before the header
+    (tmp_path / "x.json").write_text('{"contacts": [{"mail": "a@x.de", "address": {"city": "Köln"}}]}')
+    assert read_sample(tmp_path / "x.json") == (["mail", "address"], [["a@x.de", {"city": "Köln"}]])
+    report = tmp_path / "report.csv"
+    report.write_text("Contacts report\nExported 2024-03-01\n\nName,E-Mail\nAnna,a@x.de\n")
+    assert read_sample(report) == (["Name", "E-Mail"], [["Anna", "a@x.de"]])
 
 
 def test_markdown_table_shows_the_suggestion_and_the_mapping_used() -> None:
