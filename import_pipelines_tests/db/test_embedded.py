@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from import_pipelines.db import connect
@@ -36,3 +42,32 @@ def test_a_new_server_runs_with_the_bulk_settings_and_keeps_running(data_dir: Pa
         assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started
     assert stop_embedded_server(data_dir)
     assert not stop_embedded_server(data_dir)
+
+
+def test_a_server_already_shutting_down_is_stopped_without_a_traceback(data_dir: Path) -> None:
+    # SIGTERM is PostgreSQL's smart shutdown: it waits for the connected client, and the
+    # postmaster reads "stopping", not "ready", which the package's own stop refuses
+    url = start_embedded_server(data_dir)
+    pid_file = data_dir / "postmaster.pid"
+    client = connect(url)
+    try:
+        client.execute("SELECT 1")
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if "stopping" in pid_file.read_text():
+                break
+            time.sleep(0.1)
+        assert "stopping" in pid_file.read_text()
+        # as `python -m import_pipelines stop` does it: from another process
+        stopped = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from import_pipelines."
+                                  "db.embedded import stop_embedded_server as stop; print(stop(Path(sys.argv[1])))",
+                                  str(data_dir)], capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.strip() == "True"
+    finally:
+        client.close()
+    # a fast shutdown: the waiting client was disconnected, the server is gone
+    assert not pid_file.exists()
+    with pytest.raises(psycopg.OperationalError):
+        connect(url).close()
