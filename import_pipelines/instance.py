@@ -9,7 +9,6 @@ bare ``dagster dev`` or ``dagster definitions validate`` in the project root wor
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
@@ -18,6 +17,8 @@ from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+
+from import_pipelines.processes import process_alive
 
 
 class ProjectPostgresStorage(DagsterPostgresStorage):
@@ -78,18 +79,3 @@ def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
         if value is not None and str(value.value).isdigit():
             pid = int(value.value)
     return pid
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True

@@ -17,7 +17,8 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
 from import_pipelines.components.build import source_tag
 from import_pipelines.db.connect import sqlalchemy_url
-from import_pipelines.instance import ProjectRunLauncher, process_alive
+from import_pipelines.instance import ProjectRunLauncher
+from import_pipelines.processes import process_alive
 from import_pipelines.settings import DAGSTER_URL_ENV, PROJECT_ROOT
 
 

