@@ -12,7 +12,7 @@ Per field kind (see :data:`FieldKind`):
 |---|---|
 | ``text`` | NFKC, whitespace collapsed and trimmed, casefolded |
 | ``name`` | as ``text`` (names get extra blocking keys and first/last swap tolerance elsewhere) |
-| ``email`` | NFKC, all whitespace removed, lower-cased |
+| ``email`` | lower-cased, NFKC, all whitespace removed, lower-cased |
 | ``phone`` | digits only, with a country calling code (``"(555) 010-2000"`` -> ``"15550102000"``) |
 
 Under the ``exact`` strategy values are compared as they arrive (only converted to text), which
@@ -119,9 +119,12 @@ def normalize_text(values: pd.Series) -> np.ndarray:
 
 
 def normalize_email(values: pd.Series) -> np.ndarray:
-    """NFKC, drop every whitespace character (none is valid in an address), lower-case, NFKC again
-    (dropping the space of a decomposed accent or lower-casing can leave text that is not normalised)."""
-    return _array([_nfkc("".join(_nfkc(v).split()).lower()) or None if v else None for v in text_values(values)])
+    """Lower-case, NFKC, drop every whitespace character (none is valid in an address), lower-case,
+    NFKC again (dropping the space of a decomposed accent or lower-casing can leave text that is not
+    normalised). Lower-casing first keeps the case of the input from choosing the form NFKC gives:
+    the lunate sigma ``ϲ`` becomes ``ς``, its capital ``Ϲ`` becomes ``Σ`` and then ``σ``."""
+    return _array([_nfkc("".join(_nfkc(v.lower()).split()).lower()) or None if v else None
+                   for v in text_values(values)])
 
 
 def normalize_phone(values: pd.Series, *, country_code: str = "1") -> np.ndarray:
