@@ -1,10 +1,9 @@
-"""Inspecting a source: the catalogue, masked samples, the JSON document, and speed on 500 tables."""
+"""Inspecting a source: the catalogue, masked samples, the JSON document, and the statements 500 tables take."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -92,11 +91,8 @@ def test_five_hundred_tables(new_database) -> None:
     create_wide_schema(url, tables=500)
     with connection(url, read_only=True) as conn:
         statements = count_statements(conn)
-        started = time.perf_counter()
         catalogue = inspect_source(conn)
-        seconds = time.perf_counter() - started
-    print(f"\ninspect of 500 tables: {seconds:.2f} s, {len(statements)} statements")
-    assert seconds < 30
+    # its time is benchmarks/inspect_source.py's to print; here, how many statements it sends
     assert len(catalogue.info.tables) == 500
     # catalogue queries by kind, then samples and join probes in batches of tables: not per table
     assert len(statements) <= 5 + 1 + 500 / TABLES_PER_STATEMENT + 500 / PROBES_PER_STATEMENT

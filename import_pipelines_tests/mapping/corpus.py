@@ -38,3 +38,16 @@ def load_cases(split: str) -> list[Case]:
         cases.append(Case(name=path.stem, split=split, headers=headers, rows=rows, types=data.get("types") or {},
                           accepted=accepted))
     return cases
+
+
+def wide_header_set(count: int, *, rows: int = 50) -> tuple[list[str], list[list[str]]]:
+    """``count`` corpus headers of both splits as one wide file (a repeated name numbered), with
+    ``rows`` sample rows made of each column's own corpus values."""
+    headers: list[str] = []
+    columns: list[list[str]] = []
+    for case in load_cases("tuning") + load_cases("holdout"):
+        for index, header in enumerate(case.headers):
+            headers.append(header if header not in headers else f"{header} {len(headers)}")
+            columns.append([row[index] for row in case.rows])
+    headers, columns = headers[:count], columns[:count]
+    return headers, [[column[k % len(column)] for column in columns] for k in range(rows)]

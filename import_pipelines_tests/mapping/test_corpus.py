@@ -6,14 +6,11 @@ same time and not used while tuning; both are asserted and their scores printed 
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 
 from import_pipelines.mapping.fields import CONTACT_FIELDS
 from import_pipelines.mapping.heuristic import suggest_heuristic
-from import_pipelines_tests.mapping.corpus import load_cases
+from import_pipelines_tests.mapping.corpus import load_cases, wide_header_set
 
 HAND_MADE_LANGUAGES = {"en", "de", "fr", "es"}
 
@@ -51,19 +48,11 @@ def test_heuristic_maps_at_least_ninety_percent_of_the_corpus_columns(split: str
     assert right / total >= 0.9, wrong
 
 
-def test_two_hundred_headers_are_mapped_in_under_a_second() -> None:
-    cases = load_cases("tuning") + load_cases("holdout")
-    headers, columns = [], []
-    for case in cases:
-        for index, header in enumerate(case.headers):
-            headers.append(header if header not in headers else f"{header} {len(headers)}")
-            columns.append([row[index] for row in case.rows])
-    headers, columns = headers[:200], columns[:200]
-    rows = [[column[k % len(column)] for column in columns] for k in range(50)]
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        suggestion = suggest_heuristic(headers, rows, CONTACT_FIELDS)
-        times.append(time.perf_counter() - started)
-    assert len(suggestion.columns) == 200
-    assert statistics.median(times) < 1.0 and times[0] < 2.0, times
+def test_two_hundred_headers_of_one_wide_file_are_all_answered() -> None:
+    """Every column of a 200-column file gets an answer in its order (``benchmarks/suggest_mapping.py``
+    times it); a target field is given to one column at most."""
+    headers, rows = wide_header_set(200)
+    suggestion = suggest_heuristic(headers, rows, CONTACT_FIELDS)
+    assert [c.header for c in suggestion.columns] == headers
+    fields = [c.field for c in suggestion.columns if c.field not in (None, "custom")]
+    assert fields and len(fields) == len(set(fields))
