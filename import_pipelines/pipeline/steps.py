@@ -267,9 +267,11 @@ def map_and_validate(run: EntityRun, staged: Staged, *, log: Log = print) -> Sta
     """Check every staged row against the target columns, set-based: required values, lengths, types.
 
     Rows that break a rule get an error naming the field and the rule; they are recorded as
-    ``failed`` by the load step and never reach the target table.
+    ``failed`` by the load step and never reach the target table. The field rules and the
+    validation are one transaction: a step that fails half-way and is retried starts again from
+    the extract's rows, rather than appending its messages to rows it had already marked.
     """
-    with connect(run.target_url, autocommit=True, purpose=run.purpose("target")) as conn:
+    with connect(run.target_url, purpose=run.purpose("target")) as conn:
         invalid = mark_invalid_rows(conn, run.plan(conn), ident(CONTROL_SCHEMA, staged.staging))
         invalid += staged.invalid
         log(f"{run.entity_name} map: {staged.rows - invalid:,} rows valid, {invalid:,} rejected by field rules")

@@ -101,6 +101,39 @@ def test_two_invalid_emails_among_100_fail_and_98_load(databases: tuple[str, str
                                     (4, "date_between", "sql", ROWS, 0), (5, "unique", "sql", ROWS, 0)]
 
 
+def test_a_map_step_retried_after_failing_half_way_marks_each_row_once(databases: tuple[str, str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The field rules' UPDATE and the validation commit together: a retry finds the extract's rows."""
+    import import_pipelines.pipeline.validate as validate_step
+
+    source_url, target_url = databases
+    with connection(source_url) as conn:
+        conn.execute("UPDATE src_people SET minutes = -5 WHERE id = 17")  # breaks `between` too
+        conn.commit()
+    run = EntityRun(profile="crm", template=parse_template(_template([
+        {"expect": "email", "field": "email"}, {"expect": "between", "field": "minutes", "min": 0}])),
+        entity_name="people", run_id=str(uuid.uuid4()), source_url=source_url, target_url=target_url)
+    quiet = lambda message: None  # noqa: E731
+    staged = extract(run, log=quiet)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the step's process died after validating")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(validate_step, "record_results", fail)
+        with pytest.raises(RuntimeError):
+            map_and_validate(run, staged, log=quiet)
+    retried = map_and_validate(run, staged, log=quiet)
+
+    assert retried.invalid == len(BAD_EMAILS)
+    with connection(target_url) as conn:
+        errors = dict(conn.execute(f"SELECT external_id::text, _error FROM import_control.{staged.staging}"
+                                   " WHERE _error IS NOT NULL").fetchall())
+    assert errors == {"17": "email: failed expectation email (validate[0]): 'not-an-email';"
+                            " minutes: failed expectation between (validate[1]): '-5'",
+                      "58": "email: failed expectation email (validate[0]): 'someone@localhost'"}
+
+
 def test_each_built_in_expectation_fails_the_rows_that_break_it(databases: tuple[str, str]) -> None:
     source_url, target_url = databases
     with connection(source_url) as conn:
