@@ -44,7 +44,7 @@ from import_pipelines.engine.plan import MergePlan, Ref
 
 PLACEHOLDER_MARKER = "~import_pipelines placeholder~"
 
-_TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
+TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 _INT_MIN = {"smallint": -(2 ** 15), "integer": -(2 ** 31), "bigint": -(2 ** 63)}
 _ZERO_TYPES = {"numeric", "real", "double precision", "money", "decimal"}
 _LITERALS = {"boolean": False, "date": "epoch", "timestamp without time zone": "epoch",
@@ -192,7 +192,7 @@ def _marker(column: ColumnInfo) -> str:
 def _neutral_value(conn: psycopg.Connection, *, table: str, column: ColumnInfo, unique: bool) -> sql.Composable:
     base = column.data_type.split("(")[0].strip()
     value: Any
-    if base in _TEXT_TYPES:
+    if base in TEXT_TYPES:
         value = _marker(column)
     elif base in _INT_MIN:
         # a unique integer gets the type's minimum, which real data practically never uses

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import psycopg
@@ -24,9 +25,9 @@ from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
-from import_pipelines.engine.late_seed import Placeholders, create_placeholders, late_seed, placeholder_tables
+from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed, placeholder_tables
 from import_pipelines.engine.load import load_staged
-from import_pipelines.engine.merge import MAX_ISOLATED, Merger, describe_error, id_text, key_text
+from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, Merger, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
 from import_pipelines.engine.staging import create_staging, drop_staging, index_staging
 from import_pipelines.engine.target import TargetTable, target_table
@@ -36,7 +37,6 @@ from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode, Refe
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 1000
-_TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 
 ProgressCallback = Callable[[TableReport], None]
 
@@ -177,9 +177,8 @@ class Loader:
                                       row_key=self.plan.tables[name].row_key if name in self.plan.tables else None)
                    for name in sorted(names)}
         tag = uuid.uuid4().hex[:10]
-        for index, table in enumerate(self.plan.order):
-            self.plans[table] = merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile,
-                                           source=table)
+        self.plans = {table: merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile,
+                                        source=table) for table in self.plan.order}
         self.streams = {table: register_stream(conn, profile=self.profile, entity=table,
                                                target_table=targets[table].qualified, source=table)
                         for table in self.plan.order}
@@ -202,16 +201,16 @@ class Loader:
         for kind, value in self.plan.keys.key_elements(table):
             if kind == "column":
                 column = info.column(value)
-                if column.data_type.split("(")[0] in _TEXT_TYPES and not column.is_computed:
+                if column.data_type.split("(")[0] in TEXT_TYPES and not column.is_computed:
                     return value
         return None
 
-    def load_table(self, table: str, rows: Iterable[bytes | memoryview], *, source_table: str | None = None,
+    def load_table(self, table: str, rows: Iterable[bytes | memoryview], *,
                    conn: psycopg.Connection | None = None) -> TableReport:
         """Load ``rows`` (one text-format COPY line each) into ``table`` in batches."""
-        return self.load_batches(table, batched_rows(rows, self.batch_rows), source_table=source_table, conn=conn)
+        return self.load_batches(table, batched_rows(rows, self.batch_rows), conn=conn)
 
-    def load_batches(self, table: str, batches: Iterable[list[bytes]], *, source_table: str | None = None,
+    def load_batches(self, table: str, batches: Iterable[list[bytes]], *,
                      conn: psycopg.Connection | None = None) -> TableReport:
         """Stage every batch of ``table``'s rows, then merge the table through the engine on ``conn``."""
         conn = conn or self.conn
@@ -251,12 +250,17 @@ class Loader:
         """Call ``load(table, conn)`` for every table, up to ``workers`` tables at a time.
 
         A table starts once every table it references (other than through a late reference)
-        has finished, so its references resolve; extra sessions come from ``connect``.
+        has finished, so its references resolve; extra sessions come from ``connect``. The first
+        failure stops new tables from starting and is re-raised once the running ones have ended.
         """
         if workers <= 1 or self.connect is None or len(self.plan.order) == 1:
             for table in self.plan.order:
                 load(table, self.conn)
             return
+        tables = self.plan.tables
+        waits_for = {table: {group.ref_table for group in tables[table].groups
+                             if not group.deferred and group.ref_table in tables and group.ref_table != table}
+                     for table in self.plan.order}
         sessions: list[psycopg.Connection] = []
         local = threading.local()
 
@@ -267,16 +271,32 @@ class Loader:
                     sessions.append(local.conn)
             load(table, local.conn)
 
+        done: set[str] = set()
+        running: dict[Future[None], str] = {}
+        pending = list(self.plan.order)
+        failure: BaseException | None = None
         try:
-            run_in_dependency_order(self.plan, run, workers=workers)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-load") as pool:
+                while pending or running:
+                    for table in [t for t in pending if waits_for[t] <= done][:workers - len(running)]:
+                        pending.remove(table)
+                        running[pool.submit(run, table)] = table
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        done.add(running.pop(future))
+                        failure = failure or future.exception()
+                    if failure is not None:
+                        pending.clear()
         finally:
             for session in sessions:
                 session.close()
+        if failure is not None:
+            raise failure
 
     def finish(self) -> MirrorReport:
         """Run the late-seed phase (one transaction) and close the report."""
-        from import_pipelines.engine.merge import EngineError
-
         assert self.run is not None
         try:
             outcome = late_seed(self.conn, run=self.run, plans=[self.plans[t] for t in self.plan.order],
@@ -362,40 +382,3 @@ class Loader:
                 self.report.errors.append(ReferenceProblem(table, "", "*", "", "", "load", message))
         if load.unparsable > MAX_ISOLATED:
             raise MirrorError(f"{table}: more than {MAX_ISOLATED} rows could not be read; last error: {message}")
-
-
-def run_in_dependency_order(plan: LoadPlan, task: Callable[[str], None], *, workers: int) -> None:
-    """Run ``task(table)`` for every table of the plan on up to ``workers`` threads.
-
-    A table waits for the tables it references through non-late references; the first failure
-    stops new tables from starting and is re-raised once the running ones have ended.
-    """
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    waits_for = {table: {group.ref_table for group in plan.tables[table].groups
-                         if not group.deferred and group.ref_table in plan.tables and group.ref_table != table}
-                 for table in plan.order}
-    done: set[str] = set()
-    running: dict[Future[None], str] = {}
-    pending = list(plan.order)
-    failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-load") as pool:
-        while pending or running:
-            if failure is None:
-                for table in [t for t in pending if waits_for[t] <= done]:
-                    if len(running) >= workers:
-                        break
-                    pending.remove(table)
-                    running[pool.submit(task, table)] = table
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                table = running.pop(future)
-                if future.exception() is not None and failure is None:
-                    failure = future.exception()
-                done.add(table)
-            if failure is not None:
-                pending.clear()
-    if failure is not None:
-        raise failure
