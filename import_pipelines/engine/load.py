@@ -1,8 +1,7 @@
 """Run the merge of one staged stream: batches over target sessions, the epilogue, the run summary.
 
 Batches are disjoint ranges of staging rows with distinct natural keys, so several sessions merge
-them side by side without contending for the same rows. Batches shrink towards the end (guided
-self-scheduling): whatever slows a session down, the others wait at most for one small batch.
+them side by side without contending for the same rows; they shrink towards the end (:func:`batch_ranges`).
 """
 
 from __future__ import annotations

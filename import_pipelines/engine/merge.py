@@ -243,8 +243,8 @@ class Merger:
                                        " THEN to_jsonb(t.*) END AS _before").format(ident("t", table.row_key[0])))
         else:
             selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
-        changed = self._changed() if p.change == "columns" else sql.SQL("true")
-        selects.append(sql.SQL("{} AS _changed").format(sql.SQL("false") if self.first_import else changed))
+        if p.change == "columns":
+            selects.append(sql.SQL("{} AS _changed").format(sql.SQL("false") if self.first_import else self._changed()))
         inner = sql.SQL("SELECT {} FROM {} AS s{} WHERE s._rn > %(lo)s AND s._rn <= %(hi)s").format(
             sql.SQL(", ").join(selects), self.staging, sql.Composed(joins))
 

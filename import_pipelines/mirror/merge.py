@@ -57,8 +57,7 @@ def _slot(slot: int) -> sql.Identifier:
     return ident("s", f"c{slot}")
 
 
-def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], mode: Mode, profile: str,
-               source: str) -> MergePlan:
+def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], mode: Mode, profile: str) -> MergePlan:
     """The engine's plan for one mirrored table: its staging slots are ``c0..`` in layout order."""
     tp = plan.tables[table]
     refs: list[Ref] = []
@@ -92,7 +91,7 @@ def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], m
                 seen_groups.add(gi)
                 missing.append(sql.SQL("NOT ({})").format(refs[gi].present))
     return MergePlan(
-        profile=profile, entity=table, source=source, table=targets[table], key=tuple(key),
+        profile=profile, entity=table, source=table, table=targets[table], key=tuple(key),
         key_message=f"natural key ({', '.join(tp.key_atom_names)}) is NULL",
         key_null=sql.SQL(" OR ").join(missing),
         values=tuple(Value(column.name, _slot(slot)) for slot, column in enumerate(tp.plain)), refs=tuple(refs),
@@ -105,15 +104,13 @@ class TableLoad:
     """One table's staging table and what has been staged into it."""
 
     stage: str
-    columns: int
-    copy_slots: tuple[int, ...] | None = None  # order of the layout slots in the incoming lines
+    copy_slots: tuple[int, ...]  # order of the layout slots in the incoming lines
     unparsable: int = 0  # lines COPY refused (their audit rows are numbered -1, -2, ...)
 
     def copy_sql(self) -> sql.Composed:
         """``COPY stage (c0, ...) FROM STDIN`` (PostgreSQL text format)."""
-        slots = self.copy_slots if self.copy_slots is not None else range(self.columns)
-        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage),
-                                                         sql.SQL(", ").join(ident(f"c{slot}") for slot in slots))
+        slots = sql.SQL(", ").join(ident(f"c{slot}") for slot in self.copy_slots)
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage), slots)
 
 
 class Loader:
@@ -177,8 +174,8 @@ class Loader:
                                       row_key=self.plan.tables[name].row_key if name in self.plan.tables else None)
                    for name in sorted(names)}
         tag = uuid.uuid4().hex[:10]
-        self.plans = {table: merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile,
-                                        source=table) for table in self.plan.order}
+        self.plans = {table: merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile)
+                      for table in self.plan.order}
         self.streams = {table: register_stream(conn, profile=self.profile, entity=table,
                                                target_table=targets[table].qualified, source=table)
                         for table in self.plan.order}
@@ -189,7 +186,7 @@ class Loader:
         with conn.transaction():
             for index, table in enumerate(self.plan.order):
                 layout = self.plan.tables[table].layout
-                self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", columns=len(layout))
+                self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", copy_slots=tuple(range(len(layout))))
                 create_staging(conn, table=self.loads[table].stage, run_id=self.run_id,
                                columns=[(f"c{slot}", column.data_type) for slot, column in enumerate(layout)])
         if not conn.autocommit:
@@ -229,7 +226,8 @@ class Loader:
         merger, counts, report.batches = load_staged(
             self.plans[table], conn=conn, connect=self.open_session, staging=load.stage, run=self.run,
             streams=self.streams, rows=staged, batch_rows=self.batch_rows, workers=1, log=log.info,
-            placeholders=self.placeholders.rows, on_isolated=lambda rn, sid, message: self._isolated(table, sid, message))
+            placeholders=self.placeholders.rows, on_isolated=lambda rn, sid, message: self._report_error(ReferenceProblem(
+                table, sid or "", "*", "", "", "load", f"{table}: the target refused the row: {message}")))
         report.rows += sum(counts.values())
         for action, count in counts.items():
             report.add(action, count)
@@ -343,11 +341,10 @@ class Loader:
                            f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")
                 self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, missing, "load", message))
 
-    def _isolated(self, table: str, sid: str | None, message: str) -> None:
+    def _report_error(self, problem: ReferenceProblem) -> None:
         with self._lock:
             if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                self.report.errors.append(ReferenceProblem(table, sid or "", "*", "", "", "load",
-                                                           f"{table}: the target refused the row: {message}"))
+                self.report.errors.append(problem)
 
     def _stage(self, conn: psycopg.Connection, load: TableLoad, *, rows: list[bytes], report: TableReport) -> None:
         """Append ``rows`` to the staging table; a line COPY cannot parse is isolated by halving and audited."""
@@ -356,19 +353,17 @@ class Loader:
                 # a few large writes instead of one per row
                 for start in range(0, len(rows), 2000):
                     copy.write(b"".join(rows[start:start + 2000]))
+            return
         except psycopg.errors.DataError as exc:
-            if len(rows) > 1:
-                middle = len(rows) // 2
-                self._stage(conn, load, rows=rows[:middle], report=report)
-                self._stage(conn, load, rows=rows[middle:], report=report)
-                return
-            self._unparsable(conn, load, line=rows[0], error=exc, report=report)
-
-    def _unparsable(self, conn: psycopg.Connection, load: TableLoad, *, line: bytes, error: psycopg.Error,
-                    report: TableReport) -> None:
-        table = next(name for name, item in self.loads.items() if item is load)
+            error = exc
+        if len(rows) > 1:
+            middle = len(rows) // 2
+            self._stage(conn, load, rows=rows[:middle], report=report)
+            self._stage(conn, load, rows=rows[middle:], report=report)
+            return
+        table = report.table
         message = (f"{table}: the row could not be read: {describe_error(error)}; line: "
-                   f"{line[:200].decode('utf-8', 'replace').rstrip()}")
+                   f"{rows[0][:200].decode('utf-8', 'replace').rstrip()}")
         load.unparsable += 1
         assert self.run is not None
         with conn.transaction():
@@ -378,7 +373,6 @@ class Loader:
         report.failed += 1
         with self._lock:
             self.report.error_count += 1
-            if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                self.report.errors.append(ReferenceProblem(table, "", "*", "", "", "load", message))
+        self._report_error(ReferenceProblem(table, "", "*", "", "", "load", message))
         if load.unparsable > MAX_ISOLATED:
             raise MirrorError(f"{table}: more than {MAX_ISOLATED} rows could not be read; last error: {message}")
