@@ -248,12 +248,8 @@ class Merger:
         inner = sql.SQL("SELECT {} FROM {} AS s{} WHERE s._rn > %(lo)s AND s._rn <= %(hi)s").format(
             sql.SQL(", ").join(selects), self.staging, sql.Composed(joins))
 
-        if p.change == "hash":
-            unchanged = sql.SQL("z._old_hash = z._hash AND z._old_tid = {}").format(self._row_id("z", "_e"))
-        elif p.change == "columns":
-            unchanged = sql.SQL("NOT z._changed")
-        else:
-            unchanged = sql.SQL("false")
+        unchanged = {"hash": sql.SQL("z._old_hash = z._hash AND z._old_tid = {}").format(self._row_id("z", "_e")),
+                     "columns": sql.SQL("NOT z._changed"), "none": sql.SQL("false")}[p.change]
         mode = sql.Literal(p.mode)
         middle = sql.SQL(
             "SELECT y.*, COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
@@ -593,8 +589,7 @@ class Merger:
 def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection],
                        reconnect: Callable[[], psycopg.Connection], lo: int, hi: int, *,
                        on_isolated: Callable[[int, str | None, str], None] | None = None,
-                       on_retry: Callable[[int, BaseException], None] | None = None,
-                       retries: int = RETRIES) -> Counter[str]:
+                       on_retry: Callable[[int, BaseException], None] | None = None) -> Counter[str]:
     """:meth:`Merger.merge` with transient failures (:func:`~import_pipelines.db.transient.is_transient`)
     retried on a fresh session, with exponential backoff and jitter (tenacity).
 
@@ -607,7 +602,7 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
     """
     progress = Progress(done=lo)
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_transient), stop=tenacity.stop_after_attempt(retries + 1),
+        retry=tenacity.retry_if_exception(is_transient), stop=tenacity.stop_after_attempt(RETRIES + 1),
         wait=tenacity.wait_exponential_jitter(multiplier=RETRY_WAIT_INITIAL_S, max=RETRY_WAIT_MAX_S,
                                               jitter=RETRY_WAIT_INITIAL_S),
         before_sleep=(lambda state: on_retry(state.attempt_number, state.outcome.exception())) if on_retry else None,
