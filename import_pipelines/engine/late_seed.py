@@ -39,7 +39,7 @@ from psycopg.rows import dict_row
 from import_pipelines.db.introspect import ColumnInfo, SchemaInfo
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.engine.audit import RunRef
-from import_pipelines.engine.merge import CONTROL, EngineError, id_text, key_text
+from import_pipelines.engine.merge import CONTROL, EngineError, key_text
 from import_pipelines.engine.plan import MergePlan, Ref
 
 PLACEHOLDER_MARKER = "~import_pipelines placeholder~"

@@ -92,7 +92,6 @@ class SessionPool:
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(size):
             self._idle.put(index)
-        self._lock = threading.Lock()
 
     def _open(self) -> psycopg.Connection:
         conn = self._connect()
@@ -101,22 +100,20 @@ class SessionPool:
 
     @contextmanager
     def session(self) -> Iterator[tuple[Callable[[], psycopg.Connection], Callable[[], psycopg.Connection]]]:
-        """``(current, reconnect)`` for one idle session, returned to the pool afterwards."""
+        """``(current, reconnect)`` for one idle session, returned to the pool afterwards.
+
+        Only the thread holding a session's index touches it until it is returned."""
         index = self._idle.get()
 
-        def current() -> psycopg.Connection:
-            return self.sessions[index]
-
         def reconnect() -> psycopg.Connection:
-            with self._lock:
-                try:
-                    self.sessions[index].close()
-                finally:
-                    self.sessions[index] = self._open()
+            try:
+                self.sessions[index].close()
+            finally:
+                self.sessions[index] = self._open()
             return self.sessions[index]
 
         try:
-            yield current, reconnect
+            yield (lambda: self.sessions[index]), reconnect
         finally:
             self._idle.put(index)
 

@@ -27,7 +27,7 @@ from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
 from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed, placeholder_tables
 from import_pipelines.engine.load import load_staged
-from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, Merger, describe_error, id_text, key_text
+from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
 from import_pipelines.engine.staging import create_staging, drop_staging, index_staging
 from import_pipelines.engine.target import TargetTable, target_table
@@ -231,10 +231,16 @@ class Loader:
         report.rows += sum(counts.values())
         for action, count in counts.items():
             report.add(action, count)
-        if counts.get("failed"):
+        if counts.get("failed"):  # structured report entries: natural key, reference, missing key
             with self._lock:
                 self.report.error_count += counts["failed"]
-            self._report_failures(conn, table, merger, staged)
+                room = MAX_REPORTED_ERRORS - len(self.report.errors)
+            for sid, column, ref_table, missing in merger.problems(conn, 0, staged, limit=room) if room > 0 else []:
+                self._report_error(ReferenceProblem(table, sid, column, ref_table, missing, "load", (
+                    f"{table}: natural key ({column}) is NULL" if not ref_table else
+                    f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")))
+            if not conn.autocommit:
+                conn.commit()
         report.seconds += time.perf_counter() - started
         log.info("%s: %d rows, %d created, %d updated, %d skipped, %d unchanged, %d failed (%.0f rows/s)", table,
                  report.rows, report.created, report.updated, report.skipped, report.unchanged, report.failed,
@@ -328,19 +334,6 @@ class Loader:
             log.warning("could not drop staging tables: %s", exc)
 
     # -- staging and failures ------------------------------------------------------------------
-    def _report_failures(self, conn: psycopg.Connection, table: str, merger: Merger, staged: int) -> None:
-        """Structured report entries for the table's failed records (natural key, reference, missing key)."""
-        with self._lock:
-            room = MAX_REPORTED_ERRORS - len(self.report.errors)
-        found = merger.problems(conn, 0, staged, limit=max(room, 0)) if room > 0 else []
-        if not conn.autocommit:
-            conn.commit()
-        with self._lock:
-            for sid, column, ref_table, missing in found:
-                message = (f"{table}: natural key ({column}) is NULL" if not ref_table else
-                           f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")
-                self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, missing, "load", message))
-
     def _report_error(self, problem: ReferenceProblem) -> None:
         with self._lock:
             if len(self.report.errors) < MAX_REPORTED_ERRORS:
