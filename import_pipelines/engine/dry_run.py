@@ -18,7 +18,6 @@ from import_pipelines.engine.plan import MergePlan
 from import_pipelines.settings import data_dir
 
 
-
 def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: str | sql.Identifier, run_id: str,
                        predictions: sql.Composable | None = None) -> int:
     """A duplicate resolves (for references) when its survivor does."""

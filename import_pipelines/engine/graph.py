@@ -53,7 +53,6 @@ class Edge:
     name: str
     nullable: bool
     in_natural_key: bool = False
-    declared: bool = True
 
     @property
     def is_self_reference(self) -> bool:
@@ -72,7 +71,6 @@ class LoadOrder:
 
     tables: tuple[str, ...]
     deferred: tuple[Edge, ...]
-    edges: tuple[Edge, ...]
 
     def is_deferred(self, table: str, name: str) -> bool:
         """Whether the reference ``name`` of ``table`` is loaded late."""
@@ -88,26 +86,14 @@ def dependency_edges(schema: SchemaInfo, *, tables: Iterable[str], extra_referen
     """
     selected = set(tables)
     natural_keys = natural_keys or {}
-    edges: list[Edge] = []
-
-    def add(table: str, *, columns: tuple[str, ...], ref_table: str, ref_columns: tuple[str, ...], name: str,
-            declared: bool) -> None:
-        if table not in selected or ref_table not in selected:
-            return
-        info = schema.table(table)
-        nullable = all(info.column(column).nullable for column in columns)
-        in_key = bool(set(columns) & set(natural_keys.get(table, ())))
-        edges.append(Edge(table, columns, ref_table, ref_columns, name, nullable, in_key, declared))
-
-    for name in sorted(selected):
-        for fk in schema.table(name).foreign_keys:
-            if fk.ref_schema == schema.schema:
-                add(name, columns=fk.columns, ref_table=fk.ref_table, ref_columns=fk.ref_columns, name=fk.name,
-                    declared=True)
-    for ref in extra_references:
-        add(ref.table, columns=tuple(ref.columns), ref_table=ref.ref_table, ref_columns=tuple(ref.ref_columns),
-            name=ref.label, declared=False)
-    return edges
+    found = [(name, fk.columns, fk.ref_table, fk.ref_columns, fk.name) for name in sorted(selected)
+             for fk in schema.table(name).foreign_keys if fk.ref_schema == schema.schema]
+    found += [(ref.table, tuple(ref.columns), ref.ref_table, tuple(ref.ref_columns), ref.label)
+              for ref in extra_references]
+    return [Edge(table, columns, ref_table, ref_columns, name,
+                 nullable=all(schema.table(table).column(column).nullable for column in columns),
+                 in_natural_key=bool(set(columns) & set(natural_keys.get(table, ()))))
+            for table, columns, ref_table, ref_columns, name in found if table in selected and ref_table in selected]
 
 
 def load_order(tables: Iterable[str], edges: Iterable[Edge]) -> LoadOrder:
@@ -129,7 +115,7 @@ def load_order(tables: Iterable[str], edges: Iterable[Edge]) -> LoadOrder:
             remaining.remove(victim)
             deferred.append(victim)
 
-    return LoadOrder(tables=_topological(nodes, remaining), deferred=tuple(deferred), edges=all_edges)
+    return LoadOrder(tables=_topological(nodes, remaining), deferred=tuple(deferred))
 
 
 def _strongly_connected(nodes: list[str], edges: list[Edge]) -> list[set[str]]:

@@ -39,12 +39,12 @@ from psycopg.rows import dict_row
 from import_pipelines.db.introspect import ColumnInfo, SchemaInfo
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.engine.audit import RunRef
-from import_pipelines.engine.merge import CONTROL, EngineError, id_text, key_text
+from import_pipelines.engine.merge import CONTROL, EngineError, key_text
 from import_pipelines.engine.plan import MergePlan, Ref
 
 PLACEHOLDER_MARKER = "~import_pipelines placeholder~"
 
-_TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
+TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 _INT_MIN = {"smallint": -(2 ** 15), "integer": -(2 ** 31), "bigint": -(2 ** 63)}
 _ZERO_TYPES = {"numeric", "real", "double precision", "money", "decimal"}
 _LITERALS = {"boolean": False, "date": "epoch", "timestamp without time zone": "epoch",
@@ -150,7 +150,7 @@ def _ensure_placeholder(conn: psycopg.Connection, schema: SchemaInfo, *, table: 
         values.append(_neutral_value(conn, table=table, column=column, unique=column.name in unique))
 
     target_table = ident(schema.schema, table)
-    cur = conn.cursor(row_factory=dict_row)
+    overriding = source = sql.SQL("")
     if self_columns:
         # the row must reference itself, so take its id from the key's sequence first
         pk = info.primary_key[0]
@@ -159,17 +159,14 @@ def _ensure_placeholder(conn: psycopg.Connection, schema: SchemaInfo, *, table: 
         if sequence is None:
             raise EngineError(f"placeholder for {table!r}: its NOT NULL self reference needs an id before the row "
                               f"exists, but primary key {pk!r} has no sequence")
-        statement = sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT v.id{}{} "
-                            "FROM (SELECT nextval({}::regclass) AS id) AS v RETURNING *").format(
-            target_table, ident_list([pk, *columns, *self_columns]),
-            sql.SQL("").join(sql.SQL(", {}").format(value) for value in values),
-            sql.SQL("").join(sql.SQL(", v.id") for _ in self_columns), sql.Literal(sequence))
-    elif columns:
-        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING *").format(
-            target_table, ident_list(columns), sql.SQL(", ").join(values))
-    else:
-        statement = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING *").format(target_table)
-    row = cur.execute(statement).fetchone()
+        columns = [pk, *columns, *self_columns]
+        values = [sql.SQL("v.id"), *values, *(sql.SQL("v.id") for _ in self_columns)]
+        overriding = sql.SQL(" OVERRIDING SYSTEM VALUE")
+        source = sql.SQL(" FROM (SELECT nextval({}::regclass) AS id) AS v").format(sql.Literal(sequence))
+    statement = (sql.SQL("INSERT INTO {} ({}){} SELECT {}{} RETURNING *").format(
+        target_table, ident_list(columns), overriding, sql.SQL(", ").join(values), source) if columns
+        else sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING *").format(target_table))
+    row = conn.cursor(row_factory=dict_row).execute(statement).fetchone()
     assert row is not None
     made[table] = row
     return row
@@ -192,7 +189,7 @@ def _marker(column: ColumnInfo) -> str:
 def _neutral_value(conn: psycopg.Connection, *, table: str, column: ColumnInfo, unique: bool) -> sql.Composable:
     base = column.data_type.split("(")[0].strip()
     value: Any
-    if base in _TEXT_TYPES:
+    if base in TEXT_TYPES:
         value = _marker(column)
     elif base in _INT_MIN:
         # a unique integer gets the type's minimum, which real data practically never uses
@@ -311,7 +308,7 @@ def _remove_placeholders(conn: psycopg.Connection, *, run: RunRef, plans: Sequen
                     CONTROL, sql.Literal(f"removed by the late seed: {ref.label} could not be resolved")),
                     (run.run_day, run.run_seq, stream_ids[plan.entity], [sid for (sid,) in removed]))
             # a self-referencing placeholder points at itself; that one does not count
-            itself = (sql.SQL(" AND NOT ({})").format(_placeholder_match(placeholders, ref.table.qualified, "t"))
+            itself = (sql.SQL(" AND NOT ({})").format(_placeholder_match(placeholders, ref.table.qualified))
                       if ref.table.qualified == plan.table.qualified else sql.SQL(""))
             if conn.execute(sql.SQL("SELECT 1 FROM {} AS t WHERE {}{} LIMIT 1").format(
                     target, points_at, itself)).fetchone():
@@ -323,11 +320,11 @@ def _remove_placeholders(conn: psycopg.Connection, *, run: RunRef, plans: Sequen
             continue
         schema, name = table.split(".", 1)
         conn.execute(sql.SQL("DELETE FROM {} AS t WHERE {}").format(
-            ident(schema, name), _placeholder_match(placeholders, table, "t")))
+            ident(schema, name), _placeholder_match(placeholders, table)))
 
 
-def _placeholder_match(placeholders: Placeholders, table: str, alias: str) -> sql.Composable:
-    """``alias`` is the placeholder row of ``table`` (by its key)."""
+def _placeholder_match(placeholders: Placeholders, table: str) -> sql.Composable:
+    """``t`` is the placeholder row of ``table`` (by its key)."""
     row = placeholders.rows[table]
-    return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(ident(alias, c), sql.Literal(row[c]))
+    return sql.SQL(" AND ").join(sql.SQL("{} = {}").format(ident("t", c), sql.Literal(row[c]))
                                  for c in placeholders.keys[table])

@@ -1,8 +1,7 @@
 """Run the merge of one staged stream: batches over target sessions, the epilogue, the run summary.
 
 Batches are disjoint ranges of staging rows with distinct natural keys, so several sessions merge
-them side by side without contending for the same rows. Batches shrink towards the end (guided
-self-scheduling): whatever slows a session down, the others wait at most for one small batch.
+them side by side without contending for the same rows; they shrink towards the end (:func:`batch_ranges`).
 """
 
 from __future__ import annotations
@@ -93,7 +92,6 @@ class SessionPool:
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(size):
             self._idle.put(index)
-        self._lock = threading.Lock()
 
     def _open(self) -> psycopg.Connection:
         conn = self._connect()
@@ -102,22 +100,20 @@ class SessionPool:
 
     @contextmanager
     def session(self) -> Iterator[tuple[Callable[[], psycopg.Connection], Callable[[], psycopg.Connection]]]:
-        """``(current, reconnect)`` for one idle session, returned to the pool afterwards."""
+        """``(current, reconnect)`` for one idle session, returned to the pool afterwards.
+
+        Only the thread holding a session's index touches it until it is returned."""
         index = self._idle.get()
 
-        def current() -> psycopg.Connection:
-            return self.sessions[index]
-
         def reconnect() -> psycopg.Connection:
-            with self._lock:
-                try:
-                    self.sessions[index].close()
-                finally:
-                    self.sessions[index] = self._open()
+            try:
+                self.sessions[index].close()
+            finally:
+                self.sessions[index] = self._open()
             return self.sessions[index]
 
         try:
-            yield current, reconnect
+            yield (lambda: self.sessions[index]), reconnect
         finally:
             self._idle.put(index)
 
@@ -134,68 +130,45 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                 on_isolated: Callable[[int, str | None, str], None] | None = None,
                 unread: dict[str, int] | None = None, error_budget: ErrorBudget | None = None,
                 merge_on_caller: bool = True) -> tuple[Merger, Counter[str], int]:
-    """Merge a whole staged stream and record the run's summary of it; returns the merger, counts and batches.
+    """Merge staging rows ``1..rows`` on up to ``workers`` sessions and record the run's summary of
+    them; returns the merger, the counts by action and the number of batches.
 
-    ``error_budget`` stops the load (:class:`~import_pipelines.engine.budget.ErrorBudgetExceeded`)
-    once too many of the records merged so far failed; a dry run is never stopped.
-    ``merge_on_caller`` makes ``conn`` the first merging session (what it holds uncommitted is
-    what the merge must see); otherwise every merging session is the load's own, and ``conn``,
-    which may hold a lock, is never one a dropped connection takes away.
+    ``conn`` is the caller's session; with ``merge_on_caller`` it is the first merging session
+    (what it holds uncommitted is what the merge must see), otherwise every merging session comes
+    from ``connect``, and ``conn``, which may hold a lock, is never one a dropped connection takes
+    away. When the batches are handed out, the first session out of work analyses the target
+    table (the next entities join against it) and then runs ``epilogue``.
 
-    ``unread`` counts records decided before staging, by action (a sync's key pass found them
-    unchanged, or unchanged duplicates skipped again): the summary includes them.
+    ``error_budget`` is judged after every batch: once it is exceeded, no queued batch starts, the
+    ones running finish (each commits whole or not at all) and the budget's error
+    (:class:`~import_pipelines.engine.budget.ErrorBudgetExceeded`) is raised; a dry run is never
+    stopped. ``unread`` counts records decided before staging, by action (a sync's key pass found
+    them unchanged, or unchanged duplicates skipped again): the budget and the summary include them.
 
     References are checked set-based where :mod:`import_pipelines.engine.references` allows it
     (the step log says which way and why), and a first import skips the per-record lookups.
     """
-    stream_id = streams[plan.entity]
+    name, stream_id, unread = plan.entity, streams[plan.entity], unread or {}
     refusal = None if dry_run else set_based_check_refusal(conn, plan)
     if plan.refs and not dry_run:
-        log(f"{plan.entity} load: references checked "
+        log(f"{name} load: references checked "
             + (f"by the foreign-key triggers, row by row ({refusal})" if refusal
                else "set-based: each batch locks the rows it points at FOR KEY SHARE"))
     merger = Merger(plan, staging=staging, run=run, stream_id=stream_id, streams=streams, dry_run=dry_run,
                     first_import=is_first_import(conn, plan, stream_id=stream_id),
                     set_based_references=refusal is None, placeholders=placeholders)
+    error_budget = (None if dry_run or error_budget is None
+                    else replace(error_budget, decided={**error_budget.decided, **unread}))
     started = time.perf_counter()
-    counts, batches = merge_staged(merger, conn=conn, connect=connect, rows=rows, batch_rows=batch_rows,
-                                   workers=workers, log=log, epilogue=epilogue, analyze=not dry_run,
-                                   on_isolated=on_isolated, merge_on_caller=merge_on_caller,
-                                   error_budget=None if dry_run or error_budget is None
-                                   else replace(error_budget, decided={**error_budget.decided, **(unread or {})}))
-    counts.update(unread or {})
-    if not dry_run:
-        record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
-                       seconds=time.perf_counter() - started)
-    return merger, counts, batches
-
-
-def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[[], psycopg.Connection], rows: int,
-                 batch_rows: int, workers: int, log: Log, epilogue: Callable[[psycopg.Connection], None] | None = None,
-                 analyze: bool = True,
-                 on_isolated: Callable[[int, str | None, str], None] | None = None,
-                 error_budget: ErrorBudget | None = None, merge_on_caller: bool = True) -> tuple[Counter[str], int]:
-    """Merge staging rows ``1..rows`` with ``merger`` on up to ``workers`` sessions; counts by action.
-
-    ``conn`` is the caller's session, the first merging one with ``merge_on_caller``; the others
-    come from ``connect``. When
-    the batches are handed out, the first session out of work analyses the target table (the
-    next entities join against it) and then runs ``epilogue``. ``error_budget`` is judged after
-    every batch: once it is exceeded, no queued batch starts, the ones running finish (each
-    commits whole or not at all) and the budget's error is raised.
-    """
-    counts: Counter[str] = Counter()
-    plan = merger.plan
     ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
-    small = is_small_change(conn, plan, rows)
-    if small and len(ranges) > workers:
+    merger.probe_joins = is_small_change(conn, plan, rows)
+    if merger.probe_joins and len(ranges) > workers:
         # a few changed records against a large table (a sync): every batch hashes the whole table
         # and its state to join them, so as few batches as there are sessions, not shrinking ones
         size = -(-rows // workers)
         ranges = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
-    merger.probe_joins = small
     pool = SessionPool(connect, first=conn if merge_on_caller else None, size=max(1, min(workers, len(ranges))))
-    name = plan.entity
+
     def refused(rn: int, sid: str | None, message: str) -> None:
         log(f"{name} load: record {sid} (staging row {rn}) refused: {message}")
         if on_isolated is not None:
@@ -224,6 +197,7 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
         with pool.session() as (current, _):
             return work(current())
 
+    counts: Counter[str] = Counter()
     done = 0
     try:
         with ThreadPoolExecutor(max_workers=len(pool.sessions)) as executor:
@@ -233,7 +207,7 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
             # the last one (the planner scales statistics to the table's current size)
             # (a few changed records against a large table leave its statistics as they were)
             tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
-                ident(plan.table.schema, plan.table.name))))] if analyze and not merger.probe_joins else []
+                ident(plan.table.schema, plan.table.name))))] if not dry_run and not merger.probe_joins else []
             try:
                 for merged in merges:
                     result = merged.result()
@@ -257,9 +231,13 @@ def merge_staged(merger: Merger, *, conn: psycopg.Connection, connect: Callable[
     finally:
         pool.close()
     if over_budget.is_set():
-        raise error_budget.error(conn, entity=name, table=plan.table.qualified, run=merger.run,
-                                 stream_id=merger.stream_id, counts=counts)
-    return counts, len(ranges)
+        raise error_budget.error(conn, entity=name, table=plan.table.qualified, run=run, stream_id=stream_id,
+                                 counts=counts)
+    counts.update(unread)
+    if not dry_run:
+        record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
+                       seconds=time.perf_counter() - started)
+    return merger, counts, len(ranges)
 
 
 def set_aside_merged(conn: psycopg.Connection, *, staging: str, run: RunRef, stream_id: int) -> Counter[str]:

@@ -16,7 +16,7 @@ Per batch (a range of staging row numbers), one statement in one transaction:
 A row the database refuses although the set-based checks passed (a CHECK, a cast) fails the
 statement; the batch is split in halves until the offending rows are isolated and recorded as
 ``failed`` with the database's message, so one bad row never sinks its neighbours. More isolated
-rows than ``max_isolated`` in one stream means something systematic is wrong: the load stops
+rows than :data:`MAX_ISOLATED` in one stream means something systematic is wrong: the load stops
 with one error naming the column instead of isolating every row. A dropped connection, a
 serialisation failure or a deadlock is retried on a new session (bounded, with backoff); a batch
 whose commit had gone through before the connection dropped is recognised by its audit rows and
@@ -92,14 +92,9 @@ def key_text(names: tuple[str, ...] | list[str], exprs: list[sql.Composable]) ->
 def describe_error(error: psycopg.Error) -> str:
     """The database's message with its constraint, column and detail; long values cut short."""
     diag = error.diag
-    parts = [_shorten(diag.message_primary or str(error))]
-    if diag.constraint_name:
-        parts.append(f"constraint {diag.constraint_name}")
-    if diag.column_name:
-        parts.append(f"column {diag.column_name}")
-    if diag.message_detail:
-        parts.append(_shorten(diag.message_detail))
-    return "; ".join(parts)
+    parts = [_shorten(diag.message_primary or str(error)), diag.constraint_name and f"constraint {diag.constraint_name}",
+             diag.column_name and f"column {diag.column_name}", diag.message_detail and _shorten(diag.message_detail)]
+    return "; ".join(part for part in parts if part)
 
 
 def _shorten(text: str) -> str:
@@ -107,13 +102,9 @@ def _shorten(text: str) -> str:
     must not become a 5 MB error and log line)."""
     import re
 
-    def cut(match: re.Match[str]) -> str:
-        value = match.group(1)
-        if len(value) <= MESSAGE_VALUE_CHARS:
-            return match.group(0)
-        return f'"{value[:MESSAGE_VALUE_CHARS]}…" ({len(value):,} characters)'
-
-    return re.sub(r'"((?:[^"\\]|\\.){%d,})"' % (MESSAGE_VALUE_CHARS + 1), cut, text, flags=re.S)
+    return re.sub(r'"((?:[^"\\]|\\.){%d,})"' % (MESSAGE_VALUE_CHARS + 1),
+                  lambda match: f'"{match.group(1)[:MESSAGE_VALUE_CHARS]}…" ({len(match.group(1)):,} characters)',
+                  text, flags=re.S)
 
 
 class Merger:
@@ -122,7 +113,7 @@ class Merger:
     def __init__(self, plan: MergePlan, *, staging: str | sql.Identifier, run: RunRef, stream_id: int | None,
                  streams: Mapping[str, int] | None = None, dry_run: bool = False, first_import: bool = False,
                  set_based_references: bool = False, placeholders: Mapping[str, Mapping[str, object]] | None = None,
-                 max_isolated: int = MAX_ISOLATED, predictions: sql.Composable | None = None):
+                 predictions: sql.Composable | None = None):
         """``staging`` is a staging table's name in ``import_control`` (or any table as an identifier);
         ``stream_id`` None means the stream has no state yet (nothing is looked up in
         ``record_state``); a dry run writes its predictions to ``predictions`` (default
@@ -136,7 +127,6 @@ class Merger:
         # see engine/references.py: the batch locks and counts what it points at, the FK triggers are skipped
         self.set_based_references = set_based_references and not dry_run
         self.placeholders = dict(placeholders or {})
-        self.max_isolated = max_isolated
         self.isolated = 0
         # a few records against a large table: probe its indexes per record instead of hashing it
         # whole for every batch (set by the load when the batch is small beside the table)
@@ -144,23 +134,34 @@ class Merger:
         self.staging = staging if isinstance(staging, sql.Identifier) else ident(CONTROL_SCHEMA, staging)
         self.predictions = predictions if predictions is not None else ident(CONTROL_SCHEMA, "dry_run_records")
         self.target = ident(plan.table.schema, plan.table.name)
-        key_columns = {v.column for v in plan.key}
-        self._ref_columns = {c for ref in plan.refs for c in ref.columns}
-        self._value_columns = {v.column for v in plan.values}
-        self._key_only = [v for v in plan.key if v.column not in self._value_columns | self._ref_columns]
-        self._key_columns = key_columns
+        self._key_columns = {v.column for v in plan.key}
+        # whether a batch reads its records' state (and so the before-image of a changed record)
+        self._reads_state = plan.change == "hash" and stream_id is not None and not first_import
         classify = self._classify()
-        if dry_run:
-            self._merge = self._dry_run_statement(classify)
-            self._merge_under_triggers = self._merge
-        else:
-            self._merge = self._statement(classify, locks=self.set_based_references)
-            self._merge_under_triggers = (self._statement(classify, locks=False) if self.set_based_references
-                                          else self._merge)
+        self._merge = self._statement(classify, locks=False)  # references checked by the FK triggers
+        self._merge_locking = self._statement(classify, locks=True) if self.set_based_references else None
 
     # -- classification -----------------------------------------------------------------------
     def _row_key_type(self, i: int) -> sql.SQL:
         return sql.SQL(self.plan.table.key_type(i))
+
+    def _row_id(self, alias: str, prefix: str) -> sql.Composable:
+        """The row key held in ``alias.<prefix>0..``, as the audit names it (:func:`id_text`)."""
+        return id_text([ident(alias, f"{prefix}{i}") for i in range(len(self.plan.table.row_key))])
+
+    def _key_null(self) -> sql.Composable:
+        """When a staged record's natural key is incomplete: the plan's rule, or a variable key value is NULL."""
+        if self.plan.key_null is not None:
+            return self.plan.key_null
+        return sql.SQL(" OR ").join([sql.SQL("({}) IS NULL").format(v.expr) for v in self.plan.key
+                                     if not isinstance(v.expr, sql.Literal)] or [sql.SQL("false")])
+
+    @staticmethod
+    def _ref_join(ref: Ref, alias: str) -> sql.Composable:
+        """`` LEFT JOIN`` the reference's key relation as ``alias`` on its staged key atoms."""
+        on = sql.SQL(" AND ").join(sql.SQL("{}.{} = {}").format(ident(alias), ident(f"k{j}"), atom)
+                                   for j, atom in enumerate(ref.atoms))
+        return sql.SQL(" LEFT JOIN ({}) AS {} ON {}").format(ref.relation, ident(alias), on)
 
     def _resolved(self, i: int, ref: Ref, k: int) -> sql.Composable:
         """The value reference ``i`` writes into its ``k``-th column (NULL when unresolved)."""
@@ -187,17 +188,14 @@ class Merger:
     def _classify(self) -> sql.Composed:
         p = self.plan
         table = p.table
-        hashed = p.change == "hash"
         selects: list[sql.Composable] = [
             sql.SQL("s._rn, s._hash, s._error, s._dup_of, s._hold, s._confidence, s._match, s._source_ref,"
-                    " {} AS _sid").format(
-                p.source_id)]
+                    " {} AS _sid").format(p.source_id)]
         joins: list[sql.Composable] = []
+        errors: list[sql.Composable] = [sql.SQL("y._error"), sql.SQL("y._keynull")]
+        warnings: list[sql.Composable] = []
         for i, ref in enumerate(p.refs):
-            alias = ident(f"g{i}")
-            on = sql.SQL(" AND ").join(sql.SQL("{}.{} = {}").format(alias, ident(f"k{j}"), atom)
-                                       for j, atom in enumerate(ref.atoms))
-            joins.append(sql.SQL(" LEFT JOIN ({}) AS {} ON {}").format(ref.relation, alias, on))
+            joins.append(self._ref_join(ref, f"g{i}"))
             resolved = [self._resolved(i, ref, k) for k in range(len(ref.columns))]
             selects += [sql.SQL("{} AS {}").format(value, ident(f"_g{i}_{k}")) for k, value in enumerate(resolved)]
             unresolved = sql.SQL("({}) AND {} IS NULL").format(ref.present, resolved[0])
@@ -208,78 +206,50 @@ class Merger:
             if ref.required_message is not None:
                 selects.append(sql.SQL("CASE WHEN NOT ({}) THEN {} END AS {}").format(
                     ref.present, sql.Literal(ref.required_message), ident(f"_req{i}")))
+                errors.append(ident("y", f"_req{i}"))
             if ref.deferred:
                 selects += [sql.SQL("({})::text AS {}").format(atom, ident(f"_a{i}_{j}"))
                             for j, atom in enumerate(ref.atoms)]
-        variable = [v for v in p.key if not isinstance(v.expr, sql.Literal)]
-        if p.key_null is not None:
-            selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(p.key_null,
-                                                                                 sql.Literal(p.key_message)))
-        elif variable:
-            selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(
-                sql.SQL(" OR ").join(sql.SQL("({}) IS NULL").format(v.expr) for v in variable),
-                sql.Literal(p.key_message)))
-        else:
-            selects.append(sql.SQL("NULL::text AS _keynull"))
+            elif ref.on_missing == "fail" or ref.required_message is not None:
+                errors.append(ident("y", f"_miss{i}"))
+            else:
+                warnings.append(sql.SQL("{} || '; left empty'").format(ident("y", f"_miss{i}")))
+        selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(self._key_null(),
+                                                                             sql.Literal(p.key_message)))
         # a record the map step already rejected is never cast: its bad value is why it was rejected
         selects += [sql.SQL("CASE WHEN s._error IS NULL THEN ({})::{} END AS {}").format(
             v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
         selects += [sql.SQL("{} AS {}").format(v.expr, ident(f"_k{j}")) for j, v in enumerate(p.key)]
-        if self.first_import:
-            # nothing of this source is in the table or the state yet, and the batches of one run
-            # hold distinct source ids: looking each record up would only find nothing, at the
-            # price of a join against a table that grows with every batch
-            for i in range(len(table.row_key)):
-                existing: sql.Composable = sql.SQL("NULL::{}").format(self._row_key_type(i))
-                if p.dedupes and len(table.row_key) == 1:
-                    existing = sql.SQL("(s._match_tid)::{}").format(self._row_key_type(0))
-                selects.append(sql.SQL("{} AS {}").format(existing, ident(f"_e{i}")))
-            selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
-            selects.append(sql.SQL("false AS _changed"))
-        else:
+        # a first import: nothing of this source is in the table or the state yet, and the batches of
+        # one run hold distinct source ids: looking each record up would only find nothing, at the
+        # price of a join against a table that grows with every batch
+        existing: list[sql.Composable] = [sql.SQL("NULL::{}").format(self._row_key_type(i)) if self.first_import
+                                          else ident("t", column) for i, column in enumerate(table.row_key)]
+        if p.dedupes and len(table.row_key) == 1:
+            existing[0] = sql.SQL("COALESCE({}, (s._match_tid)::{})").format(existing[0], self._row_key_type(0))
+        selects += [sql.SQL("{} AS {}").format(e, ident(f"_e{i}")) for i, e in enumerate(existing)]
+        if not self.first_import:
             match = sql.SQL(" AND ").join(sql.SQL("t.{} = {}").format(ident(v.column), v.expr) for v in p.key)
             joins.append(sql.SQL(" LEFT JOIN {} AS t ON {}").format(self.target, match))
-            for i, column in enumerate(table.row_key):
-                existing = sql.SQL("t.{}").format(ident(column))
-                if p.dedupes and len(table.row_key) == 1:
-                    existing = sql.SQL("COALESCE({}, (s._match_tid)::{})").format(existing, self._row_key_type(0))
-                selects.append(sql.SQL("{} AS {}").format(existing, ident(f"_e{i}")))
-            if hashed and self.stream_id is not None:
-                joins.append(sql.SQL(" LEFT JOIN {}.record_state AS st ON st.stream_id = {} AND st.source_id = {}").format(
-                    CONTROL, sql.Literal(self.stream_id), p.source_id))
-                selects.append(sql.SQL("st.source_hash AS _old_hash, st.target_id AS _old_tid,"
-                                       " st.source_id IS NOT NULL AS _known"))
-                if not self.dry_run:
-                    # the before-image of a changed record, from the row the key join already
-                    # read (a sync's batch is all changed records: no second probe per row)
-                    selects.append(sql.SQL("CASE WHEN st.source_hash IS DISTINCT FROM s._hash AND {} IS NOT NULL"
-                                           " THEN to_jsonb(t.*) END AS _before").format(
-                        ident("t", table.row_key[0])))
-            else:
-                selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
-            selects.append(sql.SQL("{} AS _changed").format(self._changed() if p.change == "columns"
-                                                            else sql.SQL("true")))
+        if self._reads_state:
+            joins.append(sql.SQL(" LEFT JOIN {}.record_state AS st ON st.stream_id = {} AND st.source_id = {}").format(
+                CONTROL, sql.Literal(self.stream_id), p.source_id))
+            selects.append(sql.SQL("st.source_hash AS _old_hash, st.target_id AS _old_tid,"
+                                   " st.source_id IS NOT NULL AS _known"))
+            if not self.dry_run:
+                # the before-image of a changed record, from the row the key join already
+                # read (a sync's batch is all changed records: no second probe per row)
+                selects.append(sql.SQL("CASE WHEN st.source_hash IS DISTINCT FROM s._hash AND {} IS NOT NULL"
+                                       " THEN to_jsonb(t.*) END AS _before").format(ident("t", table.row_key[0])))
+        else:
+            selects.append(sql.SQL("NULL::bytea AS _old_hash, NULL::text AS _old_tid, false AS _known"))
+        if p.change == "columns":
+            selects.append(sql.SQL("{} AS _changed").format(sql.SQL("false") if self.first_import else self._changed()))
         inner = sql.SQL("SELECT {} FROM {} AS s{} WHERE s._rn > %(lo)s AND s._rn <= %(hi)s").format(
             sql.SQL(", ").join(selects), self.staging, sql.Composed(joins))
 
-        errors: list[sql.Composable] = [sql.SQL("y._error"), sql.SQL("y._keynull")]
-        warnings: list[sql.Composable] = []
-        for i, ref in enumerate(p.refs):
-            if ref.required_message is not None:
-                errors.append(ident("y", f"_req{i}"))
-            if ref.deferred:
-                continue
-            if ref.on_missing == "fail" or ref.required_message is not None:
-                errors.append(ident("y", f"_miss{i}"))
-            else:
-                warnings.append(sql.SQL("{} || '; left empty'").format(ident("y", f"_miss{i}")))
-        tid = id_text([ident("z", f"_e{i}") for i in range(len(table.row_key))])
-        if hashed:
-            unchanged = sql.SQL("z._old_hash = z._hash AND z._old_tid = {}").format(tid)
-        elif p.change == "columns":
-            unchanged = sql.SQL("NOT z._changed")
-        else:
-            unchanged = sql.SQL("false")
+        unchanged = {"hash": sql.SQL("z._old_hash = z._hash AND z._old_tid = {}").format(self._row_id("z", "_e")),
+                     "columns": sql.SQL("NOT z._changed"), "none": sql.SQL("false")}[p.change]
         mode = sql.Literal(p.mode)
         middle = sql.SQL(
             "SELECT y.*, COALESCE(NULLIF(concat_ws('; ', {errors}), ''), %(forced)s::text) AS _err,"
@@ -366,13 +336,11 @@ class Merger:
                                      for i, c in enumerate(self.plan.table.row_key))
 
     def _audit_sql(self) -> sql.Composed:
-        p = self.plan
-        tid = id_text([ident("b", f"_t{i}") for i in range(len(p.table.row_key))])
         before: sql.Composable = sql.SQL("(SELECT to_jsonb(t.*) FROM {} AS t WHERE {})").format(
             self.target, self._row_match("t"))
         # the before-image is one key probe per updated row, never a join over the table, unless
         # the classification read it already (a changed hash)
-        if self.plan.change == "hash" and not (self.first_import or self.dry_run) and self.stream_id is not None:
+        if self._reads_state:
             before = sql.SQL("COALESCE(b._before, {})").format(before)
         return sql.SQL(
             "INSERT INTO {control}.audit_records (run_seq, stream_id, record_no, action, source_id, source_ref,"
@@ -381,8 +349,8 @@ class Merger:
             " CASE WHEN b._t0 IS NOT NULL THEN {tid} END, b._dup_of, b._confidence, b._match,"
             " COALESCE(b._err, b._hold, b._warning), CASE WHEN b._action = 'updated' THEN {before} END, {day}"
             " FROM b WHERE b._action <> 'unchanged'").format(
-            control=CONTROL, run=sql.Literal(self.run.run_seq), stream=sql.Literal(self.stream_id), tid=tid,
-            before=before, day=sql.Literal(self.run.run_day))
+            control=CONTROL, run=sql.Literal(self.run.run_seq), stream=sql.Literal(self.stream_id),
+            tid=self._row_id("b", "_t"), before=before, day=sql.Literal(self.run.run_day))
 
     def _update_sql(self) -> sql.Composed:
         p = self.plan
@@ -406,25 +374,19 @@ class Merger:
     def _insert_sql(self) -> sql.Composed:
         p = self.plan
         table = p.table
-        columns: list[str] = []
-        values: list[sql.Composable] = []
-        for i, column in enumerate(table.row_key):
-            if column in self._value_columns | self._ref_columns or any(v.column == column for v in self._key_only):
-                continue
-            columns.append(column)
-            values.append(ident("b", f"_t{i}"))
-        for v in self._key_only:
-            j = p.key.index(v)
-            columns.append(v.column)
-            values.append(sql.SQL("NULL") if p.mode == "create_new" and v.column in p.unlinked_key
-                          else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].type)))
-        for j, v in enumerate(p.values):
-            columns.append(v.column)
-            values.append(ident("b", f"_v{j}"))
+        columns = [c for c in table.row_key if c not in p.written_columns]
+        values: list[sql.Composable] = [ident("b", f"_t{i}") for i, c in enumerate(table.row_key) if c in columns]
+        plain = {v.column for v in p.values} | {c for ref in p.refs for c in ref.columns}
+        for j, v in enumerate(p.key):
+            if v.column not in plain:  # a key column written from the key alone
+                columns.append(v.column)
+                values.append(sql.SQL("NULL") if p.mode == "create_new" and v.column in p.unlinked_key
+                              else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].type)))
+        columns += [v.column for v in p.values]
+        values += [ident("b", f"_v{j}") for j in range(len(p.values))]
         for i, ref in enumerate(p.refs):
-            for k, column in enumerate(ref.columns):
-                columns.append(column)
-                values.append(self._ref_value(i, ref, k))
+            columns += ref.columns
+            values += [self._ref_value(i, ref, k) for k in range(len(ref.columns))]
         overriding = (sql.SQL(" OVERRIDING SYSTEM VALUE")
                       if any(table.columns[c].identity == "always" for c in columns) else sql.SQL(""))
         return sql.SQL("INSERT INTO {} ({}){} SELECT {} FROM b WHERE b._action = 'created'").format(
@@ -433,12 +395,11 @@ class Merger:
     def _state_sql(self) -> tuple[sql.Composable, sql.Composable]:
         if self.plan.change != "hash":
             return sql.SQL("SELECT 1"), sql.SQL("SELECT 1")
-        tid = id_text([ident("b", f"_t{i}") for i in range(len(self.plan.table.row_key))])
         select = sql.SQL(
             "INSERT INTO {control}.record_state (stream_id, source_id, target_id, source_hash, run_seq)"
             " SELECT {stream}, b._sid, {tid}, b._hash, {run} FROM b WHERE b._action IN ('created', 'updated')"
             " AND {known}").format
-        names = dict(control=CONTROL, stream=sql.Literal(self.stream_id), tid=tid,
+        names = dict(control=CONTROL, stream=sql.Literal(self.stream_id), tid=self._row_id("b", "_t"),
                      run=sql.Literal(self.run.run_seq))
         # new source ids: a plain INSERT. Known ones (changed rows, the few): ON CONFLICT, which
         # probes the primary key per row; an UPDATE ... FROM the CTE is at the planner's mercy
@@ -491,33 +452,25 @@ class Merger:
         return sql.SQL("").join(ctes), sql.SQL("").join(rows)
 
     def _statement(self, classify: sql.Composable, *, locks: bool) -> sql.Composed:
-        # one statement: every part reads the same snapshot, so the audit's before-images are the
-        # rows as they were before this batch's UPDATE, and the classification is computed once
-        insert_state, update_state = self._state_sql()
         lock_ctes, lock_rows = self._locks_sql() if locks else (sql.SQL(""), sql.SQL(""))
-        return sql.SQL(
-            "WITH b AS MATERIALIZED ({classify}),"
-            " audit AS ({audit}), upd AS ({update}), ins AS ({insert}),"
-            " state_new AS ({insert_state}), state_old AS ({update_state}), pending AS ({pending}){lock_ctes}"
-            " SELECT b._action, count(*) FROM b GROUP BY b._action{lock_rows}"
-        ).format(classify=classify, audit=self._audit_sql(), update=self._update_sql(), insert=self._insert_sql(),
-                 insert_state=insert_state, update_state=update_state, pending=self._pending_sql(),
-                 lock_ctes=lock_ctes, lock_rows=lock_rows)
-
-    def _dry_run_statement(self, classify: sql.Composable) -> sql.Composed:
-        # classify only: the predicted action of every record goes to dry_run_records, the target
-        # tables and the audit are not touched
-        p = self.plan
-        tid = id_text([ident("b", f"_e{i}") for i in range(len(p.table.row_key))])
-        return sql.SQL(
-            "WITH b AS MATERIALIZED ({classify}),"
-            " predicted AS (INSERT INTO {predictions} (run_id, profile, entity, source_id, action,"
-            " target_id, duplicate_of, confidence, error, resolves)"
-            " SELECT %(run_id)s, {profile}, {entity}, b._sid, b._action, {tid}, b._dup_of,"
-            " b._confidence, COALESCE(b._err, b._hold, b._warning), b._action IN ('created', 'updated', 'unchanged') FROM b)"
-            " SELECT b._action, count(*) FROM b GROUP BY b._action"
-        ).format(classify=classify, predictions=self.predictions, profile=sql.Literal(p.profile),
-                 entity=sql.Literal(p.entity), tid=tid)
+        if self.dry_run:
+            # classify only: the predicted action of every record goes to dry_run_records, the
+            # target tables and the audit are not touched
+            writes = sql.SQL(
+                "predicted AS (INSERT INTO {} (run_id, profile, entity, source_id, action, target_id, duplicate_of,"
+                " confidence, error, resolves) SELECT %(run_id)s, {}, {}, b._sid, b._action, {}, b._dup_of,"
+                " b._confidence, COALESCE(b._err, b._hold, b._warning), b._action IN ('created', 'updated',"
+                " 'unchanged') FROM b)").format(self.predictions, sql.Literal(self.plan.profile),
+                                                sql.Literal(self.plan.entity), self._row_id("b", "_e"))
+        else:
+            # one statement: every part reads the same snapshot, so the audit's before-images are
+            # the rows as they were before this batch's UPDATE, and the classification is computed once
+            insert_state, update_state = self._state_sql()
+            writes = sql.SQL("audit AS ({}), upd AS ({}), ins AS ({}), state_new AS ({}), state_old AS ({}),"
+                             " pending AS ({})").format(self._audit_sql(), self._update_sql(), self._insert_sql(),
+                                                        insert_state, update_state, self._pending_sql())
+        return sql.SQL("WITH b AS MATERIALIZED ({}), {}{} SELECT b._action, count(*) FROM b GROUP BY b._action{}"
+                       ).format(classify, writes, lock_ctes, lock_rows)
 
     # -- execution ----------------------------------------------------------------------------
     def merge(self, conn: psycopg.Connection, lo: int, hi: int, *,
@@ -534,9 +487,9 @@ class Merger:
             if hi - lo == 1:
                 message = self._explain(conn, hi, error)
                 self.isolated += 1
-                if self.isolated > self.max_isolated:
+                if self.isolated > MAX_ISOLATED:
                     raise EngineError(
-                        f"{self.plan.table.qualified}: more than {self.max_isolated} rows of {self.plan.entity!r}"
+                        f"{self.plan.table.qualified}: more than {MAX_ISOLATED} rows of {self.plan.entity!r}"
                         f" refused by the database, so the load stopped instead of isolating every row; the last:"
                         f" {message}") from None
                 if on_isolated:
@@ -551,12 +504,29 @@ class Merger:
 
     def _commit(self, conn: psycopg.Connection, lo: int, hi: int, *, progress: Progress | None,
                 forced_error: str | None = None) -> Counter[str]:
-        if progress is None:
-            return self._run(conn, lo, hi, forced_error=forced_error)
-        progress.inflight = (lo, hi)
-        counts = self._run(conn, lo, hi, forced_error=forced_error)
-        progress.done, progress.inflight = hi, None
-        progress.counts.update(counts)
+        """Merge ``lo < _rn <= hi`` in one transaction; ``progress`` knows it while it commits."""
+        if progress is not None:
+            progress.inflight = (lo, hi)
+        params = {"lo": lo, "hi": hi, "run_id": self.run.run_id, "run_group": self.run.run_group,
+                  "forced": forced_error}
+        for statement in [self._merge_locking, self._merge]:
+            if statement is None:
+                continue
+            try:
+                with conn.transaction():
+                    if self.probe_joins:
+                        conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+                    if statement is self._merge_locking:
+                        conn.execute("SET LOCAL session_replication_role = replica")
+                    counts = Counter(dict(conn.execute(statement, params).fetchall()))
+                    if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
+                        raise _ReferenceGone
+                break
+            except _ReferenceGone:
+                pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
+        if progress is not None:
+            progress.done, progress.inflight = hi, None
+            progress.counts.update(counts)
         return counts
 
     def _explain(self, conn: psycopg.Connection, rn: int, error: psycopg.Error) -> str:
@@ -574,29 +544,6 @@ class Merger:
                 return f"{value.column}: {message}"
         return message
 
-    def _run(self, conn: psycopg.Connection, lo: int, hi: int, *, forced_error: str | None = None) -> Counter[str]:
-        params = {"lo": lo, "hi": hi, "run_id": self.run.run_id, "run_group": self.run.run_group,
-                  "forced": forced_error}
-        if self.set_based_references:
-            try:
-                with conn.transaction():
-                    self._settings(conn)
-                    conn.execute("SET LOCAL session_replication_role = replica")
-                    counts = Counter(dict(conn.execute(self._merge, params).fetchall()))
-                    if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
-                        raise _ReferenceGone
-                return counts
-            except _ReferenceGone:
-                pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
-        with conn.transaction():
-            self._settings(conn)
-            rows = conn.execute(self._merge_under_triggers, params).fetchall()
-        return Counter(dict(rows))
-
-    def _settings(self, conn: psycopg.Connection) -> None:
-        if self.probe_joins:
-            conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-
     def problems(self, conn: psycopg.Connection, lo: int, hi: int, *, limit: int) -> list[tuple[str, str, str, str]]:
         """Why rows of a merged range failed, structured: (source id, columns, referenced table, missing key).
 
@@ -604,24 +551,17 @@ class Merger:
         rows and the key relations (the audit rows hold the same as text).
         """
         p = self.plan
+        in_range = sql.SQL("s._rn > %(lo)s AND s._rn <= %(hi)s")
         parts: list[sql.Composable] = []
-        key_null = p.key_null if p.key_null is not None else sql.SQL(" OR ").join(
-            [sql.SQL("({}) IS NULL").format(v.expr) for v in p.key if not isinstance(v.expr, sql.Literal)]
-            or [sql.SQL("false")])
-        names = ", ".join(v.column for v in p.key)
         if p.key_null is not None:
-            parts.append(sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND s._rn > %(lo)s AND s._rn <= %(hi)s").format(
-                p.source_id, sql.Literal(names), self.staging, key_null))
+            parts.append(sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND {}").format(
+                p.source_id, sql.Literal(", ".join(v.column for v in p.key)), self.staging, p.key_null, in_range))
         for ref in p.refs:
-            if ref.deferred:
-                continue
-            on = sql.SQL(" AND ").join(sql.SQL("g.{} = {}").format(ident(f"k{j}"), atom)
-                                       for j, atom in enumerate(ref.atoms))
-            parts.append(sql.SQL(
-                "SELECT {}, {}, {}, {} FROM {} AS s LEFT JOIN ({}) AS g ON {} WHERE ({}) AND g.r0 IS NULL"
-                " AND s._rn > %(lo)s AND s._rn <= %(hi)s").format(
-                p.source_id, sql.Literal(ref.label), sql.Literal(ref.table.name),
-                key_text(ref.atom_names, list(ref.atoms)), self.staging, ref.relation, on, ref.present))
+            if not ref.deferred:
+                parts.append(sql.SQL("SELECT {}, {}, {}, {} FROM {} AS s{} WHERE ({}) AND g.r0 IS NULL AND {}").format(
+                    p.source_id, sql.Literal(ref.label), sql.Literal(ref.table.name),
+                    key_text(ref.atom_names, list(ref.atoms)), self.staging, self._ref_join(ref, "g"), ref.present,
+                    in_range))
         if not parts:
             return []
         return conn.execute(sql.SQL("{} LIMIT {}").format(sql.SQL(" UNION ALL ").join(parts), sql.Literal(limit)),
@@ -649,8 +589,7 @@ class Merger:
 def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection],
                        reconnect: Callable[[], psycopg.Connection], lo: int, hi: int, *,
                        on_isolated: Callable[[int, str | None, str], None] | None = None,
-                       on_retry: Callable[[int, BaseException], None] | None = None,
-                       retries: int = RETRIES) -> Counter[str]:
+                       on_retry: Callable[[int, BaseException], None] | None = None) -> Counter[str]:
     """:meth:`Merger.merge` with transient failures (:func:`~import_pipelines.db.transient.is_transient`)
     retried on a fresh session, with exponential backoff and jitter (tenacity).
 
@@ -663,7 +602,7 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
     """
     progress = Progress(done=lo)
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_transient), stop=tenacity.stop_after_attempt(retries + 1),
+        retry=tenacity.retry_if_exception(is_transient), stop=tenacity.stop_after_attempt(RETRIES + 1),
         wait=tenacity.wait_exponential_jitter(multiplier=RETRY_WAIT_INITIAL_S, max=RETRY_WAIT_MAX_S,
                                               jitter=RETRY_WAIT_INITIAL_S),
         before_sleep=(lambda state: on_retry(state.attempt_number, state.outcome.exception())) if on_retry else None,

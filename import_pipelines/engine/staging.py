@@ -37,36 +37,24 @@ def staging_name(profile: str, entity: str, run_id: str) -> str:
     return f"stg_{profile}_{entity}_{run_id.replace('-', '')[:12]}"[:63]
 
 
-def create_scratch(conn: psycopg.Connection, *, table: str, columns: Sequence[tuple[str, str]], run_id: str) -> None:
-    """(Re)create an UNLOGGED scratch table ``import_control.<table>`` with just ``columns``, registered
-    with its run (a sync's keys). Not TEMP: parallel workers can scan it."""
-    name = ident(CONTROL_SCHEMA, table)
-    body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(column), sql.SQL(kind)) for column, kind in columns)
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
-    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({}){}").format(name, body, SCRATCH_TABLE))
-    _register(conn, table, run_id)
-
-
-def _register(conn: psycopg.Connection, table: str, run_id: str) -> None:
-    conn.execute("INSERT INTO import_control.staging_tables (name, run_id) VALUES (%s, %s)"
-                 " ON CONFLICT (name) DO UPDATE SET run_id = EXCLUDED.run_id, created_at = now()", (table, run_id))
-
-
 def create_staging(conn: psycopg.Connection, *, table: str, columns: Sequence[tuple[str, str]], run_id: str,
-                   temporary: bool = False) -> None:
+                   temporary: bool = False, slots: bool = True) -> None:
     """(Re)create ``import_control.<table>`` with ``columns`` (name, type) and the engine's slots.
 
     ``temporary`` makes it ``pg_temp.<table>``, the session's own, unregistered: what a preview
-    stages, gone with its session and never seen by another.
+    stages, gone with its session and never seen by another. Without ``slots`` it is a scratch
+    table of the run with just ``columns`` (a sync's keys); not TEMP: parallel workers can scan it.
     """
-    body = sql.SQL(", ").join(sql.SQL("{} {}").format(ident(name), sql.SQL(kind)) for name, kind in columns)
     name = ident("pg_temp" if temporary else CONTROL_SCHEMA, table)
+    body = [sql.SQL("{} {}").format(ident(column), sql.SQL(kind)) for column, kind in columns]
+    if slots:
+        body = [sql.SQL("_rn bigint GENERATED ALWAYS AS IDENTITY"), *body, sql.SQL(SLOTS)]
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
-    conn.execute(sql.SQL("CREATE {} TABLE {} (_rn bigint GENERATED ALWAYS AS IDENTITY, {}{}{}){}").format(
-        sql.SQL("TEMP" if temporary else "UNLOGGED"), name, body, sql.SQL(", ") if columns else sql.SQL(""),
-        sql.SQL(SLOTS), SCRATCH_TABLE))
+    conn.execute(sql.SQL("CREATE {} TABLE {} ({}){}").format(
+        sql.SQL("TEMP" if temporary else "UNLOGGED"), name, sql.SQL(", ").join(body), SCRATCH_TABLE))
     if not temporary:
-        _register(conn, table, run_id)
+        conn.execute("INSERT INTO import_control.staging_tables (name, run_id) VALUES (%s, %s)"
+                     " ON CONFLICT (name) DO UPDATE SET run_id = EXCLUDED.run_id, created_at = now()", (table, run_id))
 
 
 def index_staging(conn: psycopg.Connection, table: str) -> None:

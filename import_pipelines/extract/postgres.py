@@ -19,7 +19,7 @@ from import_pipelines.db.connect import connect
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.db.text_copy import clean_line, copy_text, invalid_lines
-from import_pipelines.engine.staging import create_scratch, create_staging
+from import_pipelines.engine.staging import create_staging
 from import_pipelines.query.compile import CompiledQuery
 from import_pipelines.templates.model import OnInvalidText
 
@@ -222,7 +222,7 @@ def changed_source_ids(*, source_url: str, target: psycopg.Connection, compiled:
     changed ids). A source id repeated by several records (spellings the entity collapses) is
     changed when any of them is, and is then read with all of them.
     """
-    create_scratch(target, table=table, columns=[("sid", "text"), ("hash", "bytea")], run_id=run_id)
+    create_staging(target, table=table, columns=[("sid", "text"), ("hash", "bytea")], run_id=run_id, slots=False)
     keys = ident(CONTROL_SCHEMA, table)
     with connect(source_url, read_only=True, purpose=purpose) as source:
         for session in (source, target):

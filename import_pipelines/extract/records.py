@@ -26,7 +26,7 @@ from psycopg import sql
 from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident, ident_list
-from import_pipelines.engine.staging import create_scratch, create_staging, drop_staging
+from import_pipelines.engine.staging import create_staging, drop_staging
 from import_pipelines.extract.postgres import row_hash, staging_type
 from import_pipelines.query.compile import compile_field
 from import_pipelines.query.expressions import check_expression
@@ -120,7 +120,7 @@ def stage_raw(*, source: RecordSource, inputs: Sequence[str], columns: Mapping[s
         target.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(raw_table, sql.SQL(", ").join(
             sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in raw_columns)))
     else:
-        create_scratch(target, table=table, columns=raw_columns, run_id=run_id)
+        create_staging(target, table=table, columns=raw_columns, run_id=run_id, slots=False)
     copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(raw_table, ident_list(n for n, _ in raw_columns))
     locations = [columns.get(name) for name in inputs]
     buffer = io.StringIO()

@@ -346,7 +346,7 @@ def import_archive(path: str | Path, target_url: str, *, mode: Mode = "upsert", 
                 def load(table: str, conn: psycopg.Connection) -> None:
                     # one line of a text-format COPY file is one row
                     with files[table].open("rb") as handle:
-                        loader.load_table(table, handle, source_table=manifest.table(table).file, conn=conn)
+                        loader.load_table(table, handle, conn=conn)
 
                 loader.load_all(load, workers=workers)
                 report = loader.finish()

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import psycopg
@@ -24,9 +25,9 @@ from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
-from import_pipelines.engine.late_seed import Placeholders, create_placeholders, late_seed, placeholder_tables
+from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed, placeholder_tables
 from import_pipelines.engine.load import load_staged
-from import_pipelines.engine.merge import MAX_ISOLATED, Merger, describe_error, id_text, key_text
+from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
 from import_pipelines.engine.staging import create_staging, drop_staging, index_staging
 from import_pipelines.engine.target import TargetTable, target_table
@@ -36,7 +37,6 @@ from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode, Refe
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 1000
-_TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 
 ProgressCallback = Callable[[TableReport], None]
 
@@ -57,8 +57,7 @@ def _slot(slot: int) -> sql.Identifier:
     return ident("s", f"c{slot}")
 
 
-def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], mode: Mode, profile: str,
-               source: str) -> MergePlan:
+def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], mode: Mode, profile: str) -> MergePlan:
     """The engine's plan for one mirrored table: its staging slots are ``c0..`` in layout order."""
     tp = plan.tables[table]
     refs: list[Ref] = []
@@ -92,7 +91,7 @@ def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], m
                 seen_groups.add(gi)
                 missing.append(sql.SQL("NOT ({})").format(refs[gi].present))
     return MergePlan(
-        profile=profile, entity=table, source=source, table=targets[table], key=tuple(key),
+        profile=profile, entity=table, source=table, table=targets[table], key=tuple(key),
         key_message=f"natural key ({', '.join(tp.key_atom_names)}) is NULL",
         key_null=sql.SQL(" OR ").join(missing),
         values=tuple(Value(column.name, _slot(slot)) for slot, column in enumerate(tp.plain)), refs=tuple(refs),
@@ -105,15 +104,13 @@ class TableLoad:
     """One table's staging table and what has been staged into it."""
 
     stage: str
-    columns: int
-    copy_slots: tuple[int, ...] | None = None  # order of the layout slots in the incoming lines
+    copy_slots: tuple[int, ...]  # order of the layout slots in the incoming lines
     unparsable: int = 0  # lines COPY refused (their audit rows are numbered -1, -2, ...)
 
     def copy_sql(self) -> sql.Composed:
         """``COPY stage (c0, ...) FROM STDIN`` (PostgreSQL text format)."""
-        slots = self.copy_slots if self.copy_slots is not None else range(self.columns)
-        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage),
-                                                         sql.SQL(", ").join(ident(f"c{slot}") for slot in slots))
+        slots = sql.SQL(", ").join(ident(f"c{slot}") for slot in self.copy_slots)
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage), slots)
 
 
 class Loader:
@@ -177,9 +174,8 @@ class Loader:
                                       row_key=self.plan.tables[name].row_key if name in self.plan.tables else None)
                    for name in sorted(names)}
         tag = uuid.uuid4().hex[:10]
-        for index, table in enumerate(self.plan.order):
-            self.plans[table] = merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile,
-                                           source=table)
+        self.plans = {table: merge_plan(self.plan, table, targets=targets, mode=self.mode, profile=self.profile)
+                      for table in self.plan.order}
         self.streams = {table: register_stream(conn, profile=self.profile, entity=table,
                                                target_table=targets[table].qualified, source=table)
                         for table in self.plan.order}
@@ -190,7 +186,7 @@ class Loader:
         with conn.transaction():
             for index, table in enumerate(self.plan.order):
                 layout = self.plan.tables[table].layout
-                self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", columns=len(layout))
+                self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", copy_slots=tuple(range(len(layout))))
                 create_staging(conn, table=self.loads[table].stage, run_id=self.run_id,
                                columns=[(f"c{slot}", column.data_type) for slot, column in enumerate(layout)])
         if not conn.autocommit:
@@ -202,16 +198,16 @@ class Loader:
         for kind, value in self.plan.keys.key_elements(table):
             if kind == "column":
                 column = info.column(value)
-                if column.data_type.split("(")[0] in _TEXT_TYPES and not column.is_computed:
+                if column.data_type.split("(")[0] in TEXT_TYPES and not column.is_computed:
                     return value
         return None
 
-    def load_table(self, table: str, rows: Iterable[bytes | memoryview], *, source_table: str | None = None,
+    def load_table(self, table: str, rows: Iterable[bytes | memoryview], *,
                    conn: psycopg.Connection | None = None) -> TableReport:
         """Load ``rows`` (one text-format COPY line each) into ``table`` in batches."""
-        return self.load_batches(table, batched_rows(rows, self.batch_rows), source_table=source_table, conn=conn)
+        return self.load_batches(table, batched_rows(rows, self.batch_rows), conn=conn)
 
-    def load_batches(self, table: str, batches: Iterable[list[bytes]], *, source_table: str | None = None,
+    def load_batches(self, table: str, batches: Iterable[list[bytes]], *,
                      conn: psycopg.Connection | None = None) -> TableReport:
         """Stage every batch of ``table``'s rows, then merge the table through the engine on ``conn``."""
         conn = conn or self.conn
@@ -230,14 +226,21 @@ class Loader:
         merger, counts, report.batches = load_staged(
             self.plans[table], conn=conn, connect=self.open_session, staging=load.stage, run=self.run,
             streams=self.streams, rows=staged, batch_rows=self.batch_rows, workers=1, log=log.info,
-            placeholders=self.placeholders.rows, on_isolated=lambda rn, sid, message: self._isolated(table, sid, message))
+            placeholders=self.placeholders.rows, on_isolated=lambda rn, sid, message: self._report_error(ReferenceProblem(
+                table, sid or "", "*", "", "", "load", f"{table}: the target refused the row: {message}")))
         report.rows += sum(counts.values())
         for action, count in counts.items():
             report.add(action, count)
-        if counts.get("failed"):
+        if counts.get("failed"):  # structured report entries: natural key, reference, missing key
             with self._lock:
                 self.report.error_count += counts["failed"]
-            self._report_failures(conn, table, merger, staged)
+                room = MAX_REPORTED_ERRORS - len(self.report.errors)
+            for sid, column, ref_table, missing in merger.problems(conn, 0, staged, limit=room) if room > 0 else []:
+                self._report_error(ReferenceProblem(table, sid, column, ref_table, missing, "load", (
+                    f"{table}: natural key ({column}) is NULL" if not ref_table else
+                    f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")))
+            if not conn.autocommit:
+                conn.commit()
         report.seconds += time.perf_counter() - started
         log.info("%s: %d rows, %d created, %d updated, %d skipped, %d unchanged, %d failed (%.0f rows/s)", table,
                  report.rows, report.created, report.updated, report.skipped, report.unchanged, report.failed,
@@ -251,12 +254,17 @@ class Loader:
         """Call ``load(table, conn)`` for every table, up to ``workers`` tables at a time.
 
         A table starts once every table it references (other than through a late reference)
-        has finished, so its references resolve; extra sessions come from ``connect``.
+        has finished, so its references resolve; extra sessions come from ``connect``. The first
+        failure stops new tables from starting and is re-raised once the running ones have ended.
         """
         if workers <= 1 or self.connect is None or len(self.plan.order) == 1:
             for table in self.plan.order:
                 load(table, self.conn)
             return
+        tables = self.plan.tables
+        waits_for = {table: {group.ref_table for group in tables[table].groups
+                             if not group.deferred and group.ref_table in tables and group.ref_table != table}
+                     for table in self.plan.order}
         sessions: list[psycopg.Connection] = []
         local = threading.local()
 
@@ -267,16 +275,32 @@ class Loader:
                     sessions.append(local.conn)
             load(table, local.conn)
 
+        done: set[str] = set()
+        running: dict[Future[None], str] = {}
+        pending = list(self.plan.order)
+        failure: BaseException | None = None
         try:
-            run_in_dependency_order(self.plan, run, workers=workers)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-load") as pool:
+                while pending or running:
+                    for table in [t for t in pending if waits_for[t] <= done][:workers - len(running)]:
+                        pending.remove(table)
+                        running[pool.submit(run, table)] = table
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        done.add(running.pop(future))
+                        failure = failure or future.exception()
+                    if failure is not None:
+                        pending.clear()
         finally:
             for session in sessions:
                 session.close()
+        if failure is not None:
+            raise failure
 
     def finish(self) -> MirrorReport:
         """Run the late-seed phase (one transaction) and close the report."""
-        from import_pipelines.engine.merge import EngineError
-
         assert self.run is not None
         try:
             outcome = late_seed(self.conn, run=self.run, plans=[self.plans[t] for t in self.plan.order],
@@ -310,24 +334,10 @@ class Loader:
             log.warning("could not drop staging tables: %s", exc)
 
     # -- staging and failures ------------------------------------------------------------------
-    def _report_failures(self, conn: psycopg.Connection, table: str, merger: Merger, staged: int) -> None:
-        """Structured report entries for the table's failed records (natural key, reference, missing key)."""
-        with self._lock:
-            room = MAX_REPORTED_ERRORS - len(self.report.errors)
-        found = merger.problems(conn, 0, staged, limit=max(room, 0)) if room > 0 else []
-        if not conn.autocommit:
-            conn.commit()
-        with self._lock:
-            for sid, column, ref_table, missing in found:
-                message = (f"{table}: natural key ({column}) is NULL" if not ref_table else
-                           f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")
-                self.report.errors.append(ReferenceProblem(table, sid, column, ref_table, missing, "load", message))
-
-    def _isolated(self, table: str, sid: str | None, message: str) -> None:
+    def _report_error(self, problem: ReferenceProblem) -> None:
         with self._lock:
             if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                self.report.errors.append(ReferenceProblem(table, sid or "", "*", "", "", "load",
-                                                           f"{table}: the target refused the row: {message}"))
+                self.report.errors.append(problem)
 
     def _stage(self, conn: psycopg.Connection, load: TableLoad, *, rows: list[bytes], report: TableReport) -> None:
         """Append ``rows`` to the staging table; a line COPY cannot parse is isolated by halving and audited."""
@@ -336,19 +346,17 @@ class Loader:
                 # a few large writes instead of one per row
                 for start in range(0, len(rows), 2000):
                     copy.write(b"".join(rows[start:start + 2000]))
+            return
         except psycopg.errors.DataError as exc:
-            if len(rows) > 1:
-                middle = len(rows) // 2
-                self._stage(conn, load, rows=rows[:middle], report=report)
-                self._stage(conn, load, rows=rows[middle:], report=report)
-                return
-            self._unparsable(conn, load, line=rows[0], error=exc, report=report)
-
-    def _unparsable(self, conn: psycopg.Connection, load: TableLoad, *, line: bytes, error: psycopg.Error,
-                    report: TableReport) -> None:
-        table = next(name for name, item in self.loads.items() if item is load)
+            error = exc
+        if len(rows) > 1:
+            middle = len(rows) // 2
+            self._stage(conn, load, rows=rows[:middle], report=report)
+            self._stage(conn, load, rows=rows[middle:], report=report)
+            return
+        table = report.table
         message = (f"{table}: the row could not be read: {describe_error(error)}; line: "
-                   f"{line[:200].decode('utf-8', 'replace').rstrip()}")
+                   f"{rows[0][:200].decode('utf-8', 'replace').rstrip()}")
         load.unparsable += 1
         assert self.run is not None
         with conn.transaction():
@@ -358,44 +366,6 @@ class Loader:
         report.failed += 1
         with self._lock:
             self.report.error_count += 1
-            if len(self.report.errors) < MAX_REPORTED_ERRORS:
-                self.report.errors.append(ReferenceProblem(table, "", "*", "", "", "load", message))
+        self._report_error(ReferenceProblem(table, "", "*", "", "", "load", message))
         if load.unparsable > MAX_ISOLATED:
             raise MirrorError(f"{table}: more than {MAX_ISOLATED} rows could not be read; last error: {message}")
-
-
-def run_in_dependency_order(plan: LoadPlan, task: Callable[[str], None], *, workers: int) -> None:
-    """Run ``task(table)`` for every table of the plan on up to ``workers`` threads.
-
-    A table waits for the tables it references through non-late references; the first failure
-    stops new tables from starting and is re-raised once the running ones have ended.
-    """
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    waits_for = {table: {group.ref_table for group in plan.tables[table].groups
-                         if not group.deferred and group.ref_table in plan.tables and group.ref_table != table}
-                 for table in plan.order}
-    done: set[str] = set()
-    running: dict[Future[None], str] = {}
-    pending = list(plan.order)
-    failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-load") as pool:
-        while pending or running:
-            if failure is None:
-                for table in [t for t in pending if waits_for[t] <= done]:
-                    if len(running) >= workers:
-                        break
-                    pending.remove(table)
-                    running[pool.submit(task, table)] = table
-            if not running:
-                break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                table = running.pop(future)
-                if future.exception() is not None and failure is None:
-                    failure = future.exception()
-                done.add(table)
-            if failure is not None:
-                pending.clear()
-    if failure is not None:
-        raise failure
