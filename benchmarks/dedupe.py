@@ -439,19 +439,50 @@ def _streaming(*, incoming: int, existing: int, duplicate_fraction: float, withi
             conn.execute("ANALYZE people")
             conn.execute("ANALYZE stg")
             del incoming_df, existing_df  # what the rule holds is then all that can grow
-            with RssSampler() as rss:
-                started = time.perf_counter()
-                with connect(url, read_only=True) as reader, conn.transaction():
+            with connect(url, read_only=True) as reader, conn.transaction():
+                with RssSampler() as rss:
+                    started = time.perf_counter()
                     outcome = apply_rule(conn, staging=ident("stg"), target=ident("people"), primary_key="id",
                                          natural_key=("source_system", "external_id"), source_system="bench",
                                          source_id="sid", rule=rule, survivor_updated="updated_at", reader=reader)
-                seconds = time.perf_counter() - started
+                    seconds = time.perf_counter() - started
+                digest = findings_digest(conn, outcome)
         return {"rows": incoming + existing, "seconds": round(seconds, 2), "rss_growth_mb": rss.growth_mb,
                 "within": outcome.within,
                 "against_target": outcome.against_target, "review_pairs": len(outcome.review),
+                "findings_sha256": digest,
                 "server": "configured" if os.environ.get(SERVER_URL_ENV) else "embedded"}
     finally:
         drop_database(server, name)
+
+
+def findings_digest(conn, outcome) -> str:
+    """A sha256 over every finding written back to the staging table and every review pair, in order:
+    two versions of the rule agree on the results when their digests are equal."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row in conn.execute("SELECT _rn, _dup_of, _match_tid, _confidence, _match::text FROM stg"
+                            " WHERE _dup_of IS NOT NULL OR _match_tid IS NOT NULL ORDER BY _rn"):
+        digest.update(repr(row).encode())
+    for pair in outcome.review:
+        digest.update(repr((pair.source_id, pair.candidate_kind, pair.candidate, pair.confidence,
+                            json.dumps(pair.fields, sort_keys=True))).encode())
+    digest.update(repr((outcome.within, outcome.against_target, outcome.of_loaded, outcome.pairs_compared,
+                        [round(c, 6) for c in outcome.confidences])).encode())
+    return digest.hexdigest()[:16]
+
+
+def streaming_only(sizes: list[int], *, runs: int, **options: object) -> None:
+    """``--streaming-sizes``: only the streaming path, at each size (incoming = existing), ``runs`` times
+    each in a fresh process; one JSON line per run, then the medians."""
+    for size in sizes:
+        results = []
+        for _ in range(runs):
+            results.append(streaming(incoming=size, existing=size, **options))
+            print(json.dumps({"size": size} | results[-1]), flush=True)
+        print(json.dumps({"size": size, "median_seconds": statistics.median(r["seconds"] for r in results),
+                          "median_rss_growth_mb": statistics.median(r["rss_growth_mb"] for r in results)}), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -466,6 +497,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of the in-memory engine (the median counts)")
     parser.add_argument("--no-splink", action="store_true", help="skip the Splink model")
     parser.add_argument("--no-staging", action="store_true", help="skip the streaming path (needs PostgreSQL)")
+    parser.add_argument("--streaming-sizes", help="only the streaming path, at these sizes (incoming = existing),"
+                        " e.g. 20000,100000,200000: its time, memory growth and a digest of its findings")
+    parser.add_argument("--streaming-runs", type=int, default=1, help="runs per size with --streaming-sizes")
     args = parser.parse_args(argv)
     if not (args.duplicate_fraction >= 0 and args.within_fraction >= 0
             and args.duplicate_fraction + args.within_fraction <= 1):
@@ -473,6 +507,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
+    if args.streaming_sizes:
+        streaming_only([int(size) for size in args.streaming_sizes.split(",")], runs=args.streaming_runs,
+                       duplicate_fraction=args.duplicate_fraction, within_fraction=args.within_fraction,
+                       seed=args.seed, strategy=args.strategy)
+        return
     rule = shipped_rule(args.strategy)
     report: dict = {"rule": {"template": "freescout", "entity": "customer_users", "strategy": rule.strategy,
                              "threshold": rule.threshold, "review_threshold": rule.review_from}}
