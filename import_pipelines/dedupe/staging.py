@@ -683,8 +683,11 @@ def _settle_target(ctx: _Context) -> tuple[int, int]:
         conn.execute("DELETE FROM _dedupe_best WHERE seq = ANY(%s)", (losers,))
     start = conn.execute("SELECT count(*) FROM _dedupe_findings").fetchone()[0]
     against, own = conn.execute(sql.SQL(
-        "WITH best AS (SELECT b.*, b.own IS NOT NULL AND (%(any_loaded)s OR EXISTS ("
-        "   SELECT 1 FROM {stg} AS s WHERE (s.{sid})::text = b.own)) AS mine FROM _dedupe_best AS b),"
+        # the records of this import's rows still in the batch: a join, small, then probed as a hashed subplan
+        "WITH staged AS (SELECT DISTINCT (s.{sid})::text AS own FROM {stg} AS s"
+        "   WHERE (s.{sid})::text IN (SELECT own FROM _dedupe_best WHERE own IS NOT NULL)),"
+        " best AS (SELECT b.*, b.own IS NOT NULL AND (%(any_loaded)s OR b.own IN (SELECT own FROM staged)) AS mine"
+        "   FROM _dedupe_best AS b),"
         " taken AS (SELECT rn, sid, tid_text, confidence, fields, first_value(sid) OVER w AS owner,"
         "   row_number() OVER w AS place FROM best WHERE NOT mine"
         "   WINDOW w AS (PARTITION BY tid_text ORDER BY confidence DESC, rn)),"
