@@ -436,6 +436,8 @@ def _streaming(*, incoming: int, existing: int, duplicate_fraction: float, withi
             with conn.cursor().copy("COPY stg (sid, email, phone, first_name, last_name, updated_at) FROM STDIN") as copy:
                 for row in incoming_df.itertuples(index=False):
                     copy.write_row((str(row.id), row.email, row.phone, row.first_name, row.last_name, row.updated_at))
+            # as the dedupe step finds its staging table (engine.staging.index_staging): records are read by _rn
+            conn.execute("CREATE INDEX ON stg (_rn)")
             conn.execute("ANALYZE people")
             conn.execute("ANALYZE stg")
             del incoming_df, existing_df  # what the rule holds is then all that can grow
