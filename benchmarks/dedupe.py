@@ -395,63 +395,108 @@ def streaming(*, incoming: int, existing: int, duplicate_fraction: float, within
               strategy: str) -> dict:
     """``apply_rule`` over the demo contacts staged in PostgreSQL, in a process of its own.
 
-    A fresh process, so that the growth of its peak RSS during the rule is what the rule held,
-    not what an earlier measurement left behind.
+    One process generates and loads the contacts; a fresh one runs the rule, so that the growth
+    of its peak RSS is what the rule held, neither what an earlier measurement left behind nor
+    less than that because the rule reused the memory the generated frames had freed.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
-        return child.submit(_streaming, incoming=incoming, existing=existing, duplicate_fraction=duplicate_fraction,
-                            within_fraction=within_fraction, seed=seed, strategy=strategy).result()
+    from import_pipelines.db import drop_database
+    from import_pipelines.settings import server_url
+
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+        url, name = child.submit(_stage_demo, incoming=incoming, existing=existing,
+                                 duplicate_fraction=duplicate_fraction, within_fraction=within_fraction,
+                                 seed=seed).result()
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+            return {"rows": incoming + existing} | child.submit(_apply_demo_rule, url=url, strategy=strategy).result()
+    finally:
+        drop_database(server_url("bench-postgres"), name)
 
 
-def _streaming(*, incoming: int, existing: int, duplicate_fraction: float, within_fraction: float, seed: int,
-               strategy: str) -> dict:
-    """Generate the contacts, load them (COPY) into a target table and a staging table of a fresh
-    database, and run the rule as the dedupe step runs it, a second session streaming the rows."""
-    import os
-
-    from import_pipelines.db import connect, drop_database, ensure_database, ident
-    from import_pipelines.dedupe.staging import apply_rule
-    from import_pipelines.settings import SERVER_URL_ENV, server_url
+def _stage_demo(*, incoming: int, existing: int, duplicate_fraction: float, within_fraction: float,
+                seed: int) -> tuple[str, str]:
+    """Generate the contacts and load them (COPY) into a target table and a staging table of a fresh
+    database; returns its URL and name."""
+    from import_pipelines.db import connect, ensure_database
+    from import_pipelines.settings import server_url
 
     incoming_df, existing_df = generate(incoming=incoming, existing=existing, duplicate_fraction=duplicate_fraction,
                                         within_fraction=within_fraction, seed=seed)
-    rule = shipped_rule(strategy)
-    server = server_url("bench-postgres")
     name = f"bench_dedupe_{uuid.uuid4().hex[:10]}"
-    url = ensure_database(server, name)
-    try:
-        with connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE people (id bigint PRIMARY KEY, source_system text, external_id text,"
-                         " email text, phone text, first_name text, last_name text)")
-            conn.execute("CREATE UNLOGGED TABLE stg (_rn bigint GENERATED ALWAYS AS IDENTITY, sid text, email text,"
-                         " phone text, first_name text, last_name text, updated_at timestamptz, _dup_of text,"
-                         " _error text, _match_tid text, _confidence real, _match jsonb)")
-            with conn.cursor().copy("COPY people FROM STDIN") as copy:
-                for row in existing_df[["id", "email", "phone", "first_name", "last_name"]].itertuples(index=False):
-                    copy.write_row((row.id, "legacy", f"L{row.id}", row.email, row.phone, row.first_name,
-                                    row.last_name))
-            with conn.cursor().copy("COPY stg (sid, email, phone, first_name, last_name, updated_at) FROM STDIN") as copy:
-                for row in incoming_df.itertuples(index=False):
-                    copy.write_row((str(row.id), row.email, row.phone, row.first_name, row.last_name, row.updated_at))
-            conn.execute("ANALYZE people")
-            conn.execute("ANALYZE stg")
-            del incoming_df, existing_df  # what the rule holds is then all that can grow
-            with RssSampler() as rss:
-                started = time.perf_counter()
-                with connect(url, read_only=True) as reader, conn.transaction():
-                    outcome = apply_rule(conn, staging=ident("stg"), target=ident("people"), primary_key="id",
-                                         natural_key=("source_system", "external_id"), source_system="bench",
-                                         source_id="sid", rule=rule, survivor_updated="updated_at", reader=reader)
-                seconds = time.perf_counter() - started
-        return {"rows": incoming + existing, "seconds": round(seconds, 2), "rss_growth_mb": rss.growth_mb,
-                "within": outcome.within,
-                "against_target": outcome.against_target, "review_pairs": len(outcome.review),
-                "server": "configured" if os.environ.get(SERVER_URL_ENV) else "embedded"}
-    finally:
-        drop_database(server, name)
+    url = ensure_database(server_url("bench-postgres"), name)
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE people (id bigint PRIMARY KEY, source_system text, external_id text,"
+                     " email text, phone text, first_name text, last_name text)")
+        conn.execute("CREATE UNLOGGED TABLE stg (_rn bigint GENERATED ALWAYS AS IDENTITY, sid text, email text,"
+                     " phone text, first_name text, last_name text, updated_at timestamptz, _dup_of text,"
+                     " _error text, _match_tid text, _confidence real, _match jsonb)")
+        with conn.cursor().copy("COPY people FROM STDIN") as copy:
+            for row in existing_df[["id", "email", "phone", "first_name", "last_name"]].itertuples(index=False):
+                copy.write_row((row.id, "legacy", f"L{row.id}", row.email, row.phone, row.first_name,
+                                row.last_name))
+        with conn.cursor().copy("COPY stg (sid, email, phone, first_name, last_name, updated_at) FROM STDIN") as copy:
+            for row in incoming_df.itertuples(index=False):
+                copy.write_row((str(row.id), row.email, row.phone, row.first_name, row.last_name, row.updated_at))
+        # as the dedupe step finds its staging table (engine.staging.index_staging): records are read by _rn
+        conn.execute("CREATE INDEX ON stg (_rn)")
+        conn.execute("ANALYZE people")
+        conn.execute("ANALYZE stg")
+    return url, name
+
+
+def _apply_demo_rule(*, url: str, strategy: str) -> dict:
+    """Run the rule as the dedupe step runs it, a second session streaming the rows; time, memory, findings."""
+    import os
+
+    from import_pipelines.db import connect, ident
+    from import_pipelines.dedupe.staging import apply_rule
+    from import_pipelines.settings import SERVER_URL_ENV
+
+    rule = shipped_rule(strategy)
+    with connect(url, autocommit=True) as conn, connect(url, read_only=True) as reader, conn.transaction():
+        with RssSampler() as rss:
+            started = time.perf_counter()
+            outcome = apply_rule(conn, staging=ident("stg"), target=ident("people"), primary_key="id",
+                                 natural_key=("source_system", "external_id"), source_system="bench",
+                                 source_id="sid", rule=rule, survivor_updated="updated_at", reader=reader)
+            seconds = time.perf_counter() - started
+        digest = findings_digest(conn, outcome)
+    return {"seconds": round(seconds, 2), "rss_growth_mb": rss.growth_mb, "within": outcome.within,
+            "against_target": outcome.against_target, "review_pairs": len(outcome.review),
+            "findings_sha256": digest, "server": "configured" if os.environ.get(SERVER_URL_ENV) else "embedded"}
+
+
+def findings_digest(conn, outcome) -> str:
+    """A sha256 over every finding written back to the staging table and every review pair, in order:
+    two versions of the rule agree on the results when their digests are equal."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row in conn.execute("SELECT _rn, _dup_of, _match_tid, _confidence, _match::text FROM stg"
+                            " WHERE _dup_of IS NOT NULL OR _match_tid IS NOT NULL ORDER BY _rn"):
+        digest.update(repr(row).encode())
+    for pair in outcome.review:
+        digest.update(repr((pair.source_id, pair.candidate_kind, pair.candidate, pair.confidence,
+                            json.dumps(pair.fields, sort_keys=True))).encode())
+    digest.update(repr((outcome.within, outcome.against_target, outcome.of_loaded, outcome.pairs_compared,
+                        [round(c, 6) for c in outcome.confidences])).encode())
+    return digest.hexdigest()[:16]
+
+
+def streaming_only(sizes: list[int], *, runs: int, **options: object) -> None:
+    """``--streaming-sizes``: only the streaming path, at each size (incoming = existing), ``runs`` times
+    each in a fresh process; one JSON line per run, then the medians."""
+    for size in sizes:
+        results = []
+        for _ in range(runs):
+            results.append(streaming(incoming=size, existing=size, **options))
+            print(json.dumps({"size": size} | results[-1]), flush=True)
+        print(json.dumps({"size": size, "median_seconds": statistics.median(r["seconds"] for r in results),
+                          "median_rss_growth_mb": statistics.median(r["rss_growth_mb"] for r in results)}), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -466,6 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of the in-memory engine (the median counts)")
     parser.add_argument("--no-splink", action="store_true", help="skip the Splink model")
     parser.add_argument("--no-staging", action="store_true", help="skip the streaming path (needs PostgreSQL)")
+    parser.add_argument("--streaming-sizes", help="only the streaming path, at these sizes (incoming = existing),"
+                        " e.g. 20000,100000,200000: its time, memory growth and a digest of its findings")
+    parser.add_argument("--streaming-runs", type=int, default=1, help="runs per size with --streaming-sizes")
     args = parser.parse_args(argv)
     if not (args.duplicate_fraction >= 0 and args.within_fraction >= 0
             and args.duplicate_fraction + args.within_fraction <= 1):
@@ -473,6 +521,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
+    if args.streaming_sizes:
+        streaming_only([int(size) for size in args.streaming_sizes.split(",")], runs=args.streaming_runs,
+                       duplicate_fraction=args.duplicate_fraction, within_fraction=args.within_fraction,
+                       seed=args.seed, strategy=args.strategy)
+        return
     rule = shipped_rule(args.strategy)
     report: dict = {"rule": {"template": "freescout", "entity": "customer_users", "strategy": rule.strategy,
                              "threshold": rule.threshold, "review_threshold": rule.review_from}}

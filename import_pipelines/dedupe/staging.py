@@ -6,11 +6,15 @@ streamed a chunk at a time, and a chunk leaves behind only its blocking keys (th
 session. Block sizes, the caps and the distinct candidate pairs are computed there, in SQL. The
 pairs come back as ids a chunk at a time, the distinct records a chunk names are read by id
 (each once per chunk, not once per pair: a record sits in dozens of pairs) and scored by
-:func:`~.matching.score_pairs`; only the pairs at or above the threshold are kept, and they
-carry what clustering and the survivor rule (:func:`~.survivor.cluster_matches`) need. Memory
-is therefore a chunk plus what is proportional to the duplicates found, and the findings are
-those of :func:`~.survivor.find_duplicates_within` and :func:`~.matching.match_against` on
-the whole tables.
+:func:`~.matching.score_pairs`. What a chunk of pairs finds leaves this process with it, by
+COPY into more temporary tables: the matched pairs and the review band within the batch, each
+record's best match in the target and its review pairs. Clusters are their connected
+components, found in SQL, and the survivor rule (:func:`~.survivor.cluster_matches`) reads
+back a run of whole clusters at a time; which record takes a target row, and which review
+pairs are listed, is decided set-based. Memory is therefore a chunk, whatever the tables and
+the duplicates found, but for the review pairs returned (and a float per duplicate); the
+findings are those of :func:`~.survivor.find_duplicates_within` and
+:func:`~.matching.match_against` on the whole tables.
 
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
 where the merge turns them into actions by mode. Pairs in the review band are returned; the
@@ -40,7 +44,6 @@ from import_pipelines.dedupe.matching import (
     best_per_left,
     build_matches,
     id_order,
-    review_pairs,
     score_pairs,
 )
 from import_pipelines.dedupe.normalize import prepare_frame
@@ -58,13 +61,10 @@ _INTEGER_OIDS = {20, 21, 23}  # int8, int2, int4: ids that travel as binary bigi
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER = b"\xff\xff"
 _TEMP_TABLES = ("_dedupe_keys", "_dedupe_pairs", "_dedupe_target_keys", "_dedupe_skip", "_dedupe_target_pairs",
-                "_dedupe_tf")
+                "_dedupe_tf", "_dedupe_findings", "_dedupe_edges", "_dedupe_band", "_dedupe_links", "_dedupe_labels",
+                "_dedupe_review", "_dedupe_best", "_dedupe_target_band")
 
 _VALID = sql.SQL("s._dup_of IS NULL AND s._error IS NULL")  # the staged rows the rule looks at
-
-Finding = tuple[int, str | None, str | None, float, str]
-"""A staging row's finding: ``_rn``, ``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``."""
-
 
 @dataclass(frozen=True)
 class DedupeOutcome:
@@ -171,13 +171,18 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
                                  ).format(target_tf))
             conn.execute("CREATE UNIQUE INDEX ON _dedupe_tf (h)")
             ctx = replace(ctx, frequencies=SessionFrequencies(conn, population=staged + target_rows))
-            findings, duplicates, within_pairs, review = _within_batch(ctx)
-            against, own, target_pairs = _against_target(ctx, findings=findings, duplicates=duplicates,
-                                                         target_rows=target_rows, review=review)
-            if findings:
-                _write_back(conn, staging=staging, findings=findings)
-            outcome = DedupeOutcome(within=len(duplicates), against_target=against, of_loaded=own,
-                                    pairs_compared=within_pairs + target_pairs, confidences=[f[3] for f in findings],
+            conn.execute("CREATE TEMP TABLE _dedupe_findings (seq bigint, rn bigint, dup_of text, match_tid text,"
+                         " confidence float8, match jsonb, kind text DEFAULT 'within') ON COMMIT DROP")
+            within, within_pairs = _within_batch(ctx)
+            against, own, target_pairs = _against_target(ctx, target_rows=target_rows)
+            _write_back(conn, staging=staging)
+            review = [ReviewPair(source_id=source, candidate_kind=kind, candidate=candidate, confidence=confidence,
+                                 fields=json.loads(fields)) for source, kind, candidate, confidence, fields
+                      in conn.execute("SELECT source_id, kind, candidate, confidence, fields FROM _dedupe_review"
+                                      " ORDER BY part, seq")]
+            confidences = [c for (c,) in conn.execute("SELECT confidence FROM _dedupe_findings ORDER BY seq")]
+            outcome = DedupeOutcome(within=within, against_target=against, of_loaded=own,
+                                    pairs_compared=within_pairs + target_pairs, confidences=confidences,
                                     review=review)
         # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(ident(t) for t in _TEMP_TABLES)))
@@ -385,16 +390,19 @@ def _fields_of(scores: PairScores) -> list[dict[str, dict]]:
             for levels, bits in zip(scores.level_names(), scores.matched_fields())]
 
 
-def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int, list[ReviewPair]]:
+def _within_batch(ctx: _Context) -> tuple[int, int]:
     """Duplicates inside the batch: every non-survivor of a cluster against its survivor.
 
-    Candidate pairs share a block of 2 to cap records (``_dedupe_keys``). The matched pairs
-    bring their records' source ids and update times, so clustering and the survivor rule read
-    nothing else. Pairs in the review band between records of different clusters are listed
-    with the record that would not survive first. Returns the findings, the duplicates' row
-    numbers, the pairs compared and the review pairs.
+    Candidate pairs share a block of 2 to cap records (``_dedupe_keys``). The matched pairs go
+    to ``_dedupe_edges`` and the pairs in the review band, turned so that the record that would
+    not survive comes first, to ``_dedupe_band`` as each chunk is scored; clusters are their
+    connected components, found in SQL (:func:`_cluster_labels`). The clustered records are
+    then read back a run of whole clusters at a time for the survivor rule and the direct
+    scores (:func:`_survivors`). Review pairs between records of one cluster are dropped (they
+    merge through other members anyway); the others go to ``_dedupe_review``. Returns the
+    duplicates found (in ``_dedupe_findings``) and the pairs compared.
     """
-    conn, rule = ctx.conn, ctx.rule
+    conn = ctx.conn
     conn.execute("CREATE TEMP TABLE _dedupe_pairs (a bigint, b bigint) ON COMMIT DROP")
     pairs = conn.execute(
         "INSERT INTO _dedupe_pairs (a, b)"
@@ -405,55 +413,132 @@ def _within_batch(ctx: _Context) -> tuple[list[Finding], set[int], int, list[Rev
         # in order, so that a chunk of pairs read back in table order repeats its first records
         " SELECT DISTINCT a.id, b.id FROM members AS a JOIN members AS b ON b.h = a.h AND a.id < b.id ORDER BY 1, 2",
         ctx.caps).rowcount
-    record = list(dict.fromkeys(["_rn", *rule.columns, *ctx.lists, ctx.source_id]
-                                + ([ctx.survivor_updated] if ctx.survivor_updated else [])))
+    record = _record_columns(ctx)
     sid = ctx.source_id
 
     def decisions_of(a: pd.DataFrame, b: pd.DataFrame) -> list[str | None]:
         return [ctx.decisions.of(x, "source", y) for x, y in zip(map(str, a[sid].tolist()), map(str, b[sid].tolist()))]
 
-    matched: list[pd.DataFrame] = []
-    edges: list[tuple[np.ndarray, np.ndarray]] = []
-    band: list[tuple[pd.DataFrame, pd.DataFrame, PairScores]] = []
+    conn.execute("CREATE TEMP TABLE _dedupe_edges (a bigint, b bigint) ON COMMIT DROP")
+    conn.execute("CREATE TEMP TABLE _dedupe_band (seq bigint, x bigint, y bigint, held text, other text,"
+                 " confidence float8, fields text) ON COMMIT DROP")
+    seq = 0
     for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT a, b FROM _dedupe_pairs"), left=record,
                                             left_table=ctx.staging, right=record, right_table=ctx.staging,
                                             decisions_of=decisions_of):
         if len(hits.left):
-            matched += [a.iloc[hits.left], b.iloc[hits.right]]
-            edges.append((a["_rn"].to_numpy()[hits.left], b["_rn"].to_numpy()[hits.right]))
+            with conn.cursor().copy("COPY _dedupe_edges (a, b) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_COPY_HEADER + _binary_rows([a["_rn"].to_numpy(dtype=np.int64)[hits.left],
+                                                        b["_rn"].to_numpy(dtype=np.int64)[hits.right]])
+                           + _COPY_TRAILER)
         if len(doubts.left):
-            band.append((a.iloc[doubts.left].reset_index(drop=True), b.iloc[doubts.right].reset_index(drop=True),
-                         doubts))
-    findings: list[Finding] = []
-    duplicates: set[int] = set()
-    cluster_of: dict[int, int] = {}
-    if edges:
-        members = pd.concat(matched, ignore_index=True).drop_duplicates("_rn").sort_values("_rn", ignore_index=True)
-        rns = members["_rn"].to_numpy()
-        prepared = prepare_frame(members, rule, id_column="_rn")
-        left = np.searchsorted(rns, np.concatenate([e[0] for e in edges]))
-        right = np.searchsorted(rns, np.concatenate([e[1] for e in edges]))
-        clusters, found = cluster_matches(members, prepared, left=left, right=right, rule=rule, id_column="_rn",
-                                          updated_column=ctx.survivor_updated, frequencies=ctx.frequencies)
-        source_ids = dict(zip(rns.tolist(), map(str, members[ctx.source_id].tolist())))
-        findings = [(int(dup.record_id), source_ids[dup.duplicate_of], None, float(dup.confidence),
-                     json.dumps(dup.matched_fields)) for dup in found]
-        duplicates = {int(dup.record_id) for dup in found}
-        cluster_of = {int(member): k for k, cluster in enumerate(clusters) for member in cluster.members}
-    review: list[ReviewPair] = []
-    for a, b, doubts in band:
-        ra, rb = a["_rn"].to_numpy(), b["_rn"].to_numpy()
-        both = pd.concat([a, b], ignore_index=True)
-        ranks = survivor_ranks(both, ids=both["_rn"].to_numpy(), updated_column=ctx.survivor_updated, id_column="_rn")
-        for k, fields in enumerate(_fields_of(doubts)):
-            x, y = int(ra[k]), int(rb[k])
-            if x in cluster_of and cluster_of.get(x) == cluster_of.get(y):
-                continue  # merged through other members anyway
-            held, other = (a, b) if ranks[k] > ranks[len(a) + k] else (b, a)
-            review.append(ReviewPair(source_id=str(held[sid].iat[k]), candidate_kind="source",
-                                     candidate=str(other[sid].iat[k]), confidence=float(round(doubts.confidence[k], 2)),
-                                     fields=fields))
-    return findings, duplicates, pairs, review
+            a, b = a.iloc[doubts.left].reset_index(drop=True), b.iloc[doubts.right].reset_index(drop=True)
+            both = pd.concat([a, b], ignore_index=True)
+            ranks = survivor_ranks(both, ids=both["_rn"].to_numpy(), updated_column=ctx.survivor_updated,
+                                   id_column="_rn")
+            rows = []
+            for k, (x, y, a_sid, b_sid, fields) in enumerate(zip(
+                    a["_rn"].tolist(), b["_rn"].tolist(), map(str, a[sid].tolist()), map(str, b[sid].tolist()),
+                    _fields_of(doubts))):
+                held, other = (a_sid, b_sid) if ranks[k] > ranks[len(a) + k] else (b_sid, a_sid)
+                rows.append((seq, int(x), int(y), held, other, float(round(doubts.confidence[k], 2)),
+                             json.dumps(fields)))
+                seq += 1
+            _copy_rows(conn, "_dedupe_band", rows)
+    _cluster_labels(conn)
+    duplicates = _survivors(ctx, record=record)
+    # a pair of two records of one cluster merges through other members anyway
+    conn.execute("CREATE TEMP TABLE _dedupe_review ON COMMIT DROP AS"
+                 " SELECT 0 AS part, b.seq, b.held AS source_id, 'source' AS kind, b.other AS candidate,"
+                 " b.confidence, b.fields FROM _dedupe_band AS b"
+                 " LEFT JOIN _dedupe_labels AS lx ON lx.rn = b.x LEFT JOIN _dedupe_labels AS ly ON ly.rn = b.y"
+                 " WHERE lx.label IS NULL OR lx.label IS DISTINCT FROM ly.label")
+    return duplicates, pairs
+
+
+def _record_columns(ctx: _Context) -> list[str]:
+    """The staged columns a within-batch record is read with: row number, fields, source id, update time."""
+    return list(dict.fromkeys(["_rn", *ctx.rule.columns, *ctx.lists, ctx.source_id]
+                              + ([ctx.survivor_updated] if ctx.survivor_updated else [])))
+
+
+def _copy_rows(conn: psycopg.Connection, table: str, rows: list[tuple], *, columns: list[str] | None = None) -> None:
+    """COPY ``rows`` (text format) into the session's ``table`` (into ``columns``, else all of them)."""
+    target = sql.SQL("{} ({})").format(ident(table), ident_list(columns)) if columns else ident(table)
+    with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(target)) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _cluster_labels(conn: psycopg.Connection) -> None:
+    """``_dedupe_labels``: every record of a matched pair and its cluster's label, the smallest member.
+
+    Label propagation over ``_dedupe_edges`` (both ways): each round a record takes the smallest
+    label among itself and its neighbours, then the label of its label (pointer jumping), until
+    no label changes. Duplicates form small clusters, so a few rounds over the pairs do.
+    """
+    conn.execute("CREATE TEMP TABLE _dedupe_links ON COMMIT DROP AS"
+                 " SELECT a AS rn, b AS other FROM _dedupe_edges UNION SELECT b, a FROM _dedupe_edges")
+    conn.execute("CREATE TEMP TABLE _dedupe_labels ON COMMIT DROP AS"
+                 " SELECT rn, least(rn, min(other)) AS label FROM _dedupe_links GROUP BY rn")
+    conn.execute("CREATE UNIQUE INDEX ON _dedupe_labels (rn)")
+    conn.execute("ANALYZE _dedupe_labels")
+    changed = True
+    while changed:
+        changed = conn.execute(
+            "UPDATE _dedupe_labels AS l SET label = m.label FROM ("
+            " SELECT k.rn, min(n.label) AS label FROM _dedupe_links AS k JOIN _dedupe_labels AS n ON n.rn = k.other"
+            " GROUP BY k.rn) AS m WHERE m.rn = l.rn AND m.label < l.label").rowcount > 0
+        changed = conn.execute(
+            "UPDATE _dedupe_labels AS l SET label = p.label FROM _dedupe_labels AS p"
+            " WHERE p.rn = l.label AND p.label < l.label").rowcount > 0 or changed
+    conn.execute("DROP TABLE _dedupe_links")
+
+
+def _survivors(ctx: _Context, *, record: list[str]) -> int:
+    """The survivor of every cluster of ``_dedupe_labels`` and its other members' findings; returns how many.
+
+    Clusters are read in the order of their labels, whole, ``chunk_rows`` records at a time or
+    so; each run of clusters goes through :func:`~.survivor.cluster_matches` (a cluster's
+    survivor and its members' direct scores depend on its own members only), and its findings
+    are appended to ``_dedupe_findings`` in that order.
+    """
+    conn = ctx.conn
+    found = 0
+
+    def settle(members: list[tuple[int, int]]) -> None:
+        nonlocal found
+        rns = [rn for _, rn in members]
+        frame, positions = _records(ctx, rns, columns=record, table=ctx.staging)
+        labels = np.array([label for label, _ in members], dtype=np.int64)
+        # every member joined to its cluster's smallest member: the same components
+        at = dict(zip(rns, positions.tolist()))
+        joined = np.flatnonzero(labels != np.array(rns, dtype=np.int64))
+        prepared = prepare_frame(frame, ctx.rule, id_column="_rn")
+        _, duplicates = cluster_matches(frame, prepared, left=positions[joined],
+                                        right=np.array([at[label] for label in labels[joined].tolist()],
+                                                       dtype=np.int64),
+                                        rule=ctx.rule, id_column="_rn", updated_column=ctx.survivor_updated,
+                                        frequencies=ctx.frequencies)
+        source_ids = dict(zip(frame["_rn"].tolist(), map(str, frame[ctx.source_id].tolist())))
+        _copy_rows(conn, "_dedupe_findings", columns=["seq", "rn", "dup_of", "match_tid", "confidence", "match"], rows=[
+            (found + k, int(dup.record_id), source_ids[dup.duplicate_of], None, float(dup.confidence),
+             json.dumps(dup.matched_fields)) for k, dup in enumerate(duplicates)])
+        found += len(duplicates)
+
+    with conn.cursor(name="import_pipelines_dedupe_clusters") as cursor:
+        cursor.itersize = ctx.chunk_rows
+        cursor.execute("SELECT label, rn FROM _dedupe_labels ORDER BY label, rn")
+        members: list[tuple[int, int]] = []
+        while chunk := cursor.fetchmany(ctx.chunk_rows):
+            for label, rn in chunk:
+                if len(members) >= ctx.chunk_rows and label != members[-1][0]:
+                    settle(members)
+                    members = []
+                members.append((label, rn))
+        if members:
+            settle(members)
+    return found
 
 
 def _stage_target_keys(ctx: _Context) -> int:
@@ -470,17 +555,20 @@ def _stage_target_keys(ctx: _Context) -> int:
                        ).format(pk=ident(ctx.primary_key), t=ctx.target))
 
 
-def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[int], target_rows: int,
-                    review: list[ReviewPair]) -> tuple[int, int, int]:
-    """Match the batch's survivors against the target's rows; append to ``findings`` and ``review``.
+def _against_target(ctx: _Context, *, target_rows: int) -> tuple[int, int, int]:
+    """Match the batch's survivors against the target's rows; append to ``_dedupe_findings`` and ``_dedupe_review``.
 
-    Survivors are the valid staged rows that are neither ``duplicates`` nor held by the target
-    by natural key. Blocks are sized over both sides together, as in
+    Survivors are the valid staged rows that are neither duplicates found within the batch nor
+    held by the target by natural key. Blocks are sized over both sides together, as in
     :func:`~.matching.match_against`; each survivor keeps its best match, and one target row
     takes one record: its best match, the others becoming that record's duplicates. A row this
     import loaded from another record (its natural key is this source system's) is that record:
     a survivor matching it is the record's duplicate, as it would be had both been in one batch,
-    not an update of its row. A survivor without a match lists its pairs in the review band.
+    not an update of its row. A survivor without a match lists its pairs in the review band (at
+    most three, unless it waits for review within the batch already).
+
+    Each chunk of scored pairs leaves its best match per record in ``_dedupe_best`` and its
+    review pairs in ``_dedupe_target_band``; the rest is set-based (:func:`_settle_target`).
     Returns the records matched to the target, those matched to this import's own records, and
     the pairs compared.
     """
@@ -490,9 +578,7 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
     if not target_rows:
         return 0, 0, 0
 
-    conn.execute("CREATE TEMP TABLE _dedupe_skip (id bigint) ON COMMIT DROP")
-    with conn.cursor().copy("COPY _dedupe_skip (id) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(_COPY_HEADER + _binary_rows([np.array(sorted(duplicates), dtype=np.int64)]) + _COPY_TRAILER)
+    conn.execute("CREATE TEMP TABLE _dedupe_skip ON COMMIT DROP AS SELECT rn AS id FROM _dedupe_findings")
     conn.execute(sql.SQL("INSERT INTO _dedupe_skip (id) SELECT s._rn FROM {stg} AS s WHERE {valid} AND EXISTS ("
                          "SELECT 1 FROM {t} AS t WHERE t.{sys} = %s AND t.{idc} = (s.{sid})::text)").format(
         stg=ctx.staging, valid=_VALID, t=ctx.target, sys=system, idc=id_column, sid=sid), (ctx.source_system,))
@@ -528,86 +614,102 @@ def _against_target(ctx: _Context, *, findings: list[Finding], duplicates: set[i
             found.append(decided)
         return found
 
-    lefts, rights, parts, band = [], [], [], []
-    loaded: dict[str, str] = {}  # target key -> the source id of this import's record it holds
+    def own_record(system: object, external: object) -> str | None:
+        """The source id of this import's record a target row holds (None: a row from elsewhere)."""
+        return str(external) if system == ctx.source_system and external is not None else None
+
+    # the target's ids in their own type, so that ties between chunks go to the lowest id as within one
+    conn.execute("CREATE TEMP TABLE _dedupe_best ON COMMIT DROP AS SELECT 0::bigint AS seq, 0::bigint AS rn,"
+                 " ''::text AS sid, id AS tid, ''::text AS tid_text, 0::float8 AS raw, 0::float8 AS confidence,"
+                 " ''::text AS fields, ''::text AS own FROM _dedupe_target_keys WITH NO DATA")
+    conn.execute("CREATE TEMP TABLE _dedupe_target_band (seq bigint, rn bigint, source_id text, candidate text,"
+                 " confidence float8, fields text) ON COMMIT DROP")
+    best_seq = band_seq = 0
     for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT rn, id FROM _dedupe_target_pairs"),
                                             left=incoming, left_table=ctx.staging, right=existing,
                                             right_table=ctx.target, decisions_of=decisions_of):
         if len(hits.left):
-            lefts.append(a.iloc[hits.left][["_rn", ctx.source_id]])
-            rights.append(b[pk].to_numpy()[hits.right])
-            mine = b.iloc[hits.right]
-            for row, system, external in zip(mine[pk].tolist(), mine[system_column].tolist(),
-                                             mine[id_column].tolist()):
-                if system == ctx.source_system and external is not None:
-                    loaded[str(row)] = str(external)
-            parts.append(replace(hits, left=np.arange(len(hits.left)), right=np.arange(len(hits.left))))
+            record_ids, left = np.unique(a["_rn"].to_numpy()[hits.left], return_inverse=True)
+            target_ids, right = np.unique(b[pk].to_numpy()[hits.right], return_inverse=True)
+            scored = replace(hits, left=left, right=right)
+            best = best_per_left(scored, right_rank=id_order(target_ids)[scored.right])
+            matches = build_matches(best, left_ids=record_ids, right_ids=target_ids, threshold=rule.threshold)
+            hit_a, hit_b = a.iloc[hits.left], b.iloc[hits.right]
+            source_ids = dict(zip(hit_a["_rn"].tolist(), map(str, hit_a[ctx.source_id].tolist())))
+            owners = dict(zip(hit_b[pk].tolist(), map(own_record, hit_b[system_column].tolist(),
+                                                        hit_b[id_column].tolist())))
+            rows = [(best_seq + k, int(m.record_id), source_ids[m.record_id], m.duplicate_of, str(m.duplicate_of), raw,
+                     float(m.confidence), json.dumps(m.matched_fields), owners[m.duplicate_of])
+                    for k, (m, raw) in enumerate(zip(matches, best.confidence.tolist()))]
+            best_seq += len(rows)
+            _copy_rows(conn, "_dedupe_best", rows)
         if len(doubts.left):
-            band.append((a.iloc[doubts.left].reset_index(drop=True), b.iloc[doubts.right].reset_index(drop=True),
-                         doubts))
-    matched_rns: set[int] = set()
-    against = own = 0
-    if parts:
-        left = pd.concat(lefts, ignore_index=True)
-        record_ids, left_positions = np.unique(left["_rn"].to_numpy(), return_inverse=True)
-        target_ids, right_positions = np.unique(np.concatenate(rights), return_inverse=True)
-        scored = replace(PairScores.concat(parts, fields=parts[0].fields), left=left_positions, right=right_positions)
-        best = best_per_left(scored, right_rank=id_order(target_ids)[scored.right])
-        matches = build_matches(best, left_ids=record_ids, right_ids=target_ids, threshold=rule.threshold)
-        source_ids = dict(zip(left["_rn"].tolist(), map(str, left[ctx.source_id].tolist())))
-        if rule.on_loaded_match == "update" and loaded:
-            # a row whose record is gone from the batch is taken over by the record matching it
-            loaded = _still_staged(ctx, loaded)
-        # one target row takes one incoming record: the best match; the others are its duplicates
-        owners: dict[str, object] = {}
-        for match in sorted(matches, key=lambda m: (-m.confidence, m.record_id)):
-            matched_rns.add(int(match.record_id))
-            if str(match.duplicate_of) in loaded:
-                findings.append((int(match.record_id), loaded[str(match.duplicate_of)], None, float(match.confidence),
-                                 json.dumps(match.matched_fields)))
-                own += 1
-                continue
-            owner = owners.setdefault(str(match.duplicate_of), match)
-            if owner is match:
-                findings.append((int(match.record_id), None, str(match.duplicate_of), float(match.confidence),
-                                 json.dumps(match.matched_fields)))
-                against += 1
-            else:
-                findings.append((int(match.record_id), source_ids[owner.record_id], None, float(match.confidence),
-                                 json.dumps(match.matched_fields)))
-    held_within = {pair.source_id for pair in review}
-    per_record: dict[str, int] = {}
-    for a, b, doubts in band:
-        order = np.argsort(-doubts.confidence, kind="stable")
-        fields = _fields_of(doubts)
-        for k in order.tolist():
-            source = str(a[ctx.source_id].iat[k])
-            if int(a["_rn"].iat[k]) in matched_rns or source in held_within or per_record.get(source, 0) >= 3:
-                continue
-            external = b[id_column].iat[k]
-            if (b[system_column].iat[k] == ctx.source_system and external is not None
-                    and (source, "source", str(external)) in ctx.decisions.waiting):
-                continue  # already waiting as a pair of two records of this import: one pair, one decision
-            per_record[source] = per_record.get(source, 0) + 1
-            review.append(ReviewPair(source_id=source, candidate_kind="target", candidate=str(b[pk].iat[k]),
-                                     confidence=float(round(doubts.confidence[k], 2)), fields=fields[k]))
-    return against, own, pairs
+            fields = _fields_of(doubts)
+            rows = []
+            for k in np.argsort(-doubts.confidence, kind="stable").tolist():
+                source = str(a[ctx.source_id].iat[doubts.left[k]])
+                external = b[id_column].iat[doubts.right[k]]
+                if (b[system_column].iat[doubts.right[k]] == ctx.source_system and external is not None
+                        and (source, "source", str(external)) in ctx.decisions.waiting):
+                    continue  # already waiting as a pair of two records of this import: one pair, one decision
+                rows.append((band_seq, int(a["_rn"].iat[doubts.left[k]]), source, str(b[pk].iat[doubts.right[k]]),
+                             float(round(doubts.confidence[k], 2)), json.dumps(fields[k])))
+                band_seq += 1
+            _copy_rows(conn, "_dedupe_target_band", rows)
+    return (*_settle_target(ctx), pairs)
 
 
-def _still_staged(ctx: _Context, loaded: dict[str, str]) -> dict[str, str]:
-    """The entries of ``loaded`` (target row -> source id) whose source record is in this batch."""
-    present = {row[0] for row in ctx.conn.execute(sql.SQL(
-        "SELECT DISTINCT ({sid})::text FROM {stg} WHERE ({sid})::text = ANY(%s)").format(
-        sid=ident(ctx.source_id), stg=ctx.staging), (sorted(set(loaded.values())),))}
-    return {row: source for row, source in loaded.items() if source in present}
+def _settle_target(ctx: _Context) -> tuple[int, int]:
+    """Findings and review pairs from the best matches and band pairs of :func:`_against_target`.
+
+    A record whose pairs spanned two chunks has a best match from each: the highest confidence
+    wins, ties to the lowest target id, as within one chunk (:func:`~.matching.best_per_left`).
+    Then, in SQL: a match of a row holding one of this import's records (still in the batch,
+    when the rule updates such rows) makes that record's duplicate; otherwise a target row goes
+    to its best match (highest confidence, then lowest row number) and its other matches become
+    that record's duplicates. Findings are numbered in that order. A record matched, or waiting
+    for review within the batch, lists no pairs of its own; the others list their first three.
+    Returns the records matched to the target and those matched to this import's own records.
+    """
+    conn = ctx.conn
+    split = conn.execute("SELECT seq, rn, tid, raw FROM _dedupe_best WHERE rn IN ("
+                         " SELECT rn FROM _dedupe_best GROUP BY rn HAVING count(*) > 1) ORDER BY rn, seq").fetchall()
+    if split:
+        frame = pd.DataFrame(split, columns=["seq", "rn", "tid", "raw"])
+        losers: list[int] = []
+        for _, rows in frame.groupby("rn", sort=False):
+            order = np.lexsort((id_order(rows["tid"].to_numpy()), -rows["raw"].to_numpy()))
+            losers += rows["seq"].to_numpy()[order[1:]].tolist()
+        conn.execute("DELETE FROM _dedupe_best WHERE seq = ANY(%s)", (losers,))
+    start = conn.execute("SELECT count(*) FROM _dedupe_findings").fetchone()[0]
+    against, own = conn.execute(sql.SQL(
+        # the records of this import's rows still in the batch: a join, small, then probed as a hashed subplan
+        "WITH staged AS (SELECT DISTINCT (s.{sid})::text AS own FROM {stg} AS s"
+        "   WHERE (s.{sid})::text IN (SELECT own FROM _dedupe_best WHERE own IS NOT NULL)),"
+        " best AS (SELECT b.*, b.own IS NOT NULL AND (%(any_loaded)s OR b.own IN (SELECT own FROM staged)) AS mine"
+        "   FROM _dedupe_best AS b),"
+        " taken AS (SELECT rn, sid, tid_text, confidence, fields, first_value(sid) OVER w AS owner,"
+        "   row_number() OVER w AS place FROM best WHERE NOT mine"
+        "   WINDOW w AS (PARTITION BY tid_text ORDER BY confidence DESC, rn)),"
+        " settled AS (SELECT rn, own AS dup_of, NULL AS match_tid, confidence, fields, 'own' AS kind FROM best"
+        "   WHERE mine UNION ALL SELECT rn, CASE WHEN place > 1 THEN owner END,"
+        "   CASE WHEN place = 1 THEN tid_text END, confidence, fields,"
+        "   CASE WHEN place = 1 THEN 'target' ELSE 'within' END FROM taken),"
+        " written AS (INSERT INTO _dedupe_findings (seq, rn, dup_of, match_tid, confidence, match, kind)"
+        "   SELECT %(start)s + row_number() OVER (ORDER BY confidence DESC, rn) - 1, rn, dup_of, match_tid,"
+        "   confidence, fields::jsonb, kind FROM settled RETURNING kind)"
+        " SELECT count(*) FILTER (WHERE kind = 'target'), count(*) FILTER (WHERE kind = 'own') FROM written").format(
+        stg=ctx.staging, sid=ident(ctx.source_id)),
+        {"any_loaded": ctx.rule.on_loaded_match != "update", "start": start}).fetchone()
+    conn.execute("INSERT INTO _dedupe_review SELECT 1, seq, source_id, 'target', candidate, confidence, fields FROM ("
+                 " SELECT t.*, row_number() OVER (PARTITION BY t.source_id ORDER BY t.seq) AS n"
+                 " FROM _dedupe_target_band AS t WHERE NOT EXISTS (SELECT 1 FROM _dedupe_best AS b WHERE b.rn = t.rn)"
+                 " AND NOT EXISTS (SELECT 1 FROM _dedupe_review AS r WHERE r.source_id = t.source_id)) AS listed"
+                 " WHERE n <= 3")
+    return against, own
 
 
-def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier, findings: list[Finding]) -> None:
-    conn.execute("CREATE TEMP TABLE _dedupe_findings (rn bigint, dup_of text, match_tid text, confidence real,"
-                 " match jsonb) ON COMMIT DROP")
-    with conn.cursor().copy("COPY _dedupe_findings FROM STDIN") as copy:
-        for row in findings:
-            copy.write_row(row)
+def _write_back(conn: psycopg.Connection, *, staging: sql.Identifier) -> None:
+    """The findings of ``_dedupe_findings`` into the staging table's ``_dup_of`` ... ``_match``."""
     conn.execute(sql.SQL("UPDATE {} AS s SET _dup_of = f.dup_of, _match_tid = f.match_tid, _confidence = f.confidence,"
                          " _match = f.match FROM _dedupe_findings AS f WHERE s._rn = f.rn").format(staging))
-    conn.execute("DROP TABLE _dedupe_findings")
