@@ -153,26 +153,19 @@ def phone_number(expr: sql.Composable, *, country: str) -> sql.Composable:
     The rule of :func:`import_pipelines.dedupe.normalize.normalize_phone`, in SQL. The regular
     expressions run only where they must (an extension marker, characters besides the usual
     punctuation): each costs a few microseconds a row, a million rows of two phone columns seconds.
-    PostgreSQL computes a repeated subexpression once per use, so the value without its
-    extension and its digits are each computed once, in subqueries kept apart by ``OFFSET 0``
-    (which the planner does not merge back into the expression).
     """
     value = sql.SQL("({})::text").format(expr)
     plain = sql.SQL("CASE WHEN strpos({v}, 'x') + strpos({v}, 'X') + strpos({v}, '#') > 0"
-                    " THEN regexp_replace({v}, {ext}, '', 'i') ELSE {v} END").format(
-        v=sql.SQL("v.v"), ext=sql.Literal(_PHONE_EXTENSION))
+                    " THEN regexp_replace({v}, {ext}, '', 'i') ELSE {v} END").format(v=value, ext=sql.Literal(_PHONE_EXTENSION))
     # the usual punctuation translated away leaves digits only (a second translate tells, no regex)
-    digits = sql.SQL("CASE WHEN translate(u.u, '0123456789', '') = '' THEN u.u"
-                     " ELSE regexp_replace(u.p, '[^0-9]', '', 'g') END")
+    usual = sql.SQL("translate({}, ' ()-+./', '')").format(plain)
+    digits = sql.SQL("CASE WHEN translate({u}, '0123456789', '') = '' THEN {u}"
+                     " ELSE regexp_replace({p}, '[^0-9]', '', 'g') END").format(u=usual, p=plain)
     # an extension is at the end: the start of the number is the start of the value
-    start = sql.SQL("btrim(u.v, {})").format(sql.Literal(" \t\r\n\f\v"))
-    return sql.SQL(
-        "(SELECT CASE WHEN n.s LIKE '+%' THEN NULLIF(n.d, '') WHEN n.s LIKE '00%' THEN NULLIF(substr(n.d, 3), '')"
-        " WHEN length(n.d) > 10 AND n.d LIKE {prefix} THEN n.d ELSE NULLIF({c} || ltrim(n.d, '0'), {c}) END"
-        " FROM (SELECT {start} AS s, {digits} AS d FROM (SELECT p.v, p.p, translate(p.p, ' ()-+./', '') AS u"
-        " FROM (SELECT v.v, {plain} AS p FROM (SELECT {value} AS v OFFSET 0) AS v OFFSET 0) AS p OFFSET 0) AS u"
-        " OFFSET 0) AS n)").format(start=start, digits=digits, plain=plain, value=value, c=sql.Literal(country),
-                                   prefix=sql.Literal(country + "%"))
+    start = sql.SQL("btrim({}, {})").format(value, sql.Literal(" \t\r\n\f\v"))
+    return sql.SQL("(CASE WHEN {s} LIKE '+%' THEN NULLIF({d}, '') WHEN {s} LIKE '00%' THEN NULLIF(substr({d}, 3), '')"
+                   " WHEN length({d}) > 10 AND {d} LIKE {prefix} THEN {d} ELSE NULLIF({c} || ltrim({d}, '0'), {c})"
+                   " END)").format(s=start, d=digits, c=sql.Literal(country), prefix=sql.Literal(country + "%"))
 
 
 def json_path(path: list[str | int]) -> str:
