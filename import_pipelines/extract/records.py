@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import decimal
 import io
-import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -97,13 +96,12 @@ def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str,
             where is None or isinstance(where, str) for where in columns.values()):
         read = stage_lines(source=source, inputs=inputs, columns=columns, custom=custom, target=target, table=raw,
                            run_id=run_id, progress=progress, every=every, temporary=temporary)
-        numbered = True
     else:
         stage_raw(source=source, inputs=inputs, columns=columns, custom=custom, target=target, table=raw,
                   run_id=run_id, progress=progress, every=every, temporary=temporary)
-        read, numbered = raw_table, False
+        read = raw_table
     count = fields_from_raw(target, entity, raw_table=read, table=table, run_id=run_id, temporary=temporary,
-                            source_name=source.name, numbered=numbered)
+                            source_name=source.name)
     if temporary:
         target.execute(sql.SQL("DROP TABLE {}").format(raw_table))
     else:
@@ -170,8 +168,7 @@ def stage_lines(*, source: Any, inputs: Sequence[str], columns: Mapping[str, str
     """Stream a CSV source (:class:`~import_pipelines.sources.csv_file.CsvSource`) into ``table`` shaped like
     the file; return a query that reads it as :func:`stage_raw`'s raw table (``FROM <query> AS r``).
 
-    The table holds the record's position (from 1), its line, its read error and the header's
-    columns as text. A clean
+    The table holds the record's line, its read error and the header's columns as text. A clean
     row goes to ``COPY`` as the file's own line (:meth:`~import_pipelines.sources.csv_file.CsvSource.copy_rows`),
     so that PostgreSQL, not Python, splits it into cells; the others (errors, footers, quoted or
     multi-line rows) are written cell by cell in the same dialect. Which input is which column,
@@ -181,7 +178,7 @@ def stage_lines(*, source: Any, inputs: Sequence[str], columns: Mapping[str, str
     width = len(headers)
     delimiter, quote = source.copy_dialect()
     cells = [f"c{position}" for position in range(1, width + 1)]
-    raw_columns = [("_rn", "bigint"), ("_line", "bigint"), ("_error", "text"), *((cell, "text") for cell in cells)]
+    raw_columns = [("_line", "bigint"), ("_error", "text"), *((cell, "text") for cell in cells)]
     raw_table = _create_raw(target, table=table, columns=raw_columns, run_id=run_id, temporary=temporary)
     # an empty cell is NULL whether or not it was quoted, as in the raw table the cells are written to
     copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, FORCE_NULL ({}))").format(
@@ -191,14 +188,13 @@ def stage_lines(*, source: Any, inputs: Sequence[str], columns: Mapping[str, str
     out = csv.writer(buffer, delimiter=delimiter, quotechar=quote, lineterminator="\n")
     lead = delimiter * 2  # the line, then no error
     padding = [None] * width
-    positions = itertools.count(1)
 
     def write(row: tuple) -> None:
         if len(row) == 4:
-            buffer.write(f"{next(positions)}{delimiter}{row[0]}{lead}{row[3]}")
+            buffer.write(f"{row[0]}{lead}{row[3]}")
         else:
             line, values, error = row
-            out.writerow([next(positions), line, error, *values[:width], *padding[len(values):]])
+            out.writerow([line, error, *values[:width], *padding[len(values):]])
 
     _copy_text(target, copy, source.copy_rows(), buffer=buffer, write=write, progress=progress, every=every)
     index = {header: ident("w", cell) for header, cell in zip(headers, cells)}
@@ -209,7 +205,7 @@ def stage_lines(*, source: Any, inputs: Sequence[str], columns: Mapping[str, str
         sql.SQL(", ").join(sql.Literal(name) for name, _ in kept),
         sql.SQL(", ").join(sql.SQL("NULLIF({}, '')").format(cell) for _, cell in kept)) if kept else sql.SQL("NULL::jsonb")
     return sql.SQL("(SELECT w._line, NULL::text AS _source_ref, w._error, {}, {} AS _custom,"
-                   " NULL::timestamptz AS _modified, w._rn FROM {} AS w)").format(sql.SQL(", ").join(values), extra, raw_table)
+                   " NULL::timestamptz AS _modified FROM {} AS w)").format(sql.SQL(", ").join(values), extra, raw_table)
 
 
 def _raw_rows(source: RecordSource, *, locations: list[Location | None], custom: Sequence[str]) -> Iterator[list]:
@@ -280,12 +276,11 @@ RULE_VALUE_CHARS = 40  # a value shown in a rule's message is cut here: a 5 MB b
 
 
 def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Composable, table: str,
-                    run_id: str, temporary: bool, source_name: str, numbered: bool = False) -> int:
+                    run_id: str, temporary: bool, source_name: str) -> int:
     """The entity's fields computed from the raw columns, with each record's hash, into staging ``table``.
 
     Several entities may be computed from one raw table (an entity derived from another's records).
-    ``raw_table`` is the raw table, or a query shaped like it (:func:`stage_lines`); ``numbered``:
-    it has a ``_rn`` column, the record's position from 1 in line order, and is computed in parallel.
+    ``raw_table`` is the raw table, or a query shaped like it (:func:`stage_lines`).
     Returns the records staged: those its ``records.where`` keeps.
     """
     aliases = {RECORD_ALIAS}
@@ -294,9 +289,8 @@ def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sq
              for name in names]
     kept = kept_records(entity)
     inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, {} AS _serr,"
-                    " r._line AS _sline{} FROM {} AS r{}").format(
-        sql.SQL(", ").join(exprs), sql.Literal(source_name), record_errors(entity),
-        sql.SQL(", r._rn") if numbered else sql.SQL(""), raw_table,
+                    " r._line AS _sline FROM {} AS r{}").format(
+        sql.SQL(", ").join(exprs), sql.Literal(source_name), record_errors(entity), raw_table,
         sql.SQL(" WHERE {}").format(kept) if kept is not None else sql.SQL(""))
     cur = target.cursor()
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(inner))
@@ -306,21 +300,9 @@ def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sq
         " FROM unnest(%s::oid[]) WITH ORDINALITY AS u(oid, n) ORDER BY n", (oids,)).fetchall()]
     create_staging(target, table=table, columns=[(n, staging_type(t)) for n, t in zip(names, types)], run_id=run_id,
                    temporary=temporary)
-    staging = ident("pg_temp" if temporary else CONTROL_SCHEMA, table)
     fields = sql.SQL(", ").join(ident("q", n) for n in names)
     digest = row_hash(target, oids, sql.SQL("ROW({})").format(fields))
-    if not numbered or kept is not None or temporary:
-        return target.execute(sql.SQL(
-            "INSERT INTO {} ({}, _hash, _source_ref, _error) SELECT {}, {}, q._sref, q._serr FROM ({}) AS q"
-            " ORDER BY q._sline").format(staging, ident_list(names), fields, digest, inner)).rowcount
-    # INSERT ... SELECT runs in one process; CREATE TABLE AS may run the SELECT (the fields' expressions:
-    # most of the step's time) in parallel workers. The records keep their positions as row numbers.
-    computed = ident(CONTROL_SCHEMA, f"{table[:61]}_f")
-    target.execute(sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT q._rn, {}, {} AS _hash, q._sref, q._serr FROM ({}) AS q"
-                           ).format(computed, fields, digest, inner))
-    count = target.execute(sql.SQL(
-        "INSERT INTO {} (_rn, {}, _hash, _source_ref, _error) OVERRIDING SYSTEM VALUE"
-        " SELECT q._rn, {}, q._hash, q._sref, q._serr FROM {} AS q").format(
-        staging, ident_list(names), fields, computed)).rowcount
-    target.execute(sql.SQL("DROP TABLE {}").format(computed))
-    return count
+    return target.execute(sql.SQL(
+        "INSERT INTO {} ({}, _hash, _source_ref, _error) SELECT {}, {}, q._sref, q._serr FROM ({}) AS q"
+        " ORDER BY q._sline").format(
+        ident("pg_temp" if temporary else CONTROL_SCHEMA, table), ident_list(names), fields, digest, inner)).rowcount
