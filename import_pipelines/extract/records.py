@@ -91,9 +91,16 @@ def stage_records(*, source: RecordSource, entity: Entity, columns: Mapping[str,
     assert entity.records is not None
     raw = raw_name(table)
     raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, raw)
-    stage_raw(source=source, inputs=list(entity.records.inputs), columns=columns, custom=custom, target=target,
-              table=raw, run_id=run_id, progress=progress, every=every, temporary=temporary)
-    count = fields_from_raw(target, entity, raw_table=raw_table, table=table, run_id=run_id, temporary=temporary,
+    inputs = list(entity.records.inputs)
+    if getattr(source, "copy_dialect", lambda: None)() is not None and all(
+            where is None or isinstance(where, str) for where in columns.values()):
+        read = stage_lines(source=source, inputs=inputs, columns=columns, custom=custom, target=target, table=raw,
+                           run_id=run_id, progress=progress, every=every, temporary=temporary)
+    else:
+        stage_raw(source=source, inputs=inputs, columns=columns, custom=custom, target=target, table=raw,
+                  run_id=run_id, progress=progress, every=every, temporary=temporary)
+        read = raw_table
+    count = fields_from_raw(target, entity, raw_table=read, table=table, run_id=run_id, temporary=temporary,
                             source_name=source.name)
     if temporary:
         target.execute(sql.SQL("DROP TABLE {}").format(raw_table))
@@ -112,23 +119,36 @@ def stage_raw(*, source: RecordSource, inputs: Sequence[str], columns: Mapping[s
     where it came from, its read error and its modification time (``_modified``, from sources that
     know it). Nothing is committed here.
     """
-    raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, table)
     raw_columns = [("_line", "bigint"), ("_source_ref", "text"), ("_error", "text"),
                    *((name, "text") for name in inputs), ("_custom", "jsonb"), ("_modified", "timestamptz")]
-    pin_text_format(target)
-    if temporary:
-        target.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(raw_table, sql.SQL(", ").join(
-            sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in raw_columns)))
-    else:
-        create_staging(target, table=table, columns=raw_columns, run_id=run_id, slots=False)
+    raw_table = _create_raw(target, table=table, columns=raw_columns, run_id=run_id, temporary=temporary)
     copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(raw_table, ident_list(n for n, _ in raw_columns))
     locations = [columns.get(name) for name in inputs]
     buffer = io.StringIO()
-    out = csv.writer(buffer, lineterminator="\n")
+    return _copy_text(target, copy, _raw_rows(source, locations=locations, custom=custom), buffer=buffer,
+                      write=csv.writer(buffer, lineterminator="\n").writerow, progress=progress, every=every)
+
+
+def _create_raw(target: psycopg.Connection, *, table: str, columns: Sequence[tuple[str, str]], run_id: str,
+                temporary: bool) -> sql.Identifier:
+    """The raw table ``table`` of ``columns``: TEMP, or a scratch table registered with the run; its name."""
+    raw_table = ident("pg_temp" if temporary else CONTROL_SCHEMA, table)
+    pin_text_format(target)
+    if temporary:
+        target.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(raw_table, sql.SQL(", ").join(
+            sql.SQL("{} {}").format(ident(n), sql.SQL(t)) for n, t in columns)))
+    else:
+        create_staging(target, table=table, columns=columns, run_id=run_id, slots=False)
+    return raw_table
+
+
+def _copy_text(target: psycopg.Connection, copy: sql.Composable, rows: Iterator[Any], *, buffer: io.StringIO,
+               write: Callable[[Any], object], progress: Progress | None, every: int) -> int:
+    """COPY ``rows``, each written as text into ``buffer`` by ``write``, sent a block at a time; how many."""
     count = 0
     with target.cursor().copy(copy) as writer:
-        for row in _raw_rows(source, locations=locations, custom=custom):
-            out.writerow(row)
+        for row in rows:
+            write(row)
             count += 1
             if buffer.tell() >= _WRITE_BYTES:
                 writer.write(buffer.getvalue().encode())
@@ -140,6 +160,52 @@ def stage_raw(*, source: RecordSource, inputs: Sequence[str], columns: Mapping[s
     if progress and count % every:
         progress(count, None)
     return count
+
+
+def stage_lines(*, source: Any, inputs: Sequence[str], columns: Mapping[str, str | None], custom: Sequence[str],
+                target: psycopg.Connection, table: str, run_id: str, progress: Progress | None = None,
+                every: int = 100_000, temporary: bool = False) -> sql.Composable:
+    """Stream a CSV source (:class:`~import_pipelines.sources.csv_file.CsvSource`) into ``table`` shaped like
+    the file; return a query that reads it as :func:`stage_raw`'s raw table (``FROM <query> AS r``).
+
+    The table holds the record's line, its read error and the header's columns as text. A clean
+    row goes to ``COPY`` as the file's own line (:meth:`~import_pipelines.sources.csv_file.CsvSource.copy_rows`),
+    so that PostgreSQL, not Python, splits it into cells; the others (errors, footers, quoted or
+    multi-line rows) are written cell by cell in the same dialect. Which input is which column,
+    and the custom fields as JSON, are then a projection in SQL. Nothing is committed here.
+    """
+    headers = source.columns()
+    width = len(headers)
+    delimiter, quote = source.copy_dialect()
+    cells = [f"c{position}" for position in range(1, width + 1)]
+    raw_columns = [("_line", "bigint"), ("_error", "text"), *((cell, "text") for cell in cells)]
+    raw_table = _create_raw(target, table=table, columns=raw_columns, run_id=run_id, temporary=temporary)
+    # an empty cell is NULL whether or not it was quoted, as in the raw table the cells are written to
+    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {}, FORCE_NULL ({}))").format(
+        raw_table, ident_list(n for n, _ in raw_columns), sql.Literal(delimiter), sql.Literal(quote),
+        ident_list(cells))
+    buffer = io.StringIO()
+    out = csv.writer(buffer, delimiter=delimiter, quotechar=quote, lineterminator="\n")
+    lead = delimiter * 2  # the line, then no error
+    padding = [None] * width
+
+    def write(row: tuple) -> None:
+        if len(row) == 4:
+            buffer.write(f"{row[0]}{lead}{row[3]}")
+        else:
+            line, values, error = row
+            out.writerow([line, error, *values[:width], *padding[len(values):]])
+
+    _copy_text(target, copy, source.copy_rows(), buffer=buffer, write=write, progress=progress, every=every)
+    index = {header: ident("w", cell) for header, cell in zip(headers, cells)}
+    values = [sql.SQL("{} AS {}").format(index.get(columns.get(name)) or sql.SQL("NULL::text"), ident(name))
+              for name in inputs]
+    kept = [(name, index[name]) for name in custom if name in index]
+    extra = sql.SQL("NULLIF(jsonb_strip_nulls(jsonb_object(ARRAY[{}]::text[], ARRAY[{}]::text[])), '{{}}')").format(
+        sql.SQL(", ").join(sql.Literal(name) for name, _ in kept),
+        sql.SQL(", ").join(sql.SQL("NULLIF({}, '')").format(cell) for _, cell in kept)) if kept else sql.SQL("NULL::jsonb")
+    return sql.SQL("(SELECT w._line, NULL::text AS _source_ref, w._error, {}, {} AS _custom,"
+                   " NULL::timestamptz AS _modified FROM {} AS w)").format(sql.SQL(", ").join(values), extra, raw_table)
 
 
 def _raw_rows(source: RecordSource, *, locations: list[Location | None], custom: Sequence[str]) -> Iterator[list]:
@@ -209,11 +275,12 @@ def record_errors(entity: Entity) -> sql.Composable:
 RULE_VALUE_CHARS = 40  # a value shown in a rule's message is cut here: a 5 MB bad value is not a 5 MB error
 
 
-def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Identifier, table: str,
+def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Composable, table: str,
                     run_id: str, temporary: bool, source_name: str) -> int:
     """The entity's fields computed from the raw columns, with each record's hash, into staging ``table``.
 
     Several entities may be computed from one raw table (an entity derived from another's records).
+    ``raw_table`` is the raw table, or a query shaped like it (:func:`stage_lines`).
     Returns the records staged: those its ``records.where`` keeps.
     """
     aliases = {RECORD_ALIAS}

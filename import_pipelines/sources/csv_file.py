@@ -17,6 +17,11 @@ reads about a million 15-column rows a second here. What no parser does for us i
   place in its values. The escape handler counts what it escapes, so lines are only checked
   once a byte has been escaped: a clean file pays nothing for the check.
 - **Ragged rows, preambles, footers**: see :mod:`import_pipelines.sources.tabular`.
+
+A bulk writer can skip re-serialising what was parsed: :meth:`CsvSource.copy_rows` gives, beside
+each row's cells, the row's own text when PostgreSQL's CSV parser would read the same cells from
+it (one physical line, no quote character, no escaped byte), so that the text goes to ``COPY``
+as it is and only the other rows are written out cell by cell.
 """
 
 from __future__ import annotations
@@ -94,9 +99,33 @@ class CsvSource(TabularSource):
         finally:
             parsed.close()
 
+    def copy_rows(self) -> Iterator[tuple[int, list[str], str | None, str | None] | Row]:
+        """:meth:`rows`, each clean row with its text as a line that ``COPY (FORMAT csv)`` reads as the same cells.
+
+        A row of the header's width, on one physical line, holding no quote character and no
+        undecodable byte, comes as ``(line, cells, None, text)``, ``text`` ending in ``\\n``;
+        every other row (an error, a footer, one the table rules changed) as ``(line, cells, error)``.
+        Only a layout PostgreSQL can read (a one-byte delimiter and quote) gives texts.
+        """
+        self.report = LayoutReport(source=self.name, header_line=self.report.header_line,
+                                   header_found=self.report.header_found, details=self.report.details)
+        parsed = self._parsed(with_text=self.copy_dialect() is not None)
+        try:
+            width = len(self._header(parsed))
+            yield from table_rows(parsed, width=width, report=self.report)
+        finally:
+            parsed.close()
+
+    def copy_dialect(self) -> tuple[str, str] | None:
+        """``(delimiter, quote)`` of the file when ``COPY (FORMAT csv)`` can read its lines, else None."""
+        delimiter, quote = self.layout.delimiter, self.layout.quotechar
+        if len(delimiter.encode()) != 1 or not quote or len(quote.encode()) != 1 or delimiter in "\r\n" + quote:
+            return None
+        return delimiter, quote
+
     def _header(self, parsed: Iterator[Row]) -> list[str]:
         """Consume the preamble and the header from ``parsed``; note the preamble in the report."""
-        for line, cells, _ in parsed:
+        for line, cells, *_ in parsed:
             if line < self.layout.header_line:
                 if any(cell.strip() for cell in cells):
                     self.report.preamble_lines.append(line)
@@ -108,9 +137,14 @@ class CsvSource(TabularSource):
             return self._columns
         raise SourceError(f"{self.name}: the file ends before its header (line {self.layout.header_line})")
 
-    def _parsed(self) -> Iterator[Row]:
-        """Every record of the file from line 1: ``(first line, cells, error)``; blank lines give no cells."""
+    def _parsed(self, *, with_text: bool = False) -> Iterator[Row]:
+        """Every record of the file from line 1: ``(first line, cells, error)``; blank lines give no cells.
+
+        ``with_text``: a record on one line without a quote character or an escaped byte comes
+        with its line (ending in ``\\n``) as a fourth element, for :meth:`copy_rows`.
+        """
         layout = self.layout
+        quote = layout.quotechar
         dialect: dict[str, Any] = {"delimiter": layout.delimiter, "strict": True}
         if layout.quotechar:
             dialect["quotechar"] = layout.quotechar
@@ -148,16 +182,20 @@ class CsvSource(TabularSource):
                         continue
                     start = offset + done
                     done = reader.line_num
-                    if _escapes_seen == escapes_at_start:
-                        yield base + start + 1, cells, None
-                        continue
-                    end = offset + done
-                    text = block[start] if end == start + 1 else "".join(block[start:end])
-                    if text.isascii() or _decodes(text):
-                        yield base + start + 1, cells, None
+                    if _escapes_seen != escapes_at_start:
+                        end = offset + done
+                        text = block[start] if end == start + 1 else "".join(block[start:end])
+                        if not (text.isascii() or _decodes(text)):
+                            yield base + start + 1, [_ESCAPED_BYTE.sub("\ufffd", cell) for cell in cells], \
+                                _bytes_error(text, layout.encoding)
+                            continue
+                    if with_text and done == start - offset + 1 and quote not in (text := block[start]):
+                        # PostgreSQL reads a line without quotes as Python does: split at the delimiter
+                        if text[-1:] != "\n" or text[-2:-1] == "\r":
+                            text = text.rstrip("\r\n") + "\n"
+                        yield base + start + 1, cells, None, text
                     else:
-                        yield base + start + 1, [_ESCAPED_BYTE.sub("\ufffd", cell) for cell in cells], \
-                            _bytes_error(text, layout.encoding)
+                        yield base + start + 1, cells, None
                 base += len(block) - len(carry)
 
 

@@ -35,6 +35,8 @@ SHEET_SAMPLE_ROWS = HEADER_SEARCH_ROWS * 3
 FOOTER_WINDOW = 50
 
 # One row of a table: where it starts, its cells in column order, and why it is bad (or None).
+# A reader may add elements after these (CsvSource.copy_rows: the row's text); a row the rules
+# below change loses them.
 Row = tuple[int, Sequence[Any], str | None]
 
 
@@ -95,7 +97,7 @@ def table_rows(raw: Iterable[Row], *, width: int, report: LayoutReport) -> Itera
 
 def _fitted(row: Row, width: int) -> Row:
     """A row whose cell count differs from the header's: padding dropped, or an error naming both counts."""
-    line, cells, _ = row
+    line, cells = row[0], row[1]  # a reader's extra elements (a row's text) no longer fit the row
     count = len(cells)
     if count > width and is_blank(cells[width:]):
         return line, cells[:width], None
@@ -104,7 +106,7 @@ def _fitted(row: Row, width: int) -> Row:
 
 def _is_footer(row: Row, width: int) -> bool:
     """A row at the end that reads as a footer; a short row there counts too ("Monday, March 4, 2024" as three fields)."""
-    _, cells, error = row
+    cells, error = row[1], row[2]
     return looks_like_footer(cells, width=width) or (error is not None and len(cells) < width)
 
 
