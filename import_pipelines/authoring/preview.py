@@ -36,6 +36,7 @@ from import_pipelines.db.connect import connect
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef
 from import_pipelines.engine.dry_run import predict_duplicates
+from import_pipelines.engine.load import is_first_import
 from import_pipelines.engine.merge import Merger
 from import_pipelines.engine.plan import MergePlan
 from import_pipelines.pipeline.plan import MappingError, build_plan
@@ -233,10 +234,7 @@ def _classify(conn: psycopg.Connection, plan: MergePlan, *, staging: sql.Identif
                                     (profile,)).fetchall())
     stream_id = streams.get(plan.entity)
     run = RunRef(run_id=RUN, run_seq=0, run_day=date.today(), run_group=RUN)
-    first = stream_id is None and not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
-        ident(plan.table.schema, plan.table.name), sql.SQL(" AND ").join(
-            sql.SQL("{} = {}").format(ident(v.column), v.expr) if isinstance(v.expr, sql.Literal)
-            else sql.SQL("{} IS NOT NULL").format(ident(v.column)) for v in plan.key))).fetchone()[0]
+    first = stream_id is None and is_first_import(conn, plan, stream_id=None)
     merger = Merger(plan, staging=staging, run=run, stream_id=stream_id, streams=streams, dry_run=True,
                     first_import=first, predictions=PREDICTIONS)
     last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]

@@ -68,16 +68,17 @@ def is_small_change(conn: psycopg.Connection, plan: MergePlan, rows: int) -> boo
     return rows * 4 < table_rows
 
 
-def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int) -> bool:
+def is_first_import(conn: psycopg.Connection, plan: MergePlan, *, stream_id: int | None) -> bool:
     """Whether neither the target table nor ``record_state`` holds anything of this stream's source yet.
 
-    Two index probes (the natural key and the state's primary key), taken before the first batch.
+    Two index probes (the natural key and the state's primary key), taken before the first batch;
+    a stream not registered yet (``None``, as the preview may see one) has no state to look at.
     """
     match = sql.SQL(" AND ").join(
         sql.SQL("{} = {}").format(ident(v.column), v.expr) if isinstance(v.expr, sql.Literal)
         else sql.SQL("{} IS NOT NULL").format(ident(v.column)) for v in plan.key)
     state = (sql.SQL(" OR EXISTS (SELECT 1 FROM {}.record_state WHERE stream_id = {})").format(
-        CONTROL, sql.Literal(stream_id)) if plan.change == "hash" else sql.SQL(""))
+        CONTROL, sql.Literal(stream_id)) if plan.change == "hash" and stream_id is not None else sql.SQL(""))
     return not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {}){}").format(
         ident(plan.table.schema, plan.table.name), match, state)).fetchone()[0]
 
