@@ -29,6 +29,15 @@ def ident_list(names: Iterable[str], *, prefix: str | None = None) -> sql.Compos
     return sql.SQL(", ").join(sql.Identifier(prefix, name) for name in names)
 
 
+SHOWN_CHARS = 40  # a value a message shows is cut here: a 5 MB bad value must not become a 5 MB error
+
+
+def shown_value(value: sql.Composable) -> sql.Composable:
+    """SQL text showing ``value`` in an error message: quoted (``NULL`` when null), cut to :data:`SHOWN_CHARS`."""
+    return sql.SQL("quote_nullable(left(({v})::text, {n})) || CASE WHEN length(({v})::text) > {n} THEN '…'"
+                   " ELSE '' END").format(v=value, n=sql.Literal(SHOWN_CHARS))
+
+
 def render(statement: sql.Composable, conn) -> str:
     """Render a composed statement to text for logs and tests (never for execution)."""
     return statement.as_string(conn)

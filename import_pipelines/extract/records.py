@@ -25,7 +25,7 @@ from psycopg import sql
 
 from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.copy import pin_text_format
-from import_pipelines.db.sql import ident, ident_list
+from import_pipelines.db.sql import ident, ident_list, shown_value
 from import_pipelines.engine.staging import create_staging, drop_staging
 from import_pipelines.extract.postgres import row_hash, staging_type
 from import_pipelines.query.compile import compile_field
@@ -252,8 +252,8 @@ def kept_records(entity: Entity) -> sql.Composable | None:
 def record_errors(entity: Entity) -> sql.Composable:
     """A record's error over ``r``: its read error, then the message of every ``records.reject`` rule it breaks.
 
-    NULL for a record that may load. A rule's message names its input and shows the value (cut to
-    :data:`RULE_VALUE_CHARS` characters), as the map step does.
+    NULL for a record that may load. A rule's message names its input and shows the value
+    (:func:`~import_pipelines.db.sql.shown_value`), as the map step does.
     """
     assert entity.records is not None
     parts: list[sql.Composable] = [sql.SQL("r._error")]
@@ -261,18 +261,14 @@ def record_errors(entity: Entity) -> sql.Composable:
         value = ident(RECORD_ALIAS, rule.field)
         when = sql.SQL(check_expression(rule.when, aliases={RECORD_ALIAS}))
         if rule.show_value:
-            text = sql.SQL("{} || quote_nullable(left({v}, {n})) || CASE WHEN length({v}) > {n} THEN '…' ELSE ''"
-                           " END || {}").format(sql.Literal(f"{rule.field}: "), sql.Literal(f" {rule.message}"),
-                                                v=value, n=sql.Literal(RULE_VALUE_CHARS))
+            text = sql.SQL("{} || {} || {}").format(sql.Literal(f"{rule.field}: "), shown_value(value),
+                                                    sql.Literal(f" {rule.message}"))
         else:
             text = sql.Literal(f"{rule.field}: {rule.message}")
         parts.append(sql.SQL("CASE WHEN {} THEN {} END").format(when, text))
     if len(parts) == 1:
         return parts[0]
     return sql.SQL("NULLIF(concat_ws('; ', {}), '')").format(sql.SQL(", ").join(parts))
-
-
-RULE_VALUE_CHARS = 40  # a value shown in a rule's message is cut here: a 5 MB bad value is not a 5 MB error
 
 
 def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sql.Composable, table: str,

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session, connect
-from import_pipelines.db.sql import ident
+from import_pipelines.db.sql import ident, shown_value
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
@@ -290,7 +290,6 @@ _ISO_TIME = "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?"
 _CERTAINLY_VALID = {"date": f"^{_ISO_DAY}$",
                     "timestamp with time zone": f"^{_ISO_DAY}([ T]{_ISO_TIME})?$",
                     "timestamp without time zone": f"^{_ISO_DAY}([ T]{_ISO_TIME})?$"}
-MESSAGE_VALUE_CHARS = 40
 
 
 def mark_invalid_rows(conn: psycopg.Connection, plan: EntityPlan, staging: sql.Identifier) -> int:
@@ -342,10 +341,8 @@ def field_checks(plan: EntityPlan, *, staging_types: dict[str, str], server_vers
                 # castable runs a statement in a subtransaction per value: values of the usual
                 # shape, which no setting can make invalid, skip it
                 valid = sql.SQL("(({})::text ~ {} OR {})").format(field, sql.Literal(certain), valid)
-            shown = sql.SQL("quote_literal(left(({f})::text, {n})) || CASE WHEN length(({f})::text) > {n}"
-                            " THEN '…' ELSE '' END").format(f=field, n=sql.Literal(MESSAGE_VALUE_CHARS))
             checks.append(sql.SQL("CASE WHEN {f} IS NOT NULL AND NOT {valid} THEN {m1} || {shown} || {m2} END").format(
-                f=field, valid=valid, shown=shown, m1=sql.Literal(f"{name}: "),
+                f=field, valid=valid, shown=shown_value(field), m1=sql.Literal(f"{name}: "),
                 m2=sql.Literal(f" is not a valid {column.type} ({plan.table.qualified}.{name})")))
     return checks
 

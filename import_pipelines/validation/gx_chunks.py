@@ -135,7 +135,7 @@ def validate_in_chunks(conn: psycopg.Connection, *, staging: sql.Identifier, row
 
 
 def _shown(value: object) -> str:
-    from import_pipelines.validation.rules import SHOWN_CHARS
+    from import_pipelines.db.sql import SHOWN_CHARS
 
     text = "NULL" if value is None else str(value)
     return repr(text[:SHOWN_CHARS] + ("…" if len(text) > SHOWN_CHARS else ""))

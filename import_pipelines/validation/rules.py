@@ -13,10 +13,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 from psycopg import sql
 
-from import_pipelines.db.sql import ident
+from import_pipelines.db.sql import ident, shown_value
 from import_pipelines.templates.model import RELATIVE_DATE, SQL_EXPECTS, Expectation
-
-SHOWN_CHARS = 40  # a bad value is shown cut to this many characters
 
 # great-expectations expectations with a built-in form: (built-in, {GX kwarg: built-in parameter})
 GX_TO_SQL: dict[str, tuple[str, dict[str, str]]] = {
@@ -45,12 +43,6 @@ def sql_form(expectation: Expectation) -> Expectation | None:
         return None  # e.g. between dates given as strings: great-expectations compares them
 
 
-def shown(value: sql.Composable) -> sql.Composable:
-    """A staged value as a message shows it: quoted, cut to :data:`SHOWN_CHARS` characters."""
-    return sql.SQL("quote_literal(left(({v})::text, {n})) || CASE WHEN length(({v})::text) > {n} THEN '…' ELSE ''"
-                   " END").format(v=value, n=sql.Literal(SHOWN_CHARS))
-
-
 def label(expectation: Expectation, position: int) -> str:
     """How a message names an expectation: ``in_set (validate[2])``."""
     return f"{expectation.expect} (validate[{position}])"
@@ -68,7 +60,7 @@ def failure_message(original: Expectation, built_in: Expectation, position: int,
     columns = built_in.columns
     if built_in.expect == "unique":
         together = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(ident("s", c)) for c in columns)
-        values = sql.SQL(" || ', ' || ").join(shown(ident("s", c)) for c in columns)
+        values = sql.SQL(" || ', ' || ").join(shown_value(ident("s", c)) for c in columns)
         return sql.SQL("CASE WHEN {t} AND s.{u} > 1 THEN {m} || {v} || {end} END").format(
             t=together, u=ident(unique_column or "_unique"), v=values,
             m=sql.Literal(f"{', '.join(columns)}: failed expectation {name}: "),
@@ -77,7 +69,7 @@ def failure_message(original: Expectation, built_in: Expectation, position: int,
     for column in columns:
         value = ident("s", column)
         failing = _failing(built_in, value, staged_type=types.get(column, "text"), server_version=server_version)
-        detail = (sql.Literal("empty") if built_in.expect == "not_null" else shown(value))
+        detail = (sql.Literal("empty") if built_in.expect == "not_null" else shown_value(value))
         parts.append(sql.SQL("CASE WHEN {f} THEN {m} || {d} END").format(
             f=failing, m=sql.Literal(f"{column}: failed expectation {name}: "), d=detail))
     if len(parts) == 1:
