@@ -90,14 +90,7 @@ class CsvSource(TabularSource):
 
     def rows(self) -> Iterator[Row]:
         """``(line, cells, error)`` for every row below the header, cells in :meth:`columns` order."""
-        self.report = LayoutReport(source=self.name, header_line=self.report.header_line,
-                                 header_found=self.report.header_found, details=self.report.details)
-        parsed = self._parsed()
-        try:
-            width = len(self._header(parsed))
-            yield from table_rows(parsed, width=width, report=self.report)
-        finally:
-            parsed.close()
+        return self._table_rows(with_text=False)
 
     def copy_rows(self) -> Iterator[tuple[int, list[str], str | None, str | None] | Row]:
         """:meth:`rows`, each clean row with its text as a line that ``COPY (FORMAT csv)`` reads as the same cells.
@@ -107,9 +100,13 @@ class CsvSource(TabularSource):
         every other row (an error, a footer, one the table rules changed) as ``(line, cells, error)``.
         Only a layout PostgreSQL can read (a one-byte delimiter and quote) gives texts.
         """
+        return self._table_rows(with_text=self.copy_dialect() is not None)
+
+    def _table_rows(self, *, with_text: bool) -> Iterator[Row]:
+        """The rows below the header through the table rules, with a fresh report (see :meth:`_parsed`)."""
         self.report = LayoutReport(source=self.name, header_line=self.report.header_line,
                                    header_found=self.report.header_found, details=self.report.details)
-        parsed = self._parsed(with_text=self.copy_dialect() is not None)
+        parsed = self._parsed(with_text=with_text)
         try:
             width = len(self._header(parsed))
             yield from table_rows(parsed, width=width, report=self.report)
