@@ -309,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         from import_pipelines.push.cli import main as push_main
 
         return push_main(argv[1:])
+    if argv and argv[0] == "push-server":
+        from import_pipelines.push.cli import serve
+
+        return serve(argv[1:])
     from import_pipelines.control.cli import COMMANDS as CONTROL_COMMANDS
 
     if argv and argv[0] in CONTROL_COMMANDS:
@@ -407,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("mapping", help="suggest and manage field mappings (see: mapping --help)")
     sub.add_parser("push", help="submit a bulk push of records (POST /imports/bulk's body), print its run id"
                                 " (see: push --help)")
+    sub.add_parser("push-server", help="receive signed bulk pushes over HTTP and launch their runs"
+                                       " (see: push-server --help)")
     for name, meaning in CONTROL_COMMANDS.items():
         sub.add_parser(name, help=f"{meaning} (see: {name} --help)")
     args = parser.parse_args(argv)
