@@ -25,6 +25,7 @@ setup(
         "pyairtable>=3.5,<4",
         "requests>=2.31",
         "tenacity>=9.2",
+        "standardwebhooks>=1.1,<2",
         "openpyxl>=3.1",
         "duckdb>=1.1",
         "charset-normalizer>=3.3",

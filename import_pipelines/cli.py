@@ -42,6 +42,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhook_secret(args: argparse.Namespace) -> int:
+    """Print a new signing secret for a profile's notify endpoint (whsec_...: set it in the variable secret_env names)."""
+    from import_pipelines.webhooks import new_secret
+
+    print(new_secret())
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the Service Vault schema migrations to the target."""
     from import_pipelines.service_vault import migrate
@@ -301,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         from import_pipelines.push.cli import main as push_main
 
         return push_main(argv[1:])
+    if argv and argv[0] == "push-server":
+        from import_pipelines.push.cli import serve
+
+        return serve(argv[1:])
     from import_pipelines.control.cli import COMMANDS as CONTROL_COMMANDS
 
     if argv and argv[0] in CONTROL_COMMANDS:
@@ -325,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
+    sub.add_parser("webhook-secret", help=cmd_webhook_secret.__doc__).set_defaults(func=cmd_webhook_secret)
     p = sub.add_parser("preflight", help=cmd_preflight.__doc__)
     p.set_defaults(func=cmd_preflight)
     p.add_argument("template", help="a shipped template name (freescout) or a path to a YAML file")
@@ -398,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("mapping", help="suggest and manage field mappings (see: mapping --help)")
     sub.add_parser("push", help="submit a bulk push of records (POST /imports/bulk's body), print its run id"
                                 " (see: push --help)")
+    sub.add_parser("push-server", help="receive signed bulk pushes over HTTP and launch their runs"
+                                       " (see: push-server --help)")
     for name, meaning in CONTROL_COMMANDS.items():
         sub.add_parser(name, help=f"{meaning} (see: {name} --help)")
     args = parser.parse_args(argv)

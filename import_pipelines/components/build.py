@@ -44,10 +44,11 @@ def build_profile_defs(profile: "ImportProfile", template: Template, *, resource
               "import_pipelines/source": record_source_tag(profile.source) or source_tag(profile.source_url_env)})
     schedules = [dg.ScheduleDefinition(name=f"{profile.name}_schedule", job=job, cron_schedule=profile.schedule,
                                        default_status=dg.DefaultScheduleStatus.STOPPED)] if profile.schedule else []
+    from import_pipelines.components.notify import notify_sensors
     from import_pipelines.components.sensors import watch_sensors
 
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
-                          sensors=watch_sensors(profile, job), resources=resources)
+                          sensors=watch_sensors(profile, job) + notify_sensors(profile, job), resources=resources)
 
 
 def _source_keys(profile: "ImportProfile", template: Template) -> set[str]:

@@ -9,12 +9,16 @@ attributes:
   target_url_env: IMPORT_PIPELINES_TARGET_URL
   mode: upsert
   schedule: "0 * * * *"
+  notify:                                # optional: signed messages when a run ends
+    - url_env: CRM_WEBHOOK_URL
+      secret_env: CRM_WEBHOOK_SECRET
+      events: [succeeded, failed]
 ```
 
 For every template entity it builds a graph-backed asset ``[profile, entity]`` whose ops are
 the steps of the data flow (extract, map, dedupe, load), so the run view shows each step's logs
 and timing; entities that reference others depend on them. Plus a ``late_seed`` asset, asset
-checks, one job and, with a cron, a schedule.
+checks, one job, with a cron a schedule, and with ``notify`` the sensors that send its run ends.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pydantic import Field, model_validator
 from import_pipelines.resources import ImportRunSettings, PostgresDatabase
 from import_pipelines.settings import SOURCE_URL_ENV, TARGET_URL_ENV
 from import_pipelines.templates.model import Mode, SourceDeleteAction
+from import_pipelines.webhooks import WebhookEndpoint
 
 # the files a watched folder's sensor imports by default: every kind the file source reads
 WATCHED_FILES = ("*.csv", "*.tsv", "*.txt", "*.xlsx", "*.xls", "*.ods", "*.json", "*.jsonl", "*.ndjson")
@@ -62,6 +67,10 @@ class ImportProfile(dg.Component, dg.Model, dg.Resolvable):
     on_source_delete: dict[str, SourceDeleteAction] = Field(default_factory=dict, description=(
         "per records entity: leave, deactivate or delete the target rows whose source record disappeared"
         " (overrides the template's on_source_delete; found only from a complete read)"))
+
+    notify: list[WebhookEndpoint] = Field(default_factory=list, description=(
+        "endpoints told when a run ends, by a message signed per Standard Webhooks: [{url or url_env, secret_env,"
+        " events: [succeeded, failed, canceled]}]"))
 
     @model_validator(mode="after")
     def _watch_fits_source(self) -> ImportProfile:

@@ -1,4 +1,4 @@
-"""Commands that act on what runs did: ``export-data``, ``rollback``, ``retry-failed``.
+"""Commands that act on what runs did: ``export-data``, ``rollback``, ``retry-failed``, ``analytics``.
 
 Called from :func:`import_pipelines.cli.main`, which hands over how a database URL is read from
 an environment variable (the project's variables fall back to the embedded server).
@@ -14,7 +14,8 @@ from import_pipelines import settings
 
 COMMANDS = {"export-data": "export an entity's target rows or a run's records or errors (CSV, Excel, JSON)",
             "rollback": "undo a run: delete what it created, restore what it changed",
-            "retry-failed": "import again only the records that failed in a run (after a fix)"}
+            "retry-failed": "import again only the records that failed in a run (after a fix)",
+            "analytics": "what the imports did over the last days, per profile and entity"}
 
 EnvUrl = Callable[[str], str]
 
@@ -117,6 +118,25 @@ def cmd_retry_failed(args: argparse.Namespace, env_url: EnvUrl) -> int:
     return 0
 
 
+def cmd_analytics(args: argparse.Namespace, env_url: EnvUrl) -> int:
+    """What the imports into the target did over the last days, per profile and entity (a table, or JSON)."""
+    import json
+
+    from import_pipelines.control import ensure_control_schema
+    from import_pipelines.control.analytics import import_history
+    from import_pipelines.db.connect import connection
+
+    with connection(env_url(args.target_env), autocommit=True, purpose="target") as conn:
+        ensure_control_schema(conn)
+        history = import_history(conn, days=args.days)
+    if args.json:
+        print(json.dumps(history.as_json(), indent=2))
+    else:
+        print(f"the last {history.days} days (since {history.since:%Y-%m-%d %H:%M} UTC):")
+        print(history.render_markdown())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of the commands in :data:`COMMANDS`."""
     from import_pipelines.control.export import FORMATS
@@ -147,6 +167,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--entity", action="append", help="retry only this entity's failed records (repeatable)")
     p.add_argument("--source-system", help="overrides the template's source_system (default: the profile's)")
     p.add_argument("--source-env", help="variable holding the source URL (default: the profile's)")
+    p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
+    p = sub.add_parser("analytics", help=cmd_analytics.__doc__, description=cmd_analytics.__doc__)
+    p.set_defaults(func=cmd_analytics)
+    p.add_argument("--days", type=int, default=30, help="the window, in days back from now (default 30)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--target-env", default=settings.TARGET_URL_ENV, help="variable holding the target URL")
     return root
 

@@ -6,8 +6,8 @@ its detail for a shorter time has its older rows deleted from the partitions sti
 run's before-images live in its audit rows, so a run can be rolled back exactly as long as its
 partition exists. Run summaries (every count, unchanged included) and the runs themselves are
 kept for ever: the history of every import stays answerable. Scratch that only grows —
-``pending_references`` of run groups that never reached their late seed, ``dry_run_records`` —
-is pruned by age.
+``pending_references`` of run groups that never reached their late seed, ``dry_run_records``,
+``webhook_deliveries`` — is pruned by age.
 """
 
 from __future__ import annotations
@@ -84,12 +84,13 @@ def apply_retention(conn: psycopg.Connection, *, today: dt.date | None = None,
 
 
 # control tables that only grow, and the column that dates their rows
-SCRATCH_TABLES = {"pending_references": "recorded_at", "dry_run_records": "created_at"}
+SCRATCH_TABLES = {"pending_references": "recorded_at", "dry_run_records": "created_at",
+                  "webhook_deliveries": "recorded_at"}
 
 
 def prune_scratch(conn: psycopg.Connection, *, before: dt.date | dt.datetime, dry_run: bool = False) -> dict[str, int]:
     """Delete scratch rows dated before ``before``: the pending references of run groups that never
-    reached their late seed, the predictions of dry runs. Rows deleted (or, dry, that would be) per table."""
+    reached their late seed, the predictions of dry runs, the records of sent notifications. Rows deleted (or, dry, that would be) per table."""
     pruned = {}
     for table, column in SCRATCH_TABLES.items():
         query = sql.SQL("{} FROM {} WHERE {} < %s").format(

@@ -5,6 +5,9 @@ instance through its GraphQL API, which launches it as any run from the UI; with
 this process on the project's instance (so it is in the UI's run history too), the run id
 printed before the first step starts. ``--wait`` waits for a submitted run to end and exits 1
 when it did not succeed.
+
+``python -m import_pipelines push-server`` receives signed pushes over HTTP instead
+(:mod:`import_pipelines.push.receiver`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import os
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit
 
 DAGSTER_URL_ENV = "IMPORT_PIPELINES_DAGSTER_URL"
+SECRET_ENV = "IMPORT_PIPELINES_PUSH_SECRET"
 DEFAULT_PROFILE = "contacts_api"
 _ENDED = ("SUCCESS", "FAILURE", "CANCELED")
 
@@ -43,28 +46,27 @@ def main(argv: list[str]) -> int:
     job = f"{args.profile}_import"
     tags = {"import_pipelines/push": str(body["external_id"])} if body.get("external_id") is not None else {}
     if args.url:
-        return _submit(args.url, job=job, config=config, tags=tags, wait=args.wait)
+        return _submit(args.url, profile=args.profile, config=config, tags=tags, wait=args.wait)
     return _run_here(job=job, config=config, tags=tags)
 
 
-def _submit(url: str, *, job: str, config: dict, tags: dict[str, str], wait: bool) -> int:
-    """Launch ``job`` on the instance behind ``url`` through the GraphQL API."""
-    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+def _submit(url: str, *, profile: str, config: dict, tags: dict[str, str], wait: bool) -> int:
+    """Launch the profile's job on the instance behind ``url`` through the GraphQL API."""
+    from import_pipelines.push.receiver import Launcher, LaunchFailed
 
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    client = DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port,
-                                  use_https=parts.scheme == "https")
+    launcher = Launcher(url, profile)
     try:
-        run_id = client.submit_job_execution(job, run_config=config, tags=tags)
-    except DagsterGraphQLClientError as error:
-        print(f"error: {job} was not launched: {error}", file=sys.stderr)
+        run_id = launcher.launch(config, tags)
+    except LaunchFailed as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     print(run_id, flush=True)
     if not wait:
         return 0
+    client = launcher.client()
     while (status := client.get_run_status(run_id).value) not in _ENDED:
         time.sleep(0.5)
-    print(f"{job} {run_id}: {status}", file=sys.stderr)
+    print(f"{launcher.job} {run_id}: {status}", file=sys.stderr)
     return 0 if status == "SUCCESS" else 1
 
 
@@ -87,4 +89,39 @@ def _run_here(*, job: str, config: dict, tags: dict[str, str]) -> int:
     if not result.success:
         print(f"{job} {run_id}: failed (the run's logs say why)", file=sys.stderr)
         return 1
+    return 0
+
+
+def serve(argv: list[str]) -> int:
+    """Parse ``argv`` (after ``push-server``) and serve ``POST /imports/bulk`` until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m import_pipelines push-server",
+                                     description="receive signed bulk pushes (POST /imports/bulk) and launch their runs")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"the push profile (default {DEFAULT_PROFILE})")
+    parser.add_argument("--url", default=os.environ.get(DAGSTER_URL_ENV, "http://127.0.0.1:3000"),
+                        help=f"the running Dagster webserver that launches the runs (default ${DAGSTER_URL_ENV},"
+                             " else http://127.0.0.1:3000)")
+    parser.add_argument("--secret-env", default=SECRET_ENV,
+                        help=f"variable holding the shared signing secret, whsec_... (default {SECRET_ENV})")
+    parser.add_argument("--max-mb", type=int, default=64, help="the largest body taken, in MiB (default 64)")
+    args = parser.parse_args(argv)
+    secret = os.environ.get(args.secret_env, "")
+    if not secret:
+        print(f"error: set {args.secret_env} to the signing secret the pushing system shares"
+              " (python -m import_pipelines webhook-secret prints a new one)", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from import_pipelines.push.receiver import Launcher, receiver_app
+
+    try:
+        app = receiver_app(secret=secret, launcher=Launcher(args.url, args.profile), max_bytes=args.max_mb << 20)
+    except Exception:  # the signing library's refusals: binascii.Error, EmptyWebhookSecretError
+        print(f"error: {args.secret_env} does not hold a Standard Webhooks secret (whsec_ followed by base64)",
+              file=sys.stderr)
+        return 2
+    print(f"receiving pushes for {args.profile}_import on http://{args.host}:{args.port}/imports/bulk"
+          f" (runs launched through {args.url})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

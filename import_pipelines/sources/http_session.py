@@ -13,8 +13,10 @@ page, each retry, each redirect):
 The retry loop is tenacity's (stop, wait and hook strategies); this module only says which
 failures are transient and what the wait after a 429 is. Retrying inside ``send`` retries the
 very request that failed, so a paginating reader resumes at the page that failed (the same
-``offset`` or cursor), never at page 1. The session only serves reads, which is why a POST (the
-Airtable ``listRecords`` form of a long GET) is retried like a GET.
+``offset`` or cursor), never at page 1. The session serves reads, which is why a POST (the
+Airtable ``listRecords`` form of a long GET) is retried like a GET, and the signed run
+notifications (:mod:`import_pipelines.webhooks`), whose POST is safe to repeat because every
+attempt carries the same ``webhook-id`` and a receiver drops one it has seen.
 
 The token travels only in a request header. Every message this module writes, logged or raised,
 goes through :meth:`PoliteSession.redact` first, which replaces the token wherever a server or a
@@ -107,7 +109,7 @@ def retry_after_s(response: requests.Response) -> float | None:
 
 
 class PoliteSession(requests.Session):
-    """A read-only ``requests.Session`` that rate-limits, retries and counts every request it sends."""
+    """A ``requests.Session`` for reads and idempotent posts that rate-limits, retries and counts every request."""
 
     def __init__(self, *, policy: RetryPolicy, limiter: RateLimiter | None, secrets: tuple[str, ...] = (),
                  log: Log | None = None, label: str = "source") -> None:

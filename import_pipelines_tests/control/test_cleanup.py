@@ -50,6 +50,9 @@ def setup_target(url: str) -> None:
             conn.execute("INSERT INTO import_control.dry_run_records (run_id, profile, entity, source_id, action,"
                          " resolves, created_at) VALUES ('dry', 'p', 'e', '1', 'created', true,"
                          " now() - make_interval(days => %s))", (days,))
+            conn.execute("INSERT INTO import_control.webhook_deliveries (webhook_id, run_id, profile, event, endpoint,"
+                         " attempts, recorded_at) VALUES (%s, 'r', 'p', 'succeeded', 'http://h/', 1,"
+                         " now() - make_interval(days => %s))", (f"msg_{days}", days))
 
 
 def remaining(url: str) -> tuple[set[str], set[str], int, int]:
@@ -81,7 +84,7 @@ def test_staging_of_runs_that_are_over_is_swept_by_the_instance(target_url: str,
     # kept: a failed run's staging for a day (a re-execution from failure reads it), a running run's,
     # the staging of a run whose re-execution is running, and a recent run the instance does not know
     assert registered == set(RUNS) - over and tables == {staging_of(r) for r in registered}
-    assert outcome.pruned == {"pending_references": 1, "dry_run_records": 1} == dry.pruned
+    assert outcome.pruned == {"pending_references": 1, "dry_run_records": 1, "webhook_deliveries": 1} == dry.pruned
     assert (pending, dry_rows) == (1, 1)  # the rows of yesterday stay
     assert "dropped 4 staging tables of runs that are over (judged by dagster instance)" in outcome.summary(dry_run=False)
 
@@ -96,7 +99,7 @@ def test_the_command_judges_by_age_without_an_instance(target_url: str, monkeypa
     assert cli.main(["cleanup", "--no-instance", "--target-env", "CLEANUP_TARGET_URL", "--older-than-hours", "12"]) == 0
     printed = capsys.readouterr().out
     assert "dropped 5 staging tables of runs that are over (judged by age)" in printed
-    assert "pending_references 1, dry_run_records 1" in printed
+    assert "pending_references 1, dry_run_records 1, webhook_deliveries 1" in printed
     # without an instance a long-running run cannot be told from a dead one: only age decides
     assert remaining(target_url)[0] == {r for r, (_, hours) in RUNS.items() if hours < 12}
 

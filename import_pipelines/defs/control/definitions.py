@@ -1,9 +1,10 @@
 """``control_retention``: drop expired audit partitions, delete rows past a profile's retention;
-``control_cleanup``: drop the staging tables of runs that are over, prune old scratch rows.
+``control_cleanup``: drop the staging tables of runs that are over, prune old scratch rows;
+``import_analytics``: an asset summarising what the imports did over the last days.
 
 Run config names the environment variable holding the target URL, never the URL. Daily
-schedules (stopped until switched on in the UI, like the import schedules) run them at 03:15
-and 03:45.
+schedules (stopped until switched on in the UI, like the import schedules) run them at 03:15,
+03:45 and 04:00.
 """
 
 # no ``from __future__ import annotations``: Dagster reads the config annotations of the ops at runtime
@@ -89,10 +90,39 @@ def control_cleanup():
     cleanup_op()
 
 
-defs = dg.Definitions(jobs=[control_retention, control_cleanup], schedules=[
-    dg.ScheduleDefinition(name="control_retention_daily", job=control_retention, cron_schedule="15 3 * * *",
-                          default_status=dg.DefaultScheduleStatus.STOPPED),
-    dg.ScheduleDefinition(name="control_cleanup_daily", job=control_cleanup, cron_schedule="45 3 * * *",
-                          default_status=dg.DefaultScheduleStatus.STOPPED)])
+class AnalyticsConfig(dg.Config):
+    """Which target's imports to summarise, over how many days back from now."""
+
+    target_url_env: str = TARGET_URL_ENV
+    days: int = 30
+
+
+@dg.asset(group_name="control", kinds={"postgres"},
+          description="What the imports into the target did over the last days, per profile and entity: runs,"
+                      " rows, every action, failure rate, rows/s, duplicates merged, reviews waiting, errors by type.")
+def import_analytics(context: dg.AssetExecutionContext, config: AnalyticsConfig) -> dg.MaterializeResult:
+    """Summarise the target's control schema (:func:`import_pipelines.control.analytics.import_history`)."""
+    from import_pipelines.control.analytics import import_history
+
+    with control_target(config.target_url_env, job="analytics") as conn:
+        history = import_history(conn, days=config.days)
+    totals = history.totals()
+    context.log.info(f"the last {config.days} days: {totals['runs']:,} runs of {len(history.streams)} streams,"
+                     f" {totals['source_rows']:,} source rows, {totals['failed']:,} failed")
+    return dg.MaterializeResult(metadata={
+        **{name: dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
+           for name, value in totals.items()},
+        "days": config.days, "streams": dg.MetadataValue.md(history.render_markdown())})
+
+
+import_analytics_job = dg.define_asset_job("import_analytics_job", selection=[import_analytics],
+                                           description="Materialise import_analytics")
+
+defs = dg.Definitions(assets=[import_analytics], jobs=[control_retention, control_cleanup, import_analytics_job],
+                      schedules=[dg.ScheduleDefinition(name=name, job=job, cron_schedule=cron,
+                                                       default_status=dg.DefaultScheduleStatus.STOPPED)
+                                 for name, job, cron in (("control_retention_daily", control_retention, "15 3 * * *"),
+                                                         ("control_cleanup_daily", control_cleanup, "45 3 * * *"),
+                                                         ("import_analytics_daily", import_analytics_job, "0 4 * * *"))])
 # rollback, retry of failed records, exports (defs/control/undo.py)
 defs = dg.Definitions.merge(defs, undo.defs)
