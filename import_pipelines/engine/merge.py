@@ -218,7 +218,7 @@ class Merger:
                                                                              sql.Literal(p.key_message)))
         # a record the map step already rejected is never cast: its bad value is why it was rejected
         selects += [sql.SQL("CASE WHEN s._error IS NULL THEN ({})::{} END AS {}").format(
-            v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
+            v.expr, sql.SQL(table.columns[v.column].data_type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
         selects += [sql.SQL("{} AS {}").format(v.expr, ident(f"_k{j}")) for j, v in enumerate(p.key)]
         # a first import: nothing of this source is in the table or the state yet, and the batches of
         # one run hold distinct source ids: looking each record up would only find nothing, at the
@@ -296,7 +296,7 @@ class Merger:
         for v in p.values:
             if v.column in self._key_columns:
                 continue
-            kind = p.table.columns[v.column].type
+            kind = p.table.columns[v.column].data_type
             olds.append(comparable(sql.SQL("t.{}").format(ident(v.column)), kind))
             news.append(comparable(sql.SQL("({})::{}").format(v.expr, sql.SQL(kind)), kind))
         parts: list[sql.Composable] = []
@@ -381,7 +381,7 @@ class Merger:
             if v.column not in plain:  # a key column written from the key alone
                 columns.append(v.column)
                 values.append(sql.SQL("NULL") if p.mode == "create_new" and v.column in p.unlinked_key
-                              else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].type)))
+                              else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].data_type)))
         columns += [v.column for v in p.values]
         values += [ident("b", f"_v{j}") for j in range(len(p.values))]
         for i, ref in enumerate(p.refs):
@@ -535,7 +535,7 @@ class Merger:
         if not isinstance(error, psycopg.errors.DataError) or error.diag.column_name:
             return message
         for value in self.plan.values:
-            kind = self.plan.table.columns[value.column].type
+            kind = self.plan.table.columns[value.column].data_type
             try:
                 with conn.transaction():
                     conn.execute(sql.SQL("SELECT ({})::{} FROM {} AS s WHERE s._rn = %s").format(
