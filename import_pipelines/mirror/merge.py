@@ -25,7 +25,7 @@ from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
-from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed, placeholder_tables
+from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed
 from import_pipelines.engine.load import load_staged
 from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
@@ -179,10 +179,8 @@ class Loader:
         self.streams = {table: register_stream(conn, profile=self.profile, entity=table,
                                                target_table=targets[table].qualified, source=table)
                         for table in self.plan.order}
-        tables = placeholder_tables(list(self.plans.values()))
-        if tables:
-            self.placeholders = create_placeholders(conn, schema, tables, marker_column=self._marker_column)
-            self.report.placeholders = [name.split(".", 1)[1] for name in self.placeholders.rows]
+        self.placeholders = create_placeholders(conn, list(self.plans.values()), marker_column=self._marker_column)
+        self.report.placeholders = [name.split(".", 1)[1] for name in self.placeholders.rows]
         with conn.transaction():
             for index, table in enumerate(self.plan.order):
                 layout = self.plan.tables[table].layout

@@ -22,7 +22,7 @@ from import_pipelines.db.sql import ident, shown_value
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
-from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
+from import_pipelines.engine.late_seed import create_placeholders
 from import_pipelines.engine.load import (
     is_small_change,
     load_staged,
@@ -504,14 +504,9 @@ def hash_key(text: str) -> int:
 def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: Staged, *, ref: RunRef,
            streams: dict[str, int], log: Log):
     merge = plan.merge
-    placeholders = None
-    tables = placeholder_tables([merge])
-    if tables and not run.dry_run:
-        from import_pipelines.db.introspect import describe_schema
-
-        system = run.template.natural_key.system_column
-        placeholders = create_placeholders(conn, describe_schema(conn, plan.table.schema), tables,
-                                           marker_column=lambda table: system).rows
+    system = run.template.natural_key.system_column
+    placeholders = None if run.dry_run else create_placeholders(
+        conn, [merge], marker_column=lambda table: system).rows
     unread = Counter(staged.unread)
     if not run.dry_run:
         # a retried step, or a re-execution from failure on this staging: what committed stays as it is
