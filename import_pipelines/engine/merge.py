@@ -25,6 +25,7 @@ never merged twice.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,8 +101,6 @@ def describe_error(error: psycopg.Error) -> str:
 def _shorten(text: str) -> str:
     """Quoted values in a database message cut to :data:`MESSAGE_VALUE_CHARS` (a 5 MB bad value
     must not become a 5 MB error and log line)."""
-    import re
-
     return re.sub(r'"((?:[^"\\]|\\.){%d,})"' % (MESSAGE_VALUE_CHARS + 1),
                   lambda match: f'"{match.group(1)[:MESSAGE_VALUE_CHARS]}…" ({len(match.group(1)):,} characters)',
                   text, flags=re.S)
@@ -609,25 +608,16 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
         reraise=True)
     for attempt in retrying:
         with attempt:
-            if attempt.retry_state.attempt_number > 1:
-                _resume(merger, session, reconnect, progress)
+            conn = session()
+            if attempt.retry_state.attempt_number > 1:  # a working session, and did the interrupted commit go through?
+                if conn.closed or conn.broken:
+                    conn = reconnect()
+                elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+                if progress.inflight is not None and (done := merger.committed(conn, *progress.inflight)) is not None:
+                    progress.done = progress.inflight[1]
+                    progress.counts.update(done)
+                progress.inflight = None
             if progress.done < hi:
-                merger.merge(session(), progress.done, hi, on_isolated=on_isolated, progress=progress)
+                merger.merge(conn, progress.done, hi, on_isolated=on_isolated, progress=progress)
     return progress.counts
-
-
-def _resume(merger: Merger, session: Callable[[], psycopg.Connection], reconnect: Callable[[], psycopg.Connection],
-            progress: Progress) -> None:
-    """After a transient failure: a working session, and whether the interrupted commit went through."""
-    conn = session()
-    if conn.closed or conn.broken:
-        conn = reconnect()
-    elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
-    if progress.inflight is not None:
-        lo, hi = progress.inflight
-        done = merger.committed(conn, lo, hi)
-        if done is not None:
-            progress.done = hi
-            progress.counts.update(done)
-        progress.inflight = None

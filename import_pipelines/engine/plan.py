@@ -27,7 +27,6 @@ from psycopg import sql
 from import_pipelines.engine.target import TargetTable
 
 Mode = Literal["create_only", "update_only", "upsert", "create_new"]
-MODES: tuple[Mode, ...] = ("create_only", "update_only", "upsert", "create_new")
 ChangeDetection = Literal["hash", "columns", "none"]
 OnMissing = Literal["fail", "set_null"]
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from itertools import islice
 
 import psycopg
 from psycopg import sql
@@ -43,13 +44,8 @@ ProgressCallback = Callable[[TableReport], None]
 
 def batched_rows(rows: Iterable[bytes | memoryview], size: int) -> Iterator[list[bytes]]:
     """Group text-format COPY lines into lists of ``size`` rows."""
-    batch: list[bytes] = []
-    for row in rows:
-        batch.append(row if isinstance(row, bytes) else bytes(row))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    rows = iter(rows)
+    while batch := [bytes(row) for row in islice(rows, size)]:
         yield batch
 
 
