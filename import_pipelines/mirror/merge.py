@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 from itertools import islice
 
 import psycopg
@@ -269,24 +270,22 @@ class Loader:
                     sessions.append(local.conn)
             load(table, local.conn)
 
-        done: set[str] = set()
+        position = {table: index for index, table in enumerate(self.plan.order)}
+        sorter = TopologicalSorter(waits_for)
+        sorter.prepare()
         running: dict[Future[None], str] = {}
-        pending = list(self.plan.order)
         failure: BaseException | None = None
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-load") as pool:
-                while pending or running:
-                    for table in [t for t in pending if waits_for[t] <= done][:workers - len(running)]:
-                        pending.remove(table)
+                while failure is None and sorter.is_active():
+                    for table in sorted(sorter.get_ready(), key=position.__getitem__):
                         running[pool.submit(run, table)] = table
-                    if not running:
-                        break
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        done.add(running.pop(future))
+                        sorter.done(running.pop(future))
                         failure = failure or future.exception()
-                    if failure is not None:
-                        pending.clear()
+                for future in running:
+                    future.cancel()  # a queued table never starts; the running ones end
         finally:
             for session in sessions:
                 session.close()
