@@ -95,8 +95,7 @@ def load_order(tables: Iterable[str], edges: Iterable[Edge]) -> LoadOrder:
             break
         for component in cyclic:
             inside = [edge for edge in remaining if edge.table in component and edge.ref_table in component]
-            # nullable first (loads as NULL, no placeholder), never a natural-key edge if avoidable,
-            # then a deterministic tie-break so two runs choose the same edge
+            # the cheapest edge (see above), then by name so two runs choose the same edge
             victim = min(inside, key=lambda e: (e.in_natural_key, not e.nullable, e.table, e.name))
             remaining.remove(victim)
             deferred.append(victim)

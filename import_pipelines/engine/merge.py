@@ -13,14 +13,10 @@ Per batch (a range of staging row numbers), one statement in one transaction:
 4. where :mod:`import_pipelines.engine.references` allows it, lock the distinct rows the batch
    points at ``FOR KEY SHARE`` and count them, in place of the per-row foreign-key triggers.
 
-A row the database refuses although the set-based checks passed (a CHECK, a cast) fails the
-statement; the batch is split in halves until the offending rows are isolated and recorded as
-``failed`` with the database's message, so one bad row never sinks its neighbours. More isolated
-rows than :data:`MAX_ISOLATED` in one stream means something systematic is wrong: the load stops
-with one error naming the column instead of isolating every row. A dropped connection, a
-serialisation failure or a deadlock is retried on a new session (bounded, with backoff); a batch
-whose commit had gone through before the connection dropped is recognised by its audit rows and
-never merged twice.
+A row the database refuses although the set-based checks passed (a CHECK, a cast) is isolated
+by halving the batch and recorded as ``failed``, so one bad row never sinks its neighbours; more
+than :data:`MAX_ISOLATED` in one stream stop the load (:meth:`Merger.merge`). Transient failures
+are retried without merging a batch twice (:func:`merge_with_retries`).
 """
 
 from __future__ import annotations
@@ -595,9 +591,7 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
     ``session()`` is the connection to use now; ``reconnect()`` replaces a broken one. A retry
     goes on from what had committed: the range's committed prefix is known as it commits, and
     the transaction that was committing when the connection dropped is looked up by its audit
-    rows, which commit with it. So a batch is never merged twice: no row is written twice and
-    no audit row is recorded twice. (A transaction without audit rows changed nothing, and
-    merging it again changes nothing either.)
+    rows (:meth:`Merger.committed`). So no row and no audit row is written twice.
     """
     progress = Progress(done=lo)
     retrying = tenacity.Retrying(

@@ -44,10 +44,9 @@ class Ref:
     """A reference: target ``columns`` that hold ``ref_columns`` of the row another natural key names.
 
     ``relation`` is the referenced table's key relation, ``atoms`` the staged natural key it is
-    matched with. A deferred reference (a cycle or self reference) is resolved right away when the
-    referenced row already exists, otherwise written empty — or pointing at a placeholder row
-    when its column is NOT NULL — and filled in by the late seed. ``source_key`` is the referenced
-    record's source id as its own stream records it (for dry runs and duplicates' states).
+    matched with; a ``deferred`` one may be filled in late (:mod:`~import_pipelines.engine.late_seed`).
+    ``source_key`` is the referenced record's source id as its own stream records it (for dry
+    runs and duplicates' states).
     """
 
     name: str
@@ -82,7 +81,6 @@ class MergePlan:
 
     profile: str
     entity: str
-    source: str  # what the audit names as the source (a table, a file)
     table: TargetTable
     key: tuple[Value, ...]
     key_message: str  # the error of a record whose natural key is incomplete

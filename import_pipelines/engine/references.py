@@ -2,8 +2,7 @@
 
 A foreign key is enforced by a trigger that runs, for every inserted row, a one-row query that
 finds the referenced row and locks it ``FOR KEY SHARE``, so it cannot be deleted before the
-inserting transaction commits. On the tickets of the FreeScout benchmark that machinery
-(executor start-up, index probe and lock, per row and per key) was a quarter of the merge's CPU.
+inserting transaction commits: an executor start-up, an index probe and a lock per row and key.
 
 The merge already resolves every reference by a join in the same statement, so it can do the
 trigger's work for the whole batch at once: lock the distinct referenced rows ``FOR KEY SHARE``

@@ -88,7 +88,7 @@ def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], m
                 seen_groups.add(gi)
                 missing.append(sql.SQL("NOT ({})").format(refs[gi].present))
     return MergePlan(
-        profile=profile, entity=table, source=table, table=targets[table], key=tuple(key),
+        profile=profile, entity=table, table=targets[table], key=tuple(key),
         key_message=f"natural key ({', '.join(tp.key_atom_names)}) is NULL",
         key_null=sql.SQL(" OR ").join(missing),
         values=tuple(Value(column.name, _slot(slot)) for slot, column in enumerate(tp.plain)), refs=tuple(refs),

@@ -108,7 +108,7 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     touch = tuple(c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable)
     source_id = sql.SQL("(s.{})::text").format(ident(entity.source_id))
     merge = MergePlan(
-        profile=profile, entity=entity_name, source=entity.source_label, table=table,
+        profile=profile, entity=entity_name, table=table,
         key=(Value(nk.system_column, sql.Literal(system)), Value(nk.id_column, source_id)),
         key_message=f"{entity.source_id}: the source identifier is empty",
         values=tuple(Value(f, ident("s", f)) for f in write_fields), refs=tuple(refs), touch=touch,
