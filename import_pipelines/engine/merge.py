@@ -130,6 +130,9 @@ class Merger:
         self.predictions = predictions if predictions is not None else ident(CONTROL_SCHEMA, "dry_run_records")
         self.target = ident(plan.table.schema, plan.table.name)
         self._key_columns = {v.column for v in plan.key}
+        # (reference, its column) for every reference column outside the natural key: what an update rewrites
+        self._ref_columns = [(i, ref, k, column) for i, ref in enumerate(plan.refs)
+                             for k, column in enumerate(ref.columns) if column not in self._key_columns]
         # whether a batch reads its records' state (and so the before-image of a changed record)
         self._reads_state = plan.change == "hash" and stream_id is not None and not first_import
         classify = self._classify()
@@ -294,17 +297,13 @@ class Merger:
             kind = p.table.columns[v.column].data_type
             olds.append(comparable(sql.SQL("t.{}").format(ident(v.column)), kind))
             news.append(comparable(sql.SQL("({})::{}").format(v.expr, sql.SQL(kind)), kind))
-        parts: list[sql.Composable] = []
-        for i, ref in enumerate(p.refs):
-            for k, column in enumerate(ref.columns):
-                if column in self._key_columns:
-                    continue
-                olds.append(sql.SQL("t.{}").format(ident(column)))
-                news.append(self._resolved(i, ref, k))
-            if ref.deferred:
-                # a late reference whose row does not exist yet is a change by definition: the
-                # target cannot already point at a row that is only about to be created
-                parts.append(sql.SQL("(({}) AND {} IS NULL)").format(ref.present, ident(f"g{i}", "r0")))
+        for i, ref, k, column in self._ref_columns:
+            olds.append(sql.SQL("t.{}").format(ident(column)))
+            news.append(self._resolved(i, ref, k))
+        # a late reference whose row does not exist yet is a change by definition: the
+        # target cannot already point at a row that is only about to be created
+        parts: list[sql.Composable] = [sql.SQL("(({}) AND {} IS NULL)").format(ref.present, ident(f"g{i}", "r0"))
+                                       for i, ref in enumerate(p.refs) if ref.deferred]
         if olds:
             parts.insert(0, sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
                 sql.SQL(", ").join(olds), sql.SQL(", ").join(news)))
@@ -351,15 +350,12 @@ class Merger:
         p = self.plan
         sets = [sql.SQL("{} = b.{}").format(ident(v.column), ident(f"_v{j}")) for j, v in enumerate(p.values)
                 if v.column not in self._key_columns]
-        for i, ref in enumerate(p.refs):
-            for k, column in enumerate(ref.columns):
-                if column in self._key_columns:
-                    continue
-                value: sql.Composable = ident("b", f"_g{i}_{k}")
-                if ref.deferred:  # keeps its value until the late seed resolves it
-                    value = sql.SQL("CASE WHEN b.{} IS NOT NULL THEN t.{} ELSE {} END").format(
-                        ident(f"_miss{i}"), ident(column), value)
-                sets.append(sql.SQL("{} = {}").format(ident(column), value))
+        for i, ref, k, column in self._ref_columns:
+            value: sql.Composable = ident("b", f"_g{i}_{k}")
+            if ref.deferred:  # keeps its value until the late seed resolves it
+                value = sql.SQL("CASE WHEN b.{} IS NOT NULL THEN t.{} ELSE {} END").format(
+                    ident(f"_miss{i}"), ident(column), value)
+            sets.append(sql.SQL("{} = {}").format(ident(column), value))
         sets += [sql.SQL("{} = now()").format(ident(c)) for c in p.touch]
         if not sets:
             return sql.SQL("SELECT 1")
