@@ -104,11 +104,6 @@ class TableLoad:
     copy_slots: tuple[int, ...]  # order of the layout slots in the incoming lines
     unparsable: int = 0  # lines COPY refused (their audit rows are numbered -1, -2, ...)
 
-    def copy_sql(self) -> sql.Composed:
-        """``COPY stage (c0, ...) FROM STDIN`` (PostgreSQL text format)."""
-        slots = sql.SQL(", ").join(ident(f"c{slot}") for slot in self.copy_slots)
-        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage), slots)
-
 
 class Loader:
     """Loads the tables of a :class:`LoadPlan` into the target through the engine."""
@@ -196,11 +191,6 @@ class Loader:
                 if column.data_type.split("(")[0] in TEXT_TYPES and not column.is_computed:
                     return value
         return None
-
-    def load_table(self, table: str, rows: Iterable[bytes | memoryview], *,
-                   conn: psycopg.Connection | None = None) -> TableReport:
-        """Load ``rows`` (one text-format COPY line each) into ``table`` in batches."""
-        return self.load_batches(table, batched_rows(rows, self.batch_rows), conn=conn)
 
     def load_batches(self, table: str, batches: Iterable[list[bytes]], *,
                      conn: psycopg.Connection | None = None) -> TableReport:
@@ -334,8 +324,10 @@ class Loader:
 
     def _stage(self, conn: psycopg.Connection, load: TableLoad, *, rows: list[bytes], report: TableReport) -> None:
         """Append ``rows`` to the staging table; a line COPY cannot parse is isolated by halving and audited."""
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(  # PostgreSQL text format
+            ident(CONTROL_SCHEMA, load.stage), sql.SQL(", ").join(ident(f"c{slot}") for slot in load.copy_slots))
         try:
-            with conn.transaction(), conn.cursor().copy(load.copy_sql()) as copy:
+            with conn.transaction(), conn.cursor().copy(copy_sql) as copy:
                 # a few large writes instead of one per row
                 for start in range(0, len(rows), 2000):
                     copy.write(b"".join(rows[start:start + 2000]))
