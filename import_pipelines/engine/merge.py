@@ -147,13 +147,6 @@ class Merger:
         """The row key held in ``alias.<prefix>0..``, as the audit names it (:func:`id_text`)."""
         return id_text([ident(alias, f"{prefix}{i}") for i in range(len(self.plan.table.row_key))])
 
-    def _key_null(self) -> sql.Composable:
-        """When a staged record's natural key is incomplete: the plan's rule, or a variable key value is NULL."""
-        if self.plan.key_null is not None:
-            return self.plan.key_null
-        return sql.SQL(" OR ").join([sql.SQL("({}) IS NULL").format(v.expr) for v in self.plan.key
-                                     if not isinstance(v.expr, sql.Literal)] or [sql.SQL("false")])
-
     @staticmethod
     def _ref_join(ref: Ref, alias: str) -> sql.Composable:
         """`` LEFT JOIN`` the reference's key relation as ``alias`` on its staged key atoms."""
@@ -212,8 +205,7 @@ class Merger:
                 errors.append(ident("y", f"_miss{i}"))
             else:
                 warnings.append(sql.SQL("{} || '; left empty'").format(ident("y", f"_miss{i}")))
-        selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(self._key_null(),
-                                                                             sql.Literal(p.key_message)))
+        selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(p.key_null, sql.Literal(p.key_message)))
         # a record the map step already rejected is never cast: its bad value is why it was rejected
         selects += [sql.SQL("CASE WHEN s._error IS NULL THEN ({})::{} END AS {}").format(
             v.expr, sql.SQL(table.columns[v.column].data_type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
@@ -543,18 +535,14 @@ class Merger:
         """
         p = self.plan
         in_range = sql.SQL("s._rn > %(lo)s AND s._rn <= %(hi)s")
-        parts: list[sql.Composable] = []
-        if p.key_null is not None:
-            parts.append(sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND {}").format(
-                p.source_id, sql.Literal(", ".join(v.column for v in p.key)), self.staging, p.key_null, in_range))
+        parts: list[sql.Composable] = [sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND {}").format(
+            p.source_id, sql.Literal(", ".join(v.column for v in p.key)), self.staging, p.key_null, in_range)]
         for ref in p.refs:
             if not ref.deferred:
                 parts.append(sql.SQL("SELECT {}, {}, {}, {} FROM {} AS s{} WHERE ({}) AND g.r0 IS NULL AND {}").format(
                     p.source_id, sql.Literal(ref.label), sql.Literal(ref.table.name),
                     key_text(ref.atom_names, list(ref.atoms)), self.staging, self._ref_join(ref, "g"), ref.present,
                     in_range))
-        if not parts:
-            return []
         return conn.execute(sql.SQL("{} LIMIT {}").format(sql.SQL(" UNION ALL ").join(parts), sql.Literal(limit)),
                             {"lo": lo, "hi": hi}).fetchall()
 

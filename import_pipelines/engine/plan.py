@@ -83,7 +83,8 @@ class MergePlan:
     entity: str
     table: TargetTable
     key: tuple[Value, ...]
-    key_message: str  # the error of a record whose natural key is incomplete
+    key_null: sql.Composable  # when a staged record's natural key is incomplete
+    key_message: str  # its error
     values: tuple[Value, ...]
     refs: tuple[Ref, ...] = ()
     touch: tuple[str, ...] = ()  # set to now() when a row is updated
@@ -92,7 +93,6 @@ class MergePlan:
     source_id: sql.Composable = field(default_factory=lambda: sql.SQL("NULL::text"))
     unlinked_key: tuple[str, ...] = ()  # key columns a create_new insert leaves NULL (an unlinked copy)
     dedupes: bool = False  # the staging rows carry duplicate and match decisions
-    key_null: sql.Composable | None = None  # when the natural key is incomplete; default: a variable key value is NULL
 
     @property
     def deferred(self) -> tuple[Ref, ...]:

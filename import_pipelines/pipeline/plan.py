@@ -110,6 +110,7 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     merge = MergePlan(
         profile=profile, entity=entity_name, table=table,
         key=(Value(nk.system_column, sql.Literal(system)), Value(nk.id_column, source_id)),
+        key_null=sql.SQL("({}) IS NULL").format(source_id),
         key_message=f"{entity.source_id}: the source identifier is empty",
         values=tuple(Value(f, ident("s", f)) for f in write_fields), refs=tuple(refs), touch=touch,
         change="hash", mode=mode or entity.mode or template.mode, source_id=source_id,
