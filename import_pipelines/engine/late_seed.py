@@ -46,12 +46,11 @@ PLACEHOLDER_MARKER = "~import_pipelines placeholder~"
 
 TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 _INT_MIN = {"smallint": -(2 ** 15), "integer": -(2 ** 31), "bigint": -(2 ** 63)}
-_ZERO_TYPES = {"numeric", "real", "double precision", "money", "decimal"}
-_LITERALS = {"boolean": False, "date": "epoch", "timestamp without time zone": "epoch",
-             "timestamp with time zone": "epoch", "time without time zone": "00:00",
-             "time with time zone": "00:00+00", "interval": "0", "uuid": "00000000-0000-0000-0000-000000000000",
-             "json": "{}", "jsonb": "{}", "bytea": "", "inet": "0.0.0.0", "cidr": "0.0.0.0/32",
-             "macaddr": "00:00:00:00:00:00"}
+_LITERALS = {**dict.fromkeys(("numeric", "real", "double precision", "money", "decimal"), 0), "boolean": False,
+             "date": "epoch", "timestamp without time zone": "epoch", "timestamp with time zone": "epoch",
+             "time without time zone": "00:00", "time with time zone": "00:00+00", "interval": "0",
+             "uuid": "00000000-0000-0000-0000-000000000000", "json": "{}", "jsonb": "{}", "bytea": "",
+             "inet": "0.0.0.0", "cidr": "0.0.0.0/32", "macaddr": "00:00:00:00:00:00"}
 
 
 @dataclass(frozen=True)
@@ -167,18 +166,13 @@ def _marker(column: ColumnInfo) -> str:
 
 def _neutral_value(conn: psycopg.Connection, *, table: str, column: ColumnInfo, unique: bool) -> sql.Composable:
     base = column.data_type.split("(")[0].strip()
-    value: Any
     if base in TEXT_TYPES:
-        value = _marker(column)
+        value: Any = _marker(column)
     elif base in _INT_MIN:
         # a unique integer gets the type's minimum, which real data practically never uses
         value = _INT_MIN[base] if unique else 0
-    elif base in _ZERO_TYPES:
-        value = 0
-    elif base in _LITERALS:
-        value = _LITERALS[base]
-    elif column.data_type.endswith("[]"):
-        value = "{}"
+    elif base in _LITERALS or column.data_type.endswith("[]"):
+        value = _LITERALS.get(base, "{}")
     else:
         kind = conn.execute("SELECT typtype::text FROM pg_type WHERE oid = %s::regtype",
                             (column.data_type,)).fetchone()
@@ -238,13 +232,11 @@ def _resolve(conn: psycopg.Connection, *, run: RunRef, plan: MergePlan, ref: Ref
                                " WHERE {} AND {}").format(target, sets, CONTROL, ref.relation, on, where, row), params)
     outcome.resolved += cur.rowcount
     atoms = [sql.SQL("p.atoms[{}]").format(sql.Literal(j + 1)) for j in range(len(ref.atoms))]
-    missing = key_text(ref.atom_names, atoms)
     unresolved = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM ({}) AS k WHERE {})").format(where, ref.relation, on)
-    suffix = ("; left empty" if not ref.not_null else
-              "; the row was created without it and has been removed")
-    kept = "; the previous value was kept"
     message = sql.SQL("{} || CASE WHEN p.created OR NOT {} THEN {} ELSE {} END").format(
-        ref.describe_missing(atoms), sql.Literal(ref.not_null), sql.Literal(suffix), sql.Literal(kept))
+        ref.describe_missing(atoms), sql.Literal(ref.not_null),
+        sql.Literal("; the row was created without it and has been removed" if ref.not_null else "; left empty"),
+        sql.Literal("; the previous value was kept"))
     cur = conn.execute(sql.SQL(
         "INSERT INTO {}.import_errors (run_id, profile, entity, source_id, stage, field, message)"
         " SELECT {}, {}, {}, p.source_id, 'late_seed', {}, {} FROM {}.pending_references AS p WHERE {}").format(
@@ -253,7 +245,7 @@ def _resolve(conn: psycopg.Connection, *, run: RunRef, plan: MergePlan, ref: Ref
     outcome.unresolved += max(cur.rowcount, 0)
     if cur.rowcount > 0 and len(outcome.problems) < max_problems:
         for sid, key in conn.execute(sql.SQL("SELECT p.source_id, {} FROM {}.pending_references AS p WHERE {} LIMIT {}").format(
-                missing, CONTROL, unresolved, sql.Literal(max_problems - len(outcome.problems))), params).fetchall():
+                key_text(ref.atom_names, atoms), CONTROL, unresolved, sql.Literal(max_problems - len(outcome.problems))), params).fetchall():
             outcome.problems.append((plan.entity, sid, ref.label, ref.table.name, key))
 
 
