@@ -345,7 +345,7 @@ class Loader:
         load.unparsable += 1
         assert self.run is not None
         with conn.transaction():
-            record_failure(conn, run=self.run, stream_id=self.streams[table], record_no=-load.unparsable, source_id=None,
+            record_failure(conn, run=self.run, stream_id=self.streams[table], record_no=-load.unparsable,
                            message=message)
         report.rows += 1
         report.failed += 1
