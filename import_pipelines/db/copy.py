@@ -13,6 +13,9 @@ template's checked literal is then a plain character on every server, as the che
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
+
+from import_pipelines.settings import data_dir
 
 PINNED_TEXT = ("SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET client_encoding = 'UTF8';"
                " SET extra_float_digits = 1; SET standard_conforming_strings = on")
@@ -24,3 +27,13 @@ PINNED_OPTIONS = ["-c datestyle=ISO,YMD", "-c intervalstyle=postgres", "-c clien
 def pin_text_format(conn: psycopg.Connection) -> None:
     """Pin DateStyle, IntervalStyle, encoding and float precision for text COPY on ``conn``."""
     conn.execute(PINNED_TEXT)
+
+
+def copy_report(conn: psycopg.Connection, query: sql.Composable, *, run_id: str, name: str) -> str:
+    """Stream ``query`` (a ``COPY ... TO STDOUT``) into ``<data>/reports/<run>/<name>``; returns its path."""
+    path = data_dir() / "reports" / run_id / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out, conn.cursor().copy(query) as copy:
+        for block in copy:
+            out.write(block)
+    return str(path)

@@ -55,6 +55,11 @@ class ColumnInfo:
         return self.generated is not None or self.identity is not None
 
     @property
+    def writable(self) -> bool:
+        """Whether an import may write the column (generated and ``ALWAYS`` identity columns are the database's)."""
+        return self.generated is None and self.identity != "always"
+
+    @property
     def has_default(self) -> bool:
         """True when an INSERT may leave the column out and still get a value."""
         return self.default is not None or self.identity is not None

@@ -83,10 +83,7 @@ def record_summary(conn: psycopg.Connection, *, run: RunRef, stream_id: int, sou
         conn.commit()
 
 
-def record_failure(conn: psycopg.Connection, *, run: RunRef, stream_id: int, record_no: int, source_id: str | None,
-                   message: str, source_ref: str | None = None) -> None:
+def record_failure(conn: psycopg.Connection, *, run: RunRef, stream_id: int, record_no: int, message: str) -> None:
     """One ``failed`` audit row for a record that never reached staging (a line COPY could not parse)."""
-    conn.execute(
-        "INSERT INTO import_control.audit_records (run_seq, stream_id, record_no, action, source_id, source_ref,"
-        " error, run_day) VALUES (%s, %s, %s, 'failed', %s, %s, %s, %s)",
-        (run.run_seq, stream_id, record_no, source_id, source_ref, message, run.run_day))
+    conn.execute("INSERT INTO import_control.audit_records (run_seq, stream_id, record_no, action, error, run_day)"
+                 " VALUES (%s, %s, %s, 'failed', %s, %s)", (run.run_seq, stream_id, record_no, message, run.run_day))

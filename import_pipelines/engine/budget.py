@@ -78,8 +78,7 @@ class ErrorBudget:
             rate=failed / processed, budget=self.max_rate, processed=processed, failed=failed, top_errors=top)
 
 
-def common_errors(conn: psycopg.Connection, *, run: RunRef, stream_id: int,
-                  limit: int = TOP_ERRORS) -> list[tuple[str, int]]:
+def common_errors(conn: psycopg.Connection, *, run: RunRef, stream_id: int) -> list[tuple[str, int]]:
     """The run's most frequent failure messages for one stream, values replaced by ``…``.
 
     Messages name the offending value (``minutes: 'abc' is not a valid integer``, ``no tickets
@@ -87,13 +86,12 @@ def common_errors(conn: psycopg.Connection, *, run: RunRef, stream_id: int,
     """
     if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
-    rows = conn.execute(sql.SQL(
+    return conn.execute(sql.SQL(
         "SELECT kind, count(*) FROM (SELECT regexp_replace(regexp_replace(regexp_replace(coalesce(error,"
         " '(no message)'), %(single)s, %(single_mark)s, 'g'), %(double)s, %(double_mark)s, 'g'),"
         " %(number)s, '…', 'g') AS kind FROM {}.audit_records"
         " WHERE run_day = %(day)s AND run_seq = %(seq)s AND stream_id = %(stream)s AND action = 'failed') AS f"
         " GROUP BY kind ORDER BY count(*) DESC, kind LIMIT %(limit)s").format(CONTROL),
         {"single": QUOTED_SINGLE, "single_mark": "'…'", "double": QUOTED_DOUBLE, "double_mark": '"…"',
-         "number": BARE_NUMBER,
-         "day": run.run_day, "seq": run.run_seq, "stream": stream_id, "limit": limit}).fetchall()
-    return [(kind, count) for kind, count in rows]
+         "number": BARE_NUMBER, "day": run.run_day, "seq": run.run_seq, "stream": stream_id,
+         "limit": TOP_ERRORS}).fetchall()

@@ -7,15 +7,13 @@ exist resolve as they would for real. The report is a CSV of every prediction.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 from psycopg import sql
 
 from import_pipelines.control import CONTROL_SCHEMA as CONTROL
+from import_pipelines.db.copy import copy_report
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.plan import MergePlan
-from import_pipelines.settings import data_dir
 
 
 def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: str | sql.Identifier, run_id: str,
@@ -35,19 +33,13 @@ def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: st
 
 def write_dry_run_report(conn: psycopg.Connection, plan: MergePlan, *, run_id: str) -> str:
     """Stream the entity's predictions to ``<data>/reports/<run>/<profile>_<entity>_dry_run.csv``."""
-    folder = data_dir() / "reports" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{plan.profile}_{plan.entity}_dry_run.csv"
     query = sql.SQL(
         "COPY (SELECT entity, source_id, action AS would, target_id, duplicate_of, confidence, error"
         " FROM {control}.dry_run_records WHERE run_id = {run} AND profile = {profile} AND entity = {entity}"
         " ORDER BY action, source_id) TO STDOUT (FORMAT CSV, HEADER)").format(
         control=ident(CONTROL), run=sql.Literal(run_id), profile=sql.Literal(plan.profile),
         entity=sql.Literal(plan.entity))
-    with Path(path).open("wb") as out, conn.cursor().copy(query) as copy:
-        for block in copy:
-            out.write(block)
-    return str(path)
+    return copy_report(conn, query, run_id=run_id, name=f"{plan.profile}_{plan.entity}_dry_run.csv")
 
 
 def dry_run_preview(conn: psycopg.Connection, plan: MergePlan, run_id: str, limit: int) -> tuple[list[dict], list[str]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 from import_pipelines.db.introspect import SchemaInfo
 
@@ -43,26 +44,11 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class Edge:
-    """``table.columns`` references ``ref_table.ref_columns`` (a foreign key or extra reference)."""
+class Edge(Reference):
+    """A foreign key or extra reference between loaded tables, and what deferring it would cost."""
 
-    table: str
-    columns: tuple[str, ...]
-    ref_table: str
-    ref_columns: tuple[str, ...]
-    name: str
-    nullable: bool
+    nullable: bool = True
     in_natural_key: bool = False
-
-    @property
-    def is_self_reference(self) -> bool:
-        """True for ``projects.regio -> projects``."""
-        return self.table == self.ref_table
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """Identity of the edge: owning table and constraint (or reference) name."""
-        return (self.table, self.name)
 
 
 @dataclass(frozen=True)
@@ -74,7 +60,7 @@ class LoadOrder:
 
     def is_deferred(self, table: str, name: str) -> bool:
         """Whether the reference ``name`` of ``table`` is loaded late."""
-        return any(edge.key == (table, name) for edge in self.deferred)
+        return any((edge.table, edge.name) == (table, name) for edge in self.deferred)
 
 
 def dependency_edges(schema: SchemaInfo, *, tables: Iterable[str], extra_references: Iterable[Reference] = (),
@@ -100,8 +86,8 @@ def load_order(tables: Iterable[str], edges: Iterable[Edge]) -> LoadOrder:
     """Order ``tables`` so referenced tables come first, deferring one edge of every cycle."""
     nodes = sorted(set(tables))
     all_edges = tuple(edges)
-    deferred = [edge for edge in all_edges if edge.is_self_reference]
-    remaining = [edge for edge in all_edges if not edge.is_self_reference]
+    deferred = [edge for edge in all_edges if edge.table == edge.ref_table]
+    remaining = [edge for edge in all_edges if edge.table != edge.ref_table]
 
     while True:
         cyclic = [component for component in _strongly_connected(nodes, remaining) if len(component) > 1]
@@ -109,8 +95,7 @@ def load_order(tables: Iterable[str], edges: Iterable[Edge]) -> LoadOrder:
             break
         for component in cyclic:
             inside = [edge for edge in remaining if edge.table in component and edge.ref_table in component]
-            # nullable first (loads as NULL, no placeholder), never a natural-key edge if avoidable,
-            # then a deterministic tie-break so two runs choose the same edge
+            # the cheapest edge (see above), then by name so two runs choose the same edge
             victim = min(inside, key=lambda e: (e.in_natural_key, not e.nullable, e.table, e.name))
             remaining.remove(victim)
             deferred.append(victim)
@@ -125,67 +110,49 @@ def _strongly_connected(nodes: list[str], edges: list[Edge]) -> list[set[str]]:
         successors[edge.table].append(edge.ref_table)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
-    on_stack: set[str] = set()
     stack: list[str] = []
+    on_stack: set[str] = set()
     components: list[set[str]] = []
-    counter = 0
     for root in nodes:
         if root in index:
             continue
-        work = [(root, iter(successors[root]))]
-        index[root] = low[root] = counter
-        counter += 1
+        work = [(root, iter(successors[root]), 0)]  # node, its unvisited successors, its place on the stack
+        index[root] = low[root] = len(index)
         stack.append(root)
         on_stack.add(root)
         while work:
-            node, children = work[-1]
-            advanced = False
+            node, children, height = work[-1]
             for child in children:
                 if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
+                    work.append((child, iter(successors[child]), len(stack)))
+                    index[child] = low[child] = len(index)
                     stack.append(child)
                     on_stack.add(child)
-                    work.append((child, iter(successors[child])))
-                    advanced = True
                     break
                 if child in on_stack:
                     low[node] = min(low[node], index[child])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                components.append(component)
+            else:  # every successor visited: node is done
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    components.append(set(stack[height:]))
+                    on_stack.difference_update(stack[height:])
+                    del stack[height:]
     return components
 
 
 def _topological(nodes: list[str], edges: list[Edge]) -> tuple[str, ...]:
-    """Kahn's algorithm with a name-ordered queue, so the order is stable between runs."""
-    waiting = {node: 0 for node in nodes}
-    dependents: dict[str, list[str]] = {node: [] for node in nodes}
+    """Referenced tables first; among the tables ready at once, by name, so the order is stable between runs."""
+    sorter = TopologicalSorter({node: set() for node in nodes})
     for edge in edges:
-        waiting[edge.table] += 1
-        dependents[edge.ref_table].append(edge.table)
-    ready = [node for node, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
+        sorter.add(edge.table, edge.ref_table)
+    sorter.prepare()  # raises CycleError: cannot happen after cycle breaking, a guard against a logic error
+    ready: list[str] = []
     order: list[str] = []
-    while ready:
-        node = heapq.heappop(ready)
-        order.append(node)
-        for dependent in dependents[node]:
-            waiting[dependent] -= 1
-            if waiting[dependent] == 0:
-                heapq.heappush(ready, dependent)
-    if len(order) != len(nodes):  # cannot happen after cycle breaking; guard against a logic error
-        raise RuntimeError(f"dependency cycle left among {sorted(set(nodes) - set(order))}")
+    while sorter.is_active():
+        for node in sorter.get_ready():
+            heapq.heappush(ready, node)
+        order.append(heapq.heappop(ready))
+        sorter.done(order[-1])
     return tuple(order)

@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from import_pipelines.db.introspect import ColumnInfo, SchemaInfo
+from import_pipelines.db.introspect import ColumnInfo, SchemaInfo, describe_schema
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.engine.audit import RunRef
 from import_pipelines.engine.merge import CONTROL, EngineError, key_text
@@ -46,12 +46,11 @@ PLACEHOLDER_MARKER = "~import_pipelines placeholder~"
 
 TEXT_TYPES = {"text", "character varying", "character", "varchar", "char", "citext", "name"}
 _INT_MIN = {"smallint": -(2 ** 15), "integer": -(2 ** 31), "bigint": -(2 ** 63)}
-_ZERO_TYPES = {"numeric", "real", "double precision", "money", "decimal"}
-_LITERALS = {"boolean": False, "date": "epoch", "timestamp without time zone": "epoch",
-             "timestamp with time zone": "epoch", "time without time zone": "00:00",
-             "time with time zone": "00:00+00", "interval": "0", "uuid": "00000000-0000-0000-0000-000000000000",
-             "json": "{}", "jsonb": "{}", "bytea": "", "inet": "0.0.0.0", "cidr": "0.0.0.0/32",
-             "macaddr": "00:00:00:00:00:00"}
+_LITERALS = {**dict.fromkeys(("numeric", "real", "double precision", "money", "decimal"), 0), "boolean": False,
+             "date": "epoch", "timestamp without time zone": "epoch", "timestamp with time zone": "epoch",
+             "time without time zone": "00:00", "time with time zone": "00:00+00", "interval": "0",
+             "uuid": "00000000-0000-0000-0000-000000000000", "json": "{}", "jsonb": "{}", "bytea": "",
+             "inet": "0.0.0.0", "cidr": "0.0.0.0/32", "macaddr": "00:00:00:00:00:00"}
 
 
 @dataclass(frozen=True)
@@ -73,26 +72,26 @@ class LateSeedOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def placeholder_tables(plans: Sequence[MergePlan]) -> list[str]:
-    """The tables (unqualified) a deferred NOT NULL reference points at: they need a placeholder row."""
-    return sorted({ref.table.name for plan in plans for ref in plan.refs if ref.deferred and ref.not_null})
-
-
-def create_placeholders(conn: psycopg.Connection, schema: SchemaInfo, tables: Sequence[str], *,
+def create_placeholders(conn: psycopg.Connection, plans: Sequence[MergePlan], *,
                         marker_column: Callable[[str], str | None]) -> Placeholders:
-    """Create (or find again) one placeholder row per table in ``tables`` (one transaction).
+    """Create (or find again) the placeholder row of every table a deferred NOT NULL reference of
+    ``plans`` points at, in one transaction.
 
     ``marker_column(table)`` names the text column that carries the marker (a natural-key column,
     so a crashed run's placeholder is found again by it), or None.
     """
+    referenced = {ref.table.name: ref.table.schema for plan in plans for ref in plan.deferred if ref.not_null}
+    if not referenced:
+        return Placeholders()
+    schema = describe_schema(conn, next(iter(referenced.values())))
     made: dict[str, dict[str, Any]] = {}
     try:
         with conn.transaction():
-            for table in tables:
+            for table in sorted(referenced):
                 _ensure_placeholder(conn, schema, table=table, made=made, stack=(), marker_column=marker_column)
     except psycopg.Error as exc:
         raise EngineError(f"could not create the placeholder rows for NOT NULL cycle columns "
-                          f"({', '.join(tables)}): {exc}. Make one column of the cycle nullable, "
+                          f"({', '.join(sorted(referenced))}): {exc}. Make one column of the cycle nullable, "
                           f"or give the refused column a default") from exc
     return Placeholders(rows={f"{schema.schema}.{t}": row for t, row in made.items()},
                         keys={f"{schema.schema}.{t}": schema.table(t).primary_key for t in made})
@@ -106,32 +105,26 @@ def _ensure_placeholder(conn: psycopg.Connection, schema: SchemaInfo, *, table: 
         raise EngineError(f"cannot build placeholder rows for the NOT NULL reference cycle "
                           f"{' -> '.join((*stack, table))}: every column of it is NOT NULL; make one nullable")
     info = schema.table(table)
-    marker = marker_column(table)
-    marker_info = info.column(marker) if marker else None
+    marker = info.column(name) if (name := marker_column(table)) else None
     fks = {column: fk for fk in info.foreign_keys if fk.ref_schema == schema.schema for column in fk.columns}
-    existing = _find_placeholder(conn, schema=schema.schema, table=table, column=marker_info)
-    if existing is not None:
-        # the placeholders it points at were made with it: found again (first, as when made, so
-        # they are removed after it), they are removed with it
-        for column in info.columns:
-            fk = fks.get(column.name)
-            if fk is not None and fk.ref_table != table and not column.nullable:
-                _ensure_placeholder(conn, schema, table=fk.ref_table, made=made, stack=(*stack, table),
-                                    marker_column=marker_column)
+    # the placeholders this one points at come first (and, found again, are removed after it)
+    needed = [column for column in info.columns if column.name != getattr(marker, "name", None)
+              and not (column.is_computed or column.default is not None or column.nullable)]
+    pointed = {column.name: _ensure_placeholder(conn, schema, table=fks[column.name].ref_table, made=made,
+                                                stack=(*stack, table), marker_column=marker_column)
+               for column in needed if column.name in fks and fks[column.name].ref_table != table}
+    existing = marker and conn.cursor(row_factory=dict_row).execute(sql.SQL(
+        "SELECT * FROM {} WHERE {} = {} LIMIT 1").format(
+        ident(schema.schema, table), ident(marker.name), sql.Literal(_marker(marker)))).fetchone()
+    if existing:
         made[table] = existing
         return existing
 
     unique = {c for key in info.unique_keys for c in key.columns} | set(info.primary_key)
-    columns: list[str] = []
-    values: list[sql.Composable] = []
+    columns: list[str] = [marker.name] if marker else []
+    values: list[sql.Composable] = [sql.Literal(_marker(marker))] if marker else []
     self_columns: list[str] = []
-    for column in info.columns:
-        if column.name == marker and marker_info is not None:
-            columns.append(column.name)
-            values.append(sql.Literal(_marker(marker_info)))
-            continue
-        if column.is_computed or column.default is not None or column.nullable:
-            continue
+    for column in needed:
         fk = fks.get(column.name)
         if fk is not None and fk.ref_table == table:
             if tuple(fk.ref_columns) != tuple(info.primary_key) or len(info.primary_key) != 1:
@@ -139,15 +132,12 @@ def _ensure_placeholder(conn: psycopg.Connection, schema: SchemaInfo, *, table: 
                                   f"at a single-column primary key")
             self_columns.append(column.name)
             continue
-        if fk is not None:
-            target = _ensure_placeholder(conn, schema, table=fk.ref_table, made=made, stack=(*stack, table),
-                                         marker_column=marker_column)
-            value = target[fk.ref_columns[fk.columns.index(column.name)]]
-            columns.append(column.name)
-            values.append(sql.SQL("CAST({} AS {})").format(sql.Literal(value), sql.SQL(column.data_type)))
-            continue
         columns.append(column.name)
-        values.append(_neutral_value(conn, table=table, column=column, unique=column.name in unique))
+        if fk is not None:
+            value = pointed[column.name][fk.ref_columns[fk.columns.index(column.name)]]
+            values.append(sql.SQL("CAST({} AS {})").format(sql.Literal(value), sql.SQL(column.data_type)))
+        else:
+            values.append(_neutral_value(conn, table=table, column=column, unique=column.name in unique))
 
     target_table = ident(schema.schema, table)
     overriding = source = sql.SQL("")
@@ -166,20 +156,8 @@ def _ensure_placeholder(conn: psycopg.Connection, schema: SchemaInfo, *, table: 
     statement = (sql.SQL("INSERT INTO {} ({}){} SELECT {}{} RETURNING *").format(
         target_table, ident_list(columns), overriding, sql.SQL(", ").join(values), source) if columns
         else sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING *").format(target_table))
-    row = conn.cursor(row_factory=dict_row).execute(statement).fetchone()
-    assert row is not None
-    made[table] = row
-    return row
-
-
-def _find_placeholder(conn: psycopg.Connection, *, schema: str, table: str,
-                      column: ColumnInfo | None) -> dict[str, Any] | None:
-    if column is None:
-        return None
-    marker = _marker(column)
-    return conn.cursor(row_factory=dict_row).execute(
-        sql.SQL("SELECT * FROM {} WHERE {} = {} LIMIT 1").format(
-            ident(schema, table), ident(column.name), sql.Literal(marker))).fetchone()
+    made[table] = conn.cursor(row_factory=dict_row).execute(statement).fetchone()
+    return made[table]
 
 
 def _marker(column: ColumnInfo) -> str:
@@ -188,18 +166,13 @@ def _marker(column: ColumnInfo) -> str:
 
 def _neutral_value(conn: psycopg.Connection, *, table: str, column: ColumnInfo, unique: bool) -> sql.Composable:
     base = column.data_type.split("(")[0].strip()
-    value: Any
     if base in TEXT_TYPES:
-        value = _marker(column)
+        value: Any = _marker(column)
     elif base in _INT_MIN:
         # a unique integer gets the type's minimum, which real data practically never uses
         value = _INT_MIN[base] if unique else 0
-    elif base in _ZERO_TYPES:
-        value = 0
-    elif base in _LITERALS:
-        value = _LITERALS[base]
-    elif column.data_type.endswith("[]"):
-        value = "{}"
+    elif base in _LITERALS or column.data_type.endswith("[]"):
+        value = _LITERALS.get(base, "{}")
     else:
         kind = conn.execute("SELECT typtype::text FROM pg_type WHERE oid = %s::regtype",
                             (column.data_type,)).fetchone()
@@ -259,13 +232,11 @@ def _resolve(conn: psycopg.Connection, *, run: RunRef, plan: MergePlan, ref: Ref
                                " WHERE {} AND {}").format(target, sets, CONTROL, ref.relation, on, where, row), params)
     outcome.resolved += cur.rowcount
     atoms = [sql.SQL("p.atoms[{}]").format(sql.Literal(j + 1)) for j in range(len(ref.atoms))]
-    missing = key_text(ref.atom_names, atoms)
     unresolved = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM ({}) AS k WHERE {})").format(where, ref.relation, on)
-    suffix = ("; left empty" if not ref.not_null else
-              "; the row was created without it and has been removed")
-    kept = "; the previous value was kept"
     message = sql.SQL("{} || CASE WHEN p.created OR NOT {} THEN {} ELSE {} END").format(
-        ref.describe_missing(atoms), sql.Literal(ref.not_null), sql.Literal(suffix), sql.Literal(kept))
+        ref.describe_missing(atoms), sql.Literal(ref.not_null),
+        sql.Literal("; the row was created without it and has been removed" if ref.not_null else "; left empty"),
+        sql.Literal("; the previous value was kept"))
     cur = conn.execute(sql.SQL(
         "INSERT INTO {}.import_errors (run_id, profile, entity, source_id, stage, field, message)"
         " SELECT {}, {}, {}, p.source_id, 'late_seed', {}, {} FROM {}.pending_references AS p WHERE {}").format(
@@ -274,7 +245,7 @@ def _resolve(conn: psycopg.Connection, *, run: RunRef, plan: MergePlan, ref: Ref
     outcome.unresolved += max(cur.rowcount, 0)
     if cur.rowcount > 0 and len(outcome.problems) < max_problems:
         for sid, key in conn.execute(sql.SQL("SELECT p.source_id, {} FROM {}.pending_references AS p WHERE {} LIMIT {}").format(
-                missing, CONTROL, unresolved, sql.Literal(max_problems - len(outcome.problems))), params).fetchall():
+                key_text(ref.atom_names, atoms), CONTROL, unresolved, sql.Literal(max_problems - len(outcome.problems))), params).fetchall():
             outcome.problems.append((plan.entity, sid, ref.label, ref.table.name, key))
 
 

@@ -140,14 +140,10 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     away. When the batches are handed out, the first session out of work analyses the target
     table (the next entities join against it) and then runs ``epilogue``.
 
-    ``error_budget`` is judged after every batch: once it is exceeded, no queued batch starts, the
-    ones running finish (each commits whole or not at all) and the budget's error
-    (:class:`~import_pipelines.engine.budget.ErrorBudgetExceeded`) is raised; a dry run is never
-    stopped. ``unread`` counts records decided before staging, by action (a sync's key pass found
-    them unchanged, or unchanged duplicates skipped again): the budget and the summary include them.
-
-    References are checked set-based where :mod:`import_pipelines.engine.references` allows it
-    (the step log says which way and why), and a first import skips the per-record lookups.
+    ``error_budget`` (:mod:`~import_pipelines.engine.budget`) is judged after every batch, never
+    in a dry run. ``unread`` counts records decided before staging, by action (a sync's key pass
+    found them unchanged, or unchanged duplicates skipped again): the budget and the summary
+    include them.
     """
     name, stream_id, unread = plan.entity, streams[plan.entity], unread or {}
     refusal = None if dry_run else set_based_check_refusal(conn, plan)
@@ -204,9 +200,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
         with ThreadPoolExecutor(max_workers=len(pool.sessions)) as executor:
             merges = [executor.submit(merge_range, bounds) for bounds in ranges]
             # fresh statistics before the next entities join against the table; queued behind
-            # the merges, so the first session out of batches takes it while the other merges
-            # the last one (the planner scales statistics to the table's current size)
-            # (a few changed records against a large table leave its statistics as they were)
+            # the merges, so the first session out of batches takes it while another merges the last
             tail = [executor.submit(on_session, lambda s: s.execute(sql.SQL("ANALYZE {}").format(
                 ident(plan.table.schema, plan.table.name))))] if not dry_run and not merger.probe_joins else []
             try:

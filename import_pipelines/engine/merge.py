@@ -13,18 +13,15 @@ Per batch (a range of staging row numbers), one statement in one transaction:
 4. where :mod:`import_pipelines.engine.references` allows it, lock the distinct rows the batch
    points at ``FOR KEY SHARE`` and count them, in place of the per-row foreign-key triggers.
 
-A row the database refuses although the set-based checks passed (a CHECK, a cast) fails the
-statement; the batch is split in halves until the offending rows are isolated and recorded as
-``failed`` with the database's message, so one bad row never sinks its neighbours. More isolated
-rows than :data:`MAX_ISOLATED` in one stream means something systematic is wrong: the load stops
-with one error naming the column instead of isolating every row. A dropped connection, a
-serialisation failure or a deadlock is retried on a new session (bounded, with backoff); a batch
-whose commit had gone through before the connection dropped is recognised by its audit rows and
-never merged twice.
+A row the database refuses although the set-based checks passed (a CHECK, a cast) is isolated
+by halving the batch and recorded as ``failed``, so one bad row never sinks its neighbours; more
+than :data:`MAX_ISOLATED` in one stream stop the load (:meth:`Merger.merge`). Transient failures
+are retried without merging a batch twice (:func:`merge_with_retries`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,8 +97,6 @@ def describe_error(error: psycopg.Error) -> str:
 def _shorten(text: str) -> str:
     """Quoted values in a database message cut to :data:`MESSAGE_VALUE_CHARS` (a 5 MB bad value
     must not become a 5 MB error and log line)."""
-    import re
-
     return re.sub(r'"((?:[^"\\]|\\.){%d,})"' % (MESSAGE_VALUE_CHARS + 1),
                   lambda match: f'"{match.group(1)[:MESSAGE_VALUE_CHARS]}…" ({len(match.group(1)):,} characters)',
                   text, flags=re.S)
@@ -135,6 +130,9 @@ class Merger:
         self.predictions = predictions if predictions is not None else ident(CONTROL_SCHEMA, "dry_run_records")
         self.target = ident(plan.table.schema, plan.table.name)
         self._key_columns = {v.column for v in plan.key}
+        # (reference, its column) for every reference column outside the natural key: what an update rewrites
+        self._ref_columns = [(i, ref, k, column) for i, ref in enumerate(plan.refs)
+                             for k, column in enumerate(ref.columns) if column not in self._key_columns]
         # whether a batch reads its records' state (and so the before-image of a changed record)
         self._reads_state = plan.change == "hash" and stream_id is not None and not first_import
         classify = self._classify()
@@ -148,13 +146,6 @@ class Merger:
     def _row_id(self, alias: str, prefix: str) -> sql.Composable:
         """The row key held in ``alias.<prefix>0..``, as the audit names it (:func:`id_text`)."""
         return id_text([ident(alias, f"{prefix}{i}") for i in range(len(self.plan.table.row_key))])
-
-    def _key_null(self) -> sql.Composable:
-        """When a staged record's natural key is incomplete: the plan's rule, or a variable key value is NULL."""
-        if self.plan.key_null is not None:
-            return self.plan.key_null
-        return sql.SQL(" OR ").join([sql.SQL("({}) IS NULL").format(v.expr) for v in self.plan.key
-                                     if not isinstance(v.expr, sql.Literal)] or [sql.SQL("false")])
 
     @staticmethod
     def _ref_join(ref: Ref, alias: str) -> sql.Composable:
@@ -214,11 +205,10 @@ class Merger:
                 errors.append(ident("y", f"_miss{i}"))
             else:
                 warnings.append(sql.SQL("{} || '; left empty'").format(ident("y", f"_miss{i}")))
-        selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(self._key_null(),
-                                                                             sql.Literal(p.key_message)))
+        selects.append(sql.SQL("CASE WHEN {} THEN {} END AS _keynull").format(p.key_null, sql.Literal(p.key_message)))
         # a record the map step already rejected is never cast: its bad value is why it was rejected
         selects += [sql.SQL("CASE WHEN s._error IS NULL THEN ({})::{} END AS {}").format(
-            v.expr, sql.SQL(table.columns[v.column].type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
+            v.expr, sql.SQL(table.columns[v.column].data_type), ident(f"_v{j}")) for j, v in enumerate(p.values)]
         selects += [sql.SQL("{} AS {}").format(v.expr, ident(f"_k{j}")) for j, v in enumerate(p.key)]
         # a first import: nothing of this source is in the table or the state yet, and the batches of
         # one run hold distinct source ids: looking each record up would only find nothing, at the
@@ -296,20 +286,16 @@ class Merger:
         for v in p.values:
             if v.column in self._key_columns:
                 continue
-            kind = p.table.columns[v.column].type
+            kind = p.table.columns[v.column].data_type
             olds.append(comparable(sql.SQL("t.{}").format(ident(v.column)), kind))
             news.append(comparable(sql.SQL("({})::{}").format(v.expr, sql.SQL(kind)), kind))
-        parts: list[sql.Composable] = []
-        for i, ref in enumerate(p.refs):
-            for k, column in enumerate(ref.columns):
-                if column in self._key_columns:
-                    continue
-                olds.append(sql.SQL("t.{}").format(ident(column)))
-                news.append(self._resolved(i, ref, k))
-            if ref.deferred:
-                # a late reference whose row does not exist yet is a change by definition: the
-                # target cannot already point at a row that is only about to be created
-                parts.append(sql.SQL("(({}) AND {} IS NULL)").format(ref.present, ident(f"g{i}", "r0")))
+        for i, ref, k, column in self._ref_columns:
+            olds.append(sql.SQL("t.{}").format(ident(column)))
+            news.append(self._resolved(i, ref, k))
+        # a late reference whose row does not exist yet is a change by definition: the
+        # target cannot already point at a row that is only about to be created
+        parts: list[sql.Composable] = [sql.SQL("(({}) AND {} IS NULL)").format(ref.present, ident(f"g{i}", "r0"))
+                                       for i, ref in enumerate(p.refs) if ref.deferred]
         if olds:
             parts.insert(0, sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
                 sql.SQL(", ").join(olds), sql.SQL(", ").join(news)))
@@ -356,15 +342,12 @@ class Merger:
         p = self.plan
         sets = [sql.SQL("{} = b.{}").format(ident(v.column), ident(f"_v{j}")) for j, v in enumerate(p.values)
                 if v.column not in self._key_columns]
-        for i, ref in enumerate(p.refs):
-            for k, column in enumerate(ref.columns):
-                if column in self._key_columns:
-                    continue
-                value: sql.Composable = ident("b", f"_g{i}_{k}")
-                if ref.deferred:  # keeps its value until the late seed resolves it
-                    value = sql.SQL("CASE WHEN b.{} IS NOT NULL THEN t.{} ELSE {} END").format(
-                        ident(f"_miss{i}"), ident(column), value)
-                sets.append(sql.SQL("{} = {}").format(ident(column), value))
+        for i, ref, k, column in self._ref_columns:
+            value: sql.Composable = ident("b", f"_g{i}_{k}")
+            if ref.deferred:  # keeps its value until the late seed resolves it
+                value = sql.SQL("CASE WHEN b.{} IS NOT NULL THEN t.{} ELSE {} END").format(
+                    ident(f"_miss{i}"), ident(column), value)
+            sets.append(sql.SQL("{} = {}").format(ident(column), value))
         sets += [sql.SQL("{} = now()").format(ident(c)) for c in p.touch]
         if not sets:
             return sql.SQL("SELECT 1")
@@ -381,7 +364,7 @@ class Merger:
             if v.column not in plain:  # a key column written from the key alone
                 columns.append(v.column)
                 values.append(sql.SQL("NULL") if p.mode == "create_new" and v.column in p.unlinked_key
-                              else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].type)))
+                              else sql.SQL("(b.{})::{}").format(ident(f"_k{j}"), sql.SQL(table.columns[v.column].data_type)))
         columns += [v.column for v in p.values]
         values += [ident("b", f"_v{j}") for j in range(len(p.values))]
         for i, ref in enumerate(p.refs):
@@ -535,7 +518,7 @@ class Merger:
         if not isinstance(error, psycopg.errors.DataError) or error.diag.column_name:
             return message
         for value in self.plan.values:
-            kind = self.plan.table.columns[value.column].type
+            kind = self.plan.table.columns[value.column].data_type
             try:
                 with conn.transaction():
                     conn.execute(sql.SQL("SELECT ({})::{} FROM {} AS s WHERE s._rn = %s").format(
@@ -552,18 +535,14 @@ class Merger:
         """
         p = self.plan
         in_range = sql.SQL("s._rn > %(lo)s AND s._rn <= %(hi)s")
-        parts: list[sql.Composable] = []
-        if p.key_null is not None:
-            parts.append(sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND {}").format(
-                p.source_id, sql.Literal(", ".join(v.column for v in p.key)), self.staging, p.key_null, in_range))
+        parts: list[sql.Composable] = [sql.SQL("SELECT {}, {}, '', '' FROM {} AS s WHERE {} AND {}").format(
+            p.source_id, sql.Literal(", ".join(v.column for v in p.key)), self.staging, p.key_null, in_range)]
         for ref in p.refs:
             if not ref.deferred:
                 parts.append(sql.SQL("SELECT {}, {}, {}, {} FROM {} AS s{} WHERE ({}) AND g.r0 IS NULL AND {}").format(
                     p.source_id, sql.Literal(ref.label), sql.Literal(ref.table.name),
                     key_text(ref.atom_names, list(ref.atoms)), self.staging, self._ref_join(ref, "g"), ref.present,
                     in_range))
-        if not parts:
-            return []
         return conn.execute(sql.SQL("{} LIMIT {}").format(sql.SQL(" UNION ALL ").join(parts), sql.Literal(limit)),
                             {"lo": lo, "hi": hi}).fetchall()
 
@@ -596,9 +575,7 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
     ``session()`` is the connection to use now; ``reconnect()`` replaces a broken one. A retry
     goes on from what had committed: the range's committed prefix is known as it commits, and
     the transaction that was committing when the connection dropped is looked up by its audit
-    rows, which commit with it. So a batch is never merged twice: no row is written twice and
-    no audit row is recorded twice. (A transaction without audit rows changed nothing, and
-    merging it again changes nothing either.)
+    rows (:meth:`Merger.committed`). So no row and no audit row is written twice.
     """
     progress = Progress(done=lo)
     retrying = tenacity.Retrying(
@@ -609,25 +586,16 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
         reraise=True)
     for attempt in retrying:
         with attempt:
-            if attempt.retry_state.attempt_number > 1:
-                _resume(merger, session, reconnect, progress)
+            conn = session()
+            if attempt.retry_state.attempt_number > 1:  # a working session, and did the interrupted commit go through?
+                if conn.closed or conn.broken:
+                    conn = reconnect()
+                elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+                if progress.inflight is not None and (done := merger.committed(conn, *progress.inflight)) is not None:
+                    progress.done = progress.inflight[1]
+                    progress.counts.update(done)
+                progress.inflight = None
             if progress.done < hi:
-                merger.merge(session(), progress.done, hi, on_isolated=on_isolated, progress=progress)
+                merger.merge(conn, progress.done, hi, on_isolated=on_isolated, progress=progress)
     return progress.counts
-
-
-def _resume(merger: Merger, session: Callable[[], psycopg.Connection], reconnect: Callable[[], psycopg.Connection],
-            progress: Progress) -> None:
-    """After a transient failure: a working session, and whether the interrupted commit went through."""
-    conn = session()
-    if conn.closed or conn.broken:
-        conn = reconnect()
-    elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
-    if progress.inflight is not None:
-        lo, hi = progress.inflight
-        done = merger.committed(conn, lo, hi)
-        if done is not None:
-            progress.done = hi
-            progress.counts.update(done)
-        progress.inflight = None

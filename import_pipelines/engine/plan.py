@@ -27,7 +27,6 @@ from psycopg import sql
 from import_pipelines.engine.target import TargetTable
 
 Mode = Literal["create_only", "update_only", "upsert", "create_new"]
-MODES: tuple[Mode, ...] = ("create_only", "update_only", "upsert", "create_new")
 ChangeDetection = Literal["hash", "columns", "none"]
 OnMissing = Literal["fail", "set_null"]
 
@@ -45,10 +44,9 @@ class Ref:
     """A reference: target ``columns`` that hold ``ref_columns`` of the row another natural key names.
 
     ``relation`` is the referenced table's key relation, ``atoms`` the staged natural key it is
-    matched with. A deferred reference (a cycle or self reference) is resolved right away when the
-    referenced row already exists, otherwise written empty — or pointing at a placeholder row
-    when its column is NOT NULL — and filled in by the late seed. ``source_key`` is the referenced
-    record's source id as its own stream records it (for dry runs and duplicates' states).
+    matched with; a ``deferred`` one may be filled in late (:mod:`~import_pipelines.engine.late_seed`).
+    ``source_key`` is the referenced record's source id as its own stream records it (for dry
+    runs and duplicates' states).
     """
 
     name: str
@@ -83,10 +81,10 @@ class MergePlan:
 
     profile: str
     entity: str
-    source: str  # what the audit names as the source (a table, a file)
     table: TargetTable
     key: tuple[Value, ...]
-    key_message: str  # the error of a record whose natural key is incomplete
+    key_null: sql.Composable  # when a staged record's natural key is incomplete
+    key_message: str  # its error
     values: tuple[Value, ...]
     refs: tuple[Ref, ...] = ()
     touch: tuple[str, ...] = ()  # set to now() when a row is updated
@@ -95,7 +93,6 @@ class MergePlan:
     source_id: sql.Composable = field(default_factory=lambda: sql.SQL("NULL::text"))
     unlinked_key: tuple[str, ...] = ()  # key columns a create_new insert leaves NULL (an unlinked copy)
     dedupes: bool = False  # the staging rows carry duplicate and match decisions
-    key_null: sql.Composable | None = None  # when the natural key is incomplete; default: a variable key value is NULL
 
     @property
     def deferred(self) -> tuple[Ref, ...]:

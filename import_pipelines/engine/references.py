@@ -2,8 +2,7 @@
 
 A foreign key is enforced by a trigger that runs, for every inserted row, a one-row query that
 finds the referenced row and locks it ``FOR KEY SHARE``, so it cannot be deleted before the
-inserting transaction commits. On the tickets of the FreeScout benchmark that machinery
-(executor start-up, index probe and lock, per row and per key) was a quarter of the merge's CPU.
+inserting transaction commits: an executor start-up, an index probe and a lock per row and key.
 
 The merge already resolves every reference by a join in the same statement, so it can do the
 trigger's work for the whole batch at once: lock the distinct referenced rows ``FOR KEY SHARE``
@@ -52,8 +51,11 @@ SELECT
 
 def set_based_check_refusal(conn: psycopg.Connection, plan: MergePlan) -> str | None:
     """``None`` when the merge of ``plan`` may check its references set-based; otherwise why not."""
-    role = conn.execute("SELECT current_user").fetchone()[0]
-    if not _may_set_replication_role(conn):
+    role, allowed = conn.execute(
+        "SELECT current_user, has_parameter_privilege('session_replication_role', 'SET')"
+        if conn.info.server_version >= 150000 else "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if not allowed:
         return f"role {role!r} may not set session_replication_role"
     table = plan.table
     kind, triggers, rules, outgoing, incoming = conn.execute(
@@ -83,9 +85,3 @@ def set_based_check_refusal(conn: psycopg.Connection, plan: MergePlan) -> str | 
             return (f"foreign key {fk['name']} references {', '.join(sorted(updated & set(fk['columns'])))},"
                     " which the import updates")
     return None
-
-
-def _may_set_replication_role(conn: psycopg.Connection) -> bool:
-    if conn.info.server_version >= 150000:
-        return conn.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')").fetchone()[0]
-    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]

@@ -14,30 +14,6 @@ from import_pipelines.db.introspect import ColumnInfo, SchemaInfo, TableInfo
 
 
 @dataclass(frozen=True)
-class TargetColumn:
-    """One column of a target table."""
-
-    name: str
-    type: str
-    not_null: bool
-    has_default: bool
-    generated: bool
-    identity: str  # '', 'always' or 'by_default'
-    max_length: int | None
-
-    @property
-    def writable(self) -> bool:
-        """Whether an import may write this column (computed columns are the database's own)."""
-        return not self.generated and self.identity != "always"
-
-    @classmethod
-    def of(cls, info: ColumnInfo) -> TargetColumn:
-        """From the catalogue's description of the column."""
-        return cls(name=info.name, type=info.data_type, not_null=not info.nullable, has_default=info.has_default,
-                   generated=info.is_generated, identity=info.identity or "", max_length=info.char_max_length)
-
-
-@dataclass(frozen=True)
 class TargetTable:
     """A target table: its columns, its row key and how a new row's key is allocated.
 
@@ -50,7 +26,7 @@ class TargetTable:
 
     schema: str
     name: str
-    columns: dict[str, TargetColumn]
+    columns: dict[str, ColumnInfo]
     row_key: tuple[str, ...]
     id_sequence: str | None = None
     id_default: str | None = None
@@ -69,7 +45,7 @@ class TargetTable:
 
     def key_type(self, index: int = 0) -> str:
         """The type of a row-key column."""
-        return self.columns[self.row_key[index]].type
+        return self.columns[self.row_key[index]].data_type
 
 
 def target_table(conn: psycopg.Connection, info: TableInfo, *, row_key: tuple[str, ...] | None = None) -> TargetTable:
@@ -77,15 +53,14 @@ def target_table(conn: psycopg.Connection, info: TableInfo, *, row_key: tuple[st
     key = row_key or info.primary_key
     if not key:
         raise LookupError(f"target table {info.schema}.{info.name} has no primary key")
-    columns = {c.name: TargetColumn.of(c) for c in info.columns}
     sequence = default = None
     if len(key) == 1:
         sequence = conn.execute("SELECT pg_get_serial_sequence(format('%%I.%%I', %s::text, %s::text), %s)",
                                 (info.schema, info.name, key[0])).fetchone()[0]
         if sequence is None:
             default = info.column(key[0]).default
-    return TargetTable(schema=info.schema, name=info.name, columns=columns, row_key=tuple(key), id_sequence=sequence,
-                       id_default=default)
+    return TargetTable(schema=info.schema, name=info.name, columns={c.name: c for c in info.columns}, row_key=tuple(key),
+                       id_sequence=sequence, id_default=default)
 
 
 def read_target_tables(conn: psycopg.Connection, *, schema: SchemaInfo, tables: list[str]) -> dict[str, TargetTable]:

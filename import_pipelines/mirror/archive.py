@@ -40,7 +40,7 @@ from import_pipelines.db.connect import connect, connection
 from import_pipelines.db.introspect import SchemaInfo, describe_schema
 from import_pipelines.mirror.copy import DEFAULT_BATCH_ROWS, DEFAULT_WORKERS
 from import_pipelines.engine.graph import Reference
-from import_pipelines.mirror.merge import Loader, ProgressCallback
+from import_pipelines.mirror.merge import Loader, ProgressCallback, batched_rows
 from import_pipelines.mirror.overrides import NaturalKeyOverrides, load_overrides
 from import_pipelines.mirror.plan import KeyModel, LoadPlan, TablePlan, build_plan, check_override_keys
 from import_pipelines.mirror.report import MirrorError, MirrorReport, Mode
@@ -346,7 +346,7 @@ def import_archive(path: str | Path, target_url: str, *, mode: Mode = "upsert", 
                 def load(table: str, conn: psycopg.Connection) -> None:
                     # one line of a text-format COPY file is one row
                     with files[table].open("rb") as handle:
-                        loader.load_table(table, handle, conn=conn)
+                        loader.load_batches(table, batched_rows(handle, batch_rows), conn=conn)
 
                 loader.load_all(load, workers=workers)
                 report = loader.finish()

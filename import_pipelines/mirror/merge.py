@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from itertools import islice
 
 import psycopg
 from psycopg import sql
@@ -25,7 +27,7 @@ from import_pipelines.db.connect import configure_bulk_session
 from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
-from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed, placeholder_tables
+from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed
 from import_pipelines.engine.load import load_staged
 from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
@@ -43,13 +45,8 @@ ProgressCallback = Callable[[TableReport], None]
 
 def batched_rows(rows: Iterable[bytes | memoryview], size: int) -> Iterator[list[bytes]]:
     """Group text-format COPY lines into lists of ``size`` rows."""
-    batch: list[bytes] = []
-    for row in rows:
-        batch.append(row if isinstance(row, bytes) else bytes(row))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    rows = iter(rows)
+    while batch := [bytes(row) for row in islice(rows, size)]:
         yield batch
 
 
@@ -91,7 +88,7 @@ def merge_plan(plan: LoadPlan, table: str, *, targets: dict[str, TargetTable], m
                 seen_groups.add(gi)
                 missing.append(sql.SQL("NOT ({})").format(refs[gi].present))
     return MergePlan(
-        profile=profile, entity=table, source=table, table=targets[table], key=tuple(key),
+        profile=profile, entity=table, table=targets[table], key=tuple(key),
         key_message=f"natural key ({', '.join(tp.key_atom_names)}) is NULL",
         key_null=sql.SQL(" OR ").join(missing),
         values=tuple(Value(column.name, _slot(slot)) for slot, column in enumerate(tp.plain)), refs=tuple(refs),
@@ -106,11 +103,6 @@ class TableLoad:
     stage: str
     copy_slots: tuple[int, ...]  # order of the layout slots in the incoming lines
     unparsable: int = 0  # lines COPY refused (their audit rows are numbered -1, -2, ...)
-
-    def copy_sql(self) -> sql.Composed:
-        """``COPY stage (c0, ...) FROM STDIN`` (PostgreSQL text format)."""
-        slots = sql.SQL(", ").join(ident(f"c{slot}") for slot in self.copy_slots)
-        return sql.SQL("COPY {} ({}) FROM STDIN").format(ident(CONTROL_SCHEMA, self.stage), slots)
 
 
 class Loader:
@@ -179,10 +171,8 @@ class Loader:
         self.streams = {table: register_stream(conn, profile=self.profile, entity=table,
                                                target_table=targets[table].qualified, source=table)
                         for table in self.plan.order}
-        tables = placeholder_tables(list(self.plans.values()))
-        if tables:
-            self.placeholders = create_placeholders(conn, schema, tables, marker_column=self._marker_column)
-            self.report.placeholders = [name.split(".", 1)[1] for name in self.placeholders.rows]
+        self.placeholders = create_placeholders(conn, list(self.plans.values()), marker_column=self._marker_column)
+        self.report.placeholders = [name.split(".", 1)[1] for name in self.placeholders.rows]
         with conn.transaction():
             for index, table in enumerate(self.plan.order):
                 layout = self.plan.tables[table].layout
@@ -201,11 +191,6 @@ class Loader:
                 if column.data_type.split("(")[0] in TEXT_TYPES and not column.is_computed:
                     return value
         return None
-
-    def load_table(self, table: str, rows: Iterable[bytes | memoryview], *,
-                   conn: psycopg.Connection | None = None) -> TableReport:
-        """Load ``rows`` (one text-format COPY line each) into ``table`` in batches."""
-        return self.load_batches(table, batched_rows(rows, self.batch_rows), conn=conn)
 
     def load_batches(self, table: str, batches: Iterable[list[bytes]], *,
                      conn: psycopg.Connection | None = None) -> TableReport:
@@ -275,24 +260,22 @@ class Loader:
                     sessions.append(local.conn)
             load(table, local.conn)
 
-        done: set[str] = set()
+        position = {table: index for index, table in enumerate(self.plan.order)}
+        sorter = TopologicalSorter(waits_for)
+        sorter.prepare()
         running: dict[Future[None], str] = {}
-        pending = list(self.plan.order)
         failure: BaseException | None = None
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-load") as pool:
-                while pending or running:
-                    for table in [t for t in pending if waits_for[t] <= done][:workers - len(running)]:
-                        pending.remove(table)
+                while failure is None and sorter.is_active():
+                    for table in sorted(sorter.get_ready(), key=position.__getitem__):
                         running[pool.submit(run, table)] = table
-                    if not running:
-                        break
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        done.add(running.pop(future))
+                        sorter.done(running.pop(future))
                         failure = failure or future.exception()
-                    if failure is not None:
-                        pending.clear()
+                for future in running:
+                    future.cancel()  # a queued table never starts; the running ones end
         finally:
             for session in sessions:
                 session.close()
@@ -341,8 +324,10 @@ class Loader:
 
     def _stage(self, conn: psycopg.Connection, load: TableLoad, *, rows: list[bytes], report: TableReport) -> None:
         """Append ``rows`` to the staging table; a line COPY cannot parse is isolated by halving and audited."""
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(  # PostgreSQL text format
+            ident(CONTROL_SCHEMA, load.stage), sql.SQL(", ").join(ident(f"c{slot}") for slot in load.copy_slots))
         try:
-            with conn.transaction(), conn.cursor().copy(load.copy_sql()) as copy:
+            with conn.transaction(), conn.cursor().copy(copy_sql) as copy:
                 # a few large writes instead of one per row
                 for start in range(0, len(rows), 2000):
                     copy.write(b"".join(rows[start:start + 2000]))
@@ -360,7 +345,7 @@ class Loader:
         load.unparsable += 1
         assert self.run is not None
         with conn.transaction():
-            record_failure(conn, run=self.run, stream_id=self.streams[table], record_no=-load.unparsable, source_id=None,
+            record_failure(conn, run=self.run, stream_id=self.streams[table], record_no=-load.unparsable,
                            message=message)
         report.rows += 1
         report.failed += 1

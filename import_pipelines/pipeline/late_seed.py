@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from import_pipelines.control import ensure_control_schema
 from import_pipelines.db.connect import connection
-from import_pipelines.db.introspect import describe_schema
 from import_pipelines.engine.audit import register_run, stream_ids
-from import_pipelines.engine.late_seed import LateSeedOutcome, create_placeholders, late_seed, placeholder_tables
+from import_pipelines.engine.late_seed import LateSeedOutcome, create_placeholders, late_seed
 from import_pipelines.pipeline.plan import build_plan
 from import_pipelines.templates.model import Template
 
@@ -24,10 +23,6 @@ def resolve_pending(url: str, *, template: Template, profile: str, run_id: str, 
         plans = [build_plan(conn, template=template, entity_name=name, profile=profile,
                             source_system=source_system).merge for name in template.entities]
         plans = [plan for plan in plans if plan.deferred]
-        tables = placeholder_tables(plans)
-        placeholders = None
-        if tables:
-            system = template.natural_key.system_column
-            placeholders = create_placeholders(conn, describe_schema(conn, template.target_schema), tables,
-                                               marker_column=lambda table: system)
+        system = template.natural_key.system_column
+        placeholders = create_placeholders(conn, plans, marker_column=lambda table: system)
         return late_seed(conn, run=run, plans=plans, stream_ids=stream_ids(conn, profile), placeholders=placeholders)

@@ -108,8 +108,9 @@ def build_plan(conn: psycopg.Connection, *, template: Template, entity_name: str
     touch = tuple(c for c in ("updated_at",) if c in table.columns and c not in write_fields and table.columns[c].writable)
     source_id = sql.SQL("(s.{})::text").format(ident(entity.source_id))
     merge = MergePlan(
-        profile=profile, entity=entity_name, source=entity.source_label, table=table,
+        profile=profile, entity=entity_name, table=table,
         key=(Value(nk.system_column, sql.Literal(system)), Value(nk.id_column, source_id)),
+        key_null=sql.SQL("({}) IS NULL").format(source_id),
         key_message=f"{entity.source_id}: the source identifier is empty",
         values=tuple(Value(f, ident("s", f)) for f in write_fields), refs=tuple(refs), touch=touch,
         change="hash", mode=mode or entity.mode or template.mode, source_id=source_id,
@@ -146,15 +147,15 @@ def _reference(template: Template, *, entity_name: str, column: str, table: Targ
     relation = sql.SQL("SELECT x.{} AS r0, x.{} AS k0, x.{} AS k1 FROM {} AS x").format(
         ident(ref_table.primary_key), ident(nk.system_column), ident(nk.id_column),
         ident(ref_table.schema, ref_table.name))
-    required = ref.required or target_column.not_null
+    required = ref.required or not target_column.nullable
     return Ref(
-        name=column, columns=(column,), column_types=(target_column.type,), table=ref_table,
+        name=column, columns=(column,), column_types=(target_column.data_type,), table=ref_table,
         ref_columns=(ref_table.primary_key,), relation=relation, atoms=(sql.Literal(system), carrier),
         atom_names=(nk.system_column, nk.id_column), atom_types=("text", "text"),
         present=sql.SQL("s.{} IS NOT NULL").format(ident(ref.field)),
         describe_missing=describe_missing,
         source_key=carrier, ref_stream=ref.entity, deferred=is_late(template, entity_name, column),
-        not_null=target_column.not_null,
+        not_null=not target_column.nullable,
         required_message=f"{column}: required reference ({ref.field}) is empty" if required else None,
         on_missing="fail" if required else ref.on_missing,
         follows_duplicates=template.entities[ref.entity].dedupe is not None)

@@ -23,15 +23,13 @@ its path is in the load step's metadata (``error_report``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 from psycopg import sql
 
 from import_pipelines.control import CONTROL_SCHEMA
+from import_pipelines.db.copy import copy_report
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef
-from import_pipelines.settings import data_dir
 from import_pipelines.sources.tabular import FOOTER_ERROR
 from import_pipelines.templates.model import Entity
 
@@ -96,17 +94,11 @@ def record_row_errors(conn: psycopg.Connection, *, entity: Entity, staging: str,
 
 def write_error_report(conn: psycopg.Connection, *, run_id: str, profile: str, entity: str) -> str:
     """The run's rejected rows of ``entity`` as ``<data>/reports/<run>/<profile>_<entity>_errors.csv``; its path."""
-    folder = data_dir() / "reports" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{profile}_{entity}_errors.csv"
     query = sql.SQL("COPY (SELECT {} FROM {}.import_errors WHERE run_id = {} AND profile = {} AND entity = {}"
                     " AND stage = 'row' ORDER BY error_id) TO STDOUT (FORMAT CSV, HEADER)").format(
         sql.SQL(", ").join(map(ident, REPORT_COLUMNS)), ident(CONTROL_SCHEMA), sql.Literal(run_id),
         sql.Literal(profile), sql.Literal(entity))
-    with Path(path).open("wb") as out, conn.cursor().copy(query) as copy:
-        for block in copy:
-            out.write(block)
-    return str(path)
+    return copy_report(conn, query, run_id=run_id, name=f"{profile}_{entity}_errors.csv")
 
 
 def error_counts(conn: psycopg.Connection, *, run_id: str, profile: str, entity: str) -> dict[str, int]:

@@ -150,7 +150,7 @@ def _deactivate(conn: psycopg.Connection, plan: EntityPlan, *, rule: SourceDelet
     assert rule.column is not None
     audited = _audit(conn, plan, ref=ref, stream_id=stream_id, action="deactivated", where=sql.SQL("true"))
     sets = [sql.SQL("{} = CAST({} AS {})").format(ident(rule.column), sql.Literal(rule.value),
-                                                  sql.SQL(table.columns[rule.column].type))]
+                                                  sql.SQL(table.columns[rule.column].data_type))]
     sets += [sql.SQL("{} = now()").format(ident(c)) for c in plan.merge.touch if c != rule.column]
     conn.execute(sql.SQL("UPDATE {t} AS t SET {sets} FROM _acted AS a WHERE t.{key} = (a.target_id)::{key_type}"
                          ).format(t=ident(table.schema, table.name), sets=sql.SQL(", ").join(sets),

@@ -22,7 +22,7 @@ from import_pipelines.db.sql import ident, shown_value
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
-from import_pipelines.engine.late_seed import create_placeholders, placeholder_tables
+from import_pipelines.engine.late_seed import create_placeholders
 from import_pipelines.engine.load import (
     is_small_change,
     load_staged,
@@ -325,25 +325,25 @@ def field_checks(plan: EntityPlan, *, staging_types: dict[str, str], server_vers
     for name in plan.write_fields:
         column = plan.table.columns[name]
         field = ident("s", name)
-        if column.not_null:
+        if not column.nullable:
             checks.append(sql.SQL("CASE WHEN {f} IS NULL THEN {m} END").format(
                 f=field, m=sql.Literal(f"{name}: required, but empty ({plan.table.qualified}.{name} is NOT NULL)")))
-        if column.max_length:
+        if column.char_max_length:
             checks.append(sql.SQL("CASE WHEN length(({f})::text) > {n} THEN {m1} || length(({f})::text) || {m2} END"
-                                  ).format(f=field, n=sql.Literal(column.max_length), m1=sql.Literal(f"{name}: "),
+                                  ).format(f=field, n=sql.Literal(column.char_max_length), m1=sql.Literal(f"{name}: "),
                                            m2=sql.Literal(f" characters, {plan.table.qualified}.{name}"
-                                                          f" holds {column.max_length}")))
+                                                          f" holds {column.char_max_length}")))
         staged = staging_types.get(name, "text").split("(")[0]
-        if staged in _TEXTUAL and column.type.split("(")[0] not in _TEXTUAL:
+        if staged in _TEXTUAL and column.data_type.split("(")[0] not in _TEXTUAL:
             valid = (sql.SQL("pg_input_is_valid(({})::text, {})") if server_version >= 160000
-                     else sql.SQL("import_control.castable(({})::text, {})")).format(field, sql.Literal(column.type))
-            if server_version < 160000 and (certain := _CERTAINLY_VALID.get(column.type.split("(")[0])):
+                     else sql.SQL("import_control.castable(({})::text, {})")).format(field, sql.Literal(column.data_type))
+            if server_version < 160000 and (certain := _CERTAINLY_VALID.get(column.data_type.split("(")[0])):
                 # castable runs a statement in a subtransaction per value: values of the usual
                 # shape, which no setting can make invalid, skip it
                 valid = sql.SQL("(({})::text ~ {} OR {})").format(field, sql.Literal(certain), valid)
             checks.append(sql.SQL("CASE WHEN {f} IS NOT NULL AND NOT {valid} THEN {m1} || {shown} || {m2} END").format(
                 f=field, valid=valid, shown=shown_value(field), m1=sql.Literal(f"{name}: "),
-                m2=sql.Literal(f" is not a valid {column.type} ({plan.table.qualified}.{name})")))
+                m2=sql.Literal(f" is not a valid {column.data_type} ({plan.table.qualified}.{name})")))
     return checks
 
 
@@ -504,14 +504,9 @@ def hash_key(text: str) -> int:
 def _merge(conn: psycopg.Connection, run: EntityRun, plan: EntityPlan, staged: Staged, *, ref: RunRef,
            streams: dict[str, int], log: Log):
     merge = plan.merge
-    placeholders = None
-    tables = placeholder_tables([merge])
-    if tables and not run.dry_run:
-        from import_pipelines.db.introspect import describe_schema
-
-        system = run.template.natural_key.system_column
-        placeholders = create_placeholders(conn, describe_schema(conn, plan.table.schema), tables,
-                                           marker_column=lambda table: system).rows
+    system = run.template.natural_key.system_column
+    placeholders = None if run.dry_run else create_placeholders(
+        conn, [merge], marker_column=lambda table: system).rows
     unread = Counter(staged.unread)
     if not run.dry_run:
         # a retried step, or a re-execution from failure on this staging: what committed stays as it is

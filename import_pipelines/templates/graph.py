@@ -30,25 +30,21 @@ def is_late(template: Template, entity: str, column: str) -> bool:
 
 def upstream_entities(template: Template, entity: str) -> list[str]:
     """Entities that must be loaded before ``entity`` (its non-late references)."""
-    refs = template.entities[entity].references
-    return sorted({ref.entity for column, ref in refs.items() if not is_late(template, entity, column)})
+    order = template_load_order(template)
+    return sorted({ref.entity for column, ref in template.entities[entity].references.items()
+                   if not order.is_deferred(entity, column)})
 
 
 def dependency_order(template: Template) -> list[str]:
-    """Entity names, each after the entities it depends on (template order among equals)."""
+    """Entity names, each after the entities it depends on; level by level, each level in template order."""
     sorter = TopologicalSorter({name: upstream_entities(template, name) for name in template.entities})
-    order = list(sorter.static_order())
+    sorter.prepare()
     position = {name: i for i, name in enumerate(template.entities)}
-    # static_order is a valid order; make it stable by re-sorting each ready level by template order
     ranked: list[str] = []
-    done: set[str] = set()
-    remaining = list(order)
-    while remaining:
-        ready = [n for n in remaining if set(upstream_entities(template, n)) <= done]
-        ready.sort(key=position.__getitem__)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
         ranked.extend(ready)
-        done.update(ready)
-        remaining = [n for n in remaining if n not in done]
+        sorter.done(*ready)
     return ranked
 
 

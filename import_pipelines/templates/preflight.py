@@ -87,7 +87,7 @@ def target_problems(template: Template, *, target_url: str, profile: str, source
             written = {*plan.write_fields, *(c for r in plan.merge.refs for c in r.columns), plan.table.primary_key,
                        template.natural_key.system_column, template.natural_key.id_column}
             unwritten = [c.name for c in plan.table.columns.values()
-                         if c.not_null and not c.has_default and not c.generated and not c.identity
+                         if not c.nullable and not c.has_default and not c.generated and not c.identity
                          and c.name not in written]
             if unwritten:
                 problems.append((f"entities.{name}.fields",
