@@ -284,8 +284,10 @@ def fields_from_raw(target: psycopg.Connection, entity: Entity, *, raw_table: sq
     exprs = [sql.SQL("{} AS {}").format(compile_field(entity.fields[name], aliases=aliases), ident(name))
              for name in names]
     kept = kept_records(entity)
+    # OFFSET 0 keeps the planner from pulling the fields up into the INSERT's SELECT list, where
+    # every field would be computed twice: once for its column and once more inside the hash's ROW()
     inner = sql.SQL("SELECT {}, COALESCE(r._source_ref, {} || ' line ' || r._line) AS _sref, {} AS _serr,"
-                    " r._line AS _sline FROM {} AS r{}").format(
+                    " r._line AS _sline FROM {} AS r{} OFFSET 0").format(
         sql.SQL(", ").join(exprs), sql.Literal(source_name), record_errors(entity), raw_table,
         sql.SQL(" WHERE {}").format(kept) if kept is not None else sql.SQL(""))
     cur = target.cursor()

@@ -257,7 +257,8 @@ def test_an_uncertain_mapping_stops_before_writing_with_the_command_that_accepts
 
 PHONES = ["+1 (555) 381-5012", "555-381-5012", "1.555.381.5012", "0044 20 7946 0958", "+44 20 7946 0958 ext. 12",
           "(555) 010-2000 x7", "020 7946 0958", "  +49 (0)30 1234567 ", "", "n/a", "0", "15553815012", "+1 555 0100",
-          "555 0100 #4", "tel: 555-0100"]
+          "555 0100 #4", "tel: 555-0100", "555x", "\t+1 555 0100", "1-555-123-4567 EXT 9", "(555) 123-4567 x 12 ",
+          "555/123 45 67", "555_123_4567"]
 
 
 def test_the_stored_normalised_phone_is_the_one_duplicate_detection_compares(target_url: str) -> None:
