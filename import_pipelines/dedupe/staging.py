@@ -12,13 +12,14 @@ record's best match in the target and its review pairs. Clusters are their conne
 components, found in SQL, and the survivor rule (:func:`~.survivor.cluster_matches`) reads
 back a run of whole clusters at a time; which record takes a target row, and which review
 pairs are listed, is decided set-based. Memory is therefore a chunk, whatever the tables and
-the duplicates found, but for the review pairs returned (and a float per duplicate); the
-findings are those of :func:`~.survivor.find_duplicates_within` and
+the duplicates found; the findings are those of :func:`~.survivor.find_duplicates_within` and
 :func:`~.matching.match_against` on the whole tables.
 
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
-where the merge turns them into actions by mode. Pairs in the review band are returned; the
-caller records them and holds their records back (:func:`~.review.hold_for_review`).
+where the merge turns them into actions by mode, and their confidences are summed up in SQL
+(:class:`~.confidences.Confidences`). Pairs in the review band stay in a temporary table
+(:class:`~.review.ReviewPairs`); the caller records them and holds their records back
+(:func:`~.review.hold_for_review`) before its transaction ends.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from psycopg import sql
 
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
+from import_pipelines.dedupe.confidences import BUCKET, LAST_BUCKET, Confidences
 from import_pipelines.dedupe.frequency import record_frequency_keys, value_hashes
 from import_pipelines.dedupe.matching import (
     DEFAULT_MAX_BLOCK_SIZE,
@@ -47,7 +49,7 @@ from import_pipelines.dedupe.matching import (
     score_pairs,
 )
 from import_pipelines.dedupe.normalize import prepare_frame
-from import_pipelines.dedupe.review import Decisions, ReviewPair
+from import_pipelines.dedupe.review import Decisions, ReviewPairs, list_for_review
 from import_pipelines.dedupe.survivor import cluster_matches, survivor_ranks
 
 CHUNK_ROWS = 20_000
@@ -68,14 +70,15 @@ _VALID = sql.SQL("s._dup_of IS NULL AND s._error IS NULL")  # the staged rows th
 
 @dataclass(frozen=True)
 class DedupeOutcome:
-    """What the rule found: duplicates inside the batch, matches against the target, their confidences."""
+    """What the rule found: duplicates inside the batch, matches against the target, their confidences,
+    and the pairs listed for review."""
 
     within: int = 0
     against_target: int = 0
     of_loaded: int = 0  # duplicates of records this import loaded before (met as target rows)
     pairs_compared: int = 0
-    confidences: list[float] = field(default_factory=list)
-    review: list[ReviewPair] = field(default_factory=list)
+    confidences: Confidences = field(default_factory=Confidences)
+    review: ReviewPairs = field(default_factory=ReviewPairs)
 
     @property
     def found(self) -> int:
@@ -85,7 +88,7 @@ class DedupeOutcome:
     @property
     def mean_confidence(self) -> float | None:
         """Mean confidence (0-100) of the duplicates found."""
-        return float(np.mean(self.confidences)) if self.confidences else None
+        return self.confidences.mean
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,10 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
     ``conn`` takes in their keys, so that reading, computing keys and the server's intake
     overlap. It sees committed rows only. Without it ``conn`` does all of it in turn.
 
-    Pairs in the review band are returned in ``review`` (the record held back first) and never
+    Pairs in the review band are listed in ``review`` (the record held back first) and never
     merged; ``decisions`` taken on earlier runs merge accepted pairs and keep rejected ones apart.
+    The listed pairs are kept until the caller's transaction ends (``conn`` is in one, or this
+    function's own transaction ends when it returns): read, record and hold them within it.
     """
     present = {d.name for d in conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(staging)).description}
     ctx = _Context(conn=conn, reader=reader, staging=staging, target=target, primary_key=primary_key,
@@ -176,17 +181,25 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
             within, within_pairs = _within_batch(ctx)
             against, own, target_pairs = _against_target(ctx, target_rows=target_rows)
             _write_back(conn, staging=staging)
-            review = [ReviewPair(source_id=source, candidate_kind=kind, candidate=candidate, confidence=confidence,
-                                 fields=json.loads(fields)) for source, kind, candidate, confidence, fields
-                      in conn.execute("SELECT source_id, kind, candidate, confidence, fields FROM _dedupe_review"
-                                      " ORDER BY part, seq")]
-            confidences = [c for (c,) in conn.execute("SELECT confidence FROM _dedupe_findings ORDER BY seq")]
+            review = list_for_review(conn, sql.SQL(
+                "SELECT row_number() OVER (ORDER BY part, seq) AS ord, source_id, kind AS candidate_kind, candidate,"
+                " confidence, fields FROM _dedupe_review"))
             outcome = DedupeOutcome(within=within, against_target=against, of_loaded=own,
-                                    pairs_compared=within_pairs + target_pairs, confidences=confidences,
+                                    pairs_compared=within_pairs + target_pairs, confidences=_confidences(conn),
                                     review=review)
         # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(ident(t) for t in _TEMP_TABLES)))
     return outcome
+
+
+def _confidences(conn: psycopg.Connection) -> Confidences:
+    """The confidences of ``_dedupe_findings`` summed up (in the order of the findings) and counted by bucket."""
+    count, total = conn.execute("SELECT count(*), coalesce(sum(confidence ORDER BY seq), 0) FROM _dedupe_findings"
+                                ).fetchone()
+    buckets = conn.execute("SELECT least(%(last)s, floor(confidence / %(width)s)::int * %(width)s) AS low, count(*)"
+                           " FROM _dedupe_findings GROUP BY low ORDER BY low",
+                           {"last": LAST_BUCKET, "width": BUCKET}).fetchall()
+    return Confidences(count=count, total=total, buckets=tuple(buckets))
 
 
 def _frame(rows: list[tuple], *, columns: list[str], rule: DedupeRule, id_column: str | None = None) -> pd.DataFrame:
