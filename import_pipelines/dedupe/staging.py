@@ -52,11 +52,15 @@ from import_pipelines.dedupe.normalize import prepare_frame
 from import_pipelines.dedupe.review import Decisions, ReviewPairs, list_for_review
 from import_pipelines.dedupe.survivor import cluster_matches, survivor_ranks
 
-CHUNK_ROWS = 20_000
-"""Rows (staged records, target records) worked on at a time."""
+CHUNK_ROWS = 5_000
+"""Rows (staged records, target records, clustered records) worked on at a time."""
 PAIRS_PER_ROW_CHUNK = 4
 """Candidate pairs scored at a time, per row of ``CHUNK_ROWS``: a pair is two ids, and the records
 a chunk of pairs names (at most twice as many, in practice far fewer) are read and normalised once."""
+REVIEW_ORDER_CHUNKS = 4
+"""The review pairs against the target are listed in runs of this many chunks of pairs, the
+likeliest first within a run, then in pair order (the order the list has had since the chunks
+of pairs were four times larger; it is the review ids' order and the CSV's)."""
 
 _INTEGER_OIDS = {20, 21, 23}  # int8, int2, int4: ids that travel as binary bigint
 # COPY ... (FORMAT BINARY): signature, flags, header extension length; a field count of -1 ends it
@@ -338,7 +342,7 @@ def _binary_rows(columns: list[np.ndarray]) -> bytes:
 
 def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left_table: sql.Composable,
                   right: list[str], right_table: sql.Composable, decisions_of: Callable,
-                  ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
+                  ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
     """Score the pairs that ``pairs`` streams, a chunk at a time; yield the matched and the review ones.
 
     ``pairs`` gives a left and a right record id per row: the ids of ``left_table`` and
@@ -354,7 +358,9 @@ def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left
     with ctx.conn.cursor(name="import_pipelines_dedupe_pairs") as cursor:
         cursor.itersize = ctx.chunk_rows * PAIRS_PER_ROW_CHUNK
         cursor.execute(pairs)
+        number = -1
         while chunk := cursor.fetchmany(ctx.chunk_rows * PAIRS_PER_ROW_CHUNK):
+            number += 1
             a_records, i = _records(ctx, [row[0] for row in chunk], columns=left, table=left_table)
             b_records, j = _records(ctx, [row[1] for row in chunk], columns=right, table=right_table)
             present = np.flatnonzero((i >= 0) & (j >= 0))  # a record gone since the pair was listed: no pair
@@ -379,7 +385,8 @@ def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left
                 kept = replace(kept, left=renumbered, right=renumbered,
                                confidence=np.where(accepted[keep], np.maximum(kept.confidence, ctx.rule.threshold),
                                                    kept.confidence))
-                yield (a_records.iloc[i[keep]].reset_index(drop=True), b_records.iloc[j[keep]].reset_index(drop=True),
+                yield (number, a_records.iloc[i[keep]].reset_index(drop=True),
+                       b_records.iloc[j[keep]].reset_index(drop=True),
                        kept.select(matched_mask[keep]), kept.select(review_mask[keep]))
 
 
@@ -436,7 +443,7 @@ def _within_batch(ctx: _Context) -> tuple[int, int]:
     conn.execute("CREATE TEMP TABLE _dedupe_band (seq bigint, x bigint, y bigint, held text, other text,"
                  " confidence float8, fields text) ON COMMIT DROP")
     seq = 0
-    for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT a, b FROM _dedupe_pairs"), left=record,
+    for _, a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT a, b FROM _dedupe_pairs"), left=record,
                                             left_table=ctx.staging, right=record, right_table=ctx.staging,
                                             decisions_of=decisions_of):
         if len(hits.left):
@@ -635,10 +642,10 @@ def _against_target(ctx: _Context, *, target_rows: int) -> tuple[int, int, int]:
     conn.execute("CREATE TEMP TABLE _dedupe_best ON COMMIT DROP AS SELECT 0::bigint AS seq, 0::bigint AS rn,"
                  " ''::text AS sid, id AS tid, ''::text AS tid_text, 0::float8 AS raw, 0::float8 AS confidence,"
                  " ''::text AS fields, ''::text AS own FROM _dedupe_target_keys WITH NO DATA")
-    conn.execute("CREATE TEMP TABLE _dedupe_target_band (seq bigint, rn bigint, source_id text, candidate text,"
-                 " confidence float8, fields text) ON COMMIT DROP")
-    best_seq = band_seq = 0
-    for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT rn, id FROM _dedupe_target_pairs"),
+    conn.execute("CREATE TEMP TABLE _dedupe_target_band (run int, raw float8, chunk int, k int, rn bigint,"
+                 " source_id text, candidate text, confidence float8, fields text) ON COMMIT DROP")
+    best_seq = 0
+    for number, a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT rn, id FROM _dedupe_target_pairs"),
                                             left=incoming, left_table=ctx.staging, right=existing,
                                             right_table=ctx.target, decisions_of=decisions_of):
         if len(hits.left):
@@ -659,15 +666,15 @@ def _against_target(ctx: _Context, *, target_rows: int) -> tuple[int, int, int]:
         if len(doubts.left):
             fields = _fields_of(doubts)
             rows = []
-            for k in np.argsort(-doubts.confidence, kind="stable").tolist():
+            for k in range(len(doubts.left)):
                 source = str(a[ctx.source_id].iat[doubts.left[k]])
                 external = b[id_column].iat[doubts.right[k]]
                 if (b[system_column].iat[doubts.right[k]] == ctx.source_system and external is not None
                         and (source, "source", str(external)) in ctx.decisions.waiting):
                     continue  # already waiting as a pair of two records of this import: one pair, one decision
-                rows.append((band_seq, int(a["_rn"].iat[doubts.left[k]]), source, str(b[pk].iat[doubts.right[k]]),
+                rows.append((number // REVIEW_ORDER_CHUNKS, float(doubts.confidence[k]), number, k,
+                             int(a["_rn"].iat[doubts.left[k]]), source, str(b[pk].iat[doubts.right[k]]),
                              float(round(doubts.confidence[k], 2)), json.dumps(fields[k])))
-                band_seq += 1
             _copy_rows(conn, "_dedupe_target_band", rows)
     return (*_settle_target(ctx), pairs)
 
@@ -681,7 +688,8 @@ def _settle_target(ctx: _Context) -> tuple[int, int]:
     when the rule updates such rows) makes that record's duplicate; otherwise a target row goes
     to its best match (highest confidence, then lowest row number) and its other matches become
     that record's duplicates. Findings are numbered in that order. A record matched, or waiting
-    for review within the batch, lists no pairs of its own; the others list their first three.
+    for review within the batch, lists no pairs of its own; the others list their first three
+    (in the order of :data:`REVIEW_ORDER_CHUNKS`).
     Returns the records matched to the target and those matched to this import's own records.
     """
     conn = ctx.conn
@@ -715,8 +723,10 @@ def _settle_target(ctx: _Context) -> tuple[int, int]:
         stg=ctx.staging, sid=ident(ctx.source_id)),
         {"any_loaded": ctx.rule.on_loaded_match != "update", "start": start}).fetchone()
     conn.execute("INSERT INTO _dedupe_review SELECT 1, seq, source_id, 'target', candidate, confidence, fields FROM ("
-                 " SELECT t.*, row_number() OVER (PARTITION BY t.source_id ORDER BY t.seq) AS n"
-                 " FROM _dedupe_target_band AS t WHERE NOT EXISTS (SELECT 1 FROM _dedupe_best AS b WHERE b.rn = t.rn)"
+                 " SELECT t.*, row_number() OVER (PARTITION BY t.source_id ORDER BY t.seq) AS n FROM ("
+                 "  SELECT b.*, row_number() OVER (ORDER BY b.run, b.raw DESC, b.chunk, b.k) AS seq"
+                 "  FROM _dedupe_target_band AS b) AS t"
+                 " WHERE NOT EXISTS (SELECT 1 FROM _dedupe_best AS b WHERE b.rn = t.rn)"
                  " AND NOT EXISTS (SELECT 1 FROM _dedupe_review AS r WHERE r.source_id = t.source_id)) AS listed"
                  " WHERE n <= 3")
     return against, own
