@@ -189,7 +189,7 @@ def _words(text: str) -> list[str]:
     return text.split()[:_MAX_NAME_WORDS]
 
 
-@lru_cache(maxsize=1 << 15)
+@lru_cache(maxsize=1 << 16)
 def soundex(word: str) -> str:
     """American Soundex of an ASCII lower-case word (``robert`` and ``rupert`` -> ``r163``).
 

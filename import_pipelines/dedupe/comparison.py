@@ -87,10 +87,7 @@ REFERENCE_POPULATION = 10_000  # records: PRIOR_BITS are the prior odds of a pai
 TYPO_MIN_LETTERS = 5  # shorter mailbox names are too easily another person's after one edit
 JARO_WINKLER_SIMILAR = 0.9
 
-# values per cache: more than the distinct values of a chunk of the streaming path, whose passes
-# over one chunk (blocking keys, counting keys, comparisons) then find them; bounded whatever the
-# table size, and full from a few chunks on, so memory does not grow with the tables past that
-_CACHE = 1 << 15
+_CACHE = 1 << 16  # values per cache: a few MB each, bounded whatever the table size
 # pairs of names: a call works out each distinct pair once, so few repeat beyond it
 _PAIR_CACHE = 1 << 12
 _SEPARATORS = re.compile(r"[._\-]")
