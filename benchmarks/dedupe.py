@@ -479,11 +479,12 @@ def findings_digest(conn, outcome) -> str:
     for row in conn.execute("SELECT _rn, _dup_of, _match_tid, _confidence, _match::text FROM stg"
                             " WHERE _dup_of IS NOT NULL OR _match_tid IS NOT NULL ORDER BY _rn"):
         digest.update(repr(row).encode())
-    for pair in outcome.review:
+    for _, pair in outcome.review.read(conn):
         digest.update(repr((pair.source_id, pair.candidate_kind, pair.candidate, pair.confidence,
                             json.dumps(pair.fields, sort_keys=True))).encode())
+    confidences = outcome.confidences
     digest.update(repr((outcome.within, outcome.against_target, outcome.of_loaded, outcome.pairs_compared,
-                        [round(c, 6) for c in outcome.confidences])).encode())
+                        confidences.count, round(confidences.total, 6), confidences.buckets)).encode())
     return digest.hexdigest()[:16]
 
 

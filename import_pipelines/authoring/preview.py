@@ -192,7 +192,7 @@ def _preview_entity(template: Template, name: str, *, number: int, source: psyco
                              source_system=plan.source_system, source_id=entity.source_id, rule=entity.dedupe,
                              survivor_updated=entity.survivor_updated, decisions=decisions)
         # possible duplicates wait, as in a real run (the preview stores no pair)
-        hold_for_review(target, staging=staging, source_id=entity.source_id, pairs=outcome.review, ids=None)
+        hold_for_review(target, staging=staging, source_id=entity.source_id, pairs=outcome.review)
         if reviews:
             hold_undecided(target, staging=staging, source_id=entity.source_id, profile=profile, entity=name)
         counts.update(duplicates_by_rule=outcome.within + outcome.of_loaded, matched_target_rows=outcome.against_target)

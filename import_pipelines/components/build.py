@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from import_pipelines.components.retries import STEP_RETRY_POLICY, retry_transient_only
+from import_pipelines.dedupe.confidences import BUCKET, Confidences
 from import_pipelines.templates.model import Template
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ def materialization_metadata(result: "LoadResult", *, target: str) -> dict[str, 
     meta["duplicates"] = dg.MetadataValue.int(result.duplicates)
     meta["matched_target_rows"] = dg.MetadataValue.int(result.matched_target)
     if result.confidences:
-        meta["mean_confidence"] = dg.MetadataValue.float(round(sum(result.confidences) / len(result.confidences), 2))
+        meta["mean_confidence"] = dg.MetadataValue.float(round(result.confidences.mean, 2))
         meta["confidence_histogram"] = dg.MetadataValue.md(confidence_histogram(result.confidences))
     meta["rows_per_s"] = dg.MetadataValue.float(round(result.rows_per_s, 1))
     meta["duration_s"] = dg.MetadataValue.float(round(result.seconds, 3))
@@ -264,11 +265,11 @@ def mapping_metadata(staged: Any) -> dict[str, Any]:
 def review_metadata(staged: Any) -> dict[str, Any]:
     """The pairs waiting for review: a count, a table (the first 200) and the CSV of them all."""
     pairs = list(getattr(staged, "review", ()) or ())
-    meta: dict[str, Any] = {"review_pairs": dg.MetadataValue.int(len(pairs))}
+    meta: dict[str, Any] = {"review_pairs": dg.MetadataValue.int(getattr(staged, "review_count", len(pairs)))}
     if pairs:
         columns = ["review_id", "source_id", "candidate", "confidence", "fields"]
         meta["review"] = dg.MetadataValue.table(
-            records=[dg.TableRecord({c: pair[c] for c in columns}) for pair in pairs[:200]],
+            records=[dg.TableRecord({c: pair[c] for c in columns}) for pair in pairs],
             schema=dg.TableSchema(columns=[dg.TableColumn(c, "float" if c == "confidence" else
                                                           "int" if c == "review_id" else "string")
                                            for c in columns]))
@@ -280,17 +281,13 @@ def _verb(action: str) -> str:
     return {"created": "create", "updated": "update", "skipped": "skip", "failed": "fail"}.get(action, action)
 
 
-def confidence_histogram(confidences: "tuple[float, ...] | list[float]") -> str:
+def confidence_histogram(confidences: Confidences) -> str:
     """A markdown histogram of duplicate confidences in 5-point buckets from the lowest seen."""
-    buckets: dict[int, int] = {}
-    for value in confidences:
-        low = min(95, int(value // 5) * 5)
-        buckets[low] = buckets.get(low, 0) + 1
-    peak = max(buckets.values())
+    peak = max(count for _, count in confidences.buckets)
     lines = ["| confidence | duplicates | |", "|---|---:|---|"]
-    for low in sorted(buckets):
-        bar = "█" * max(1, round(20 * buckets[low] / peak))
-        lines.append(f"| {low}-{low + 5} | {buckets[low]:,} | {bar} |")
+    for low, count in confidences.buckets:
+        bar = "█" * max(1, round(20 * count / peak))
+        lines.append(f"| {low}-{low + BUCKET} | {count:,} | {bar} |")
     return "\n".join(lines)
 
 

@@ -87,7 +87,9 @@ REFERENCE_POPULATION = 10_000  # records: PRIOR_BITS are the prior odds of a pai
 TYPO_MIN_LETTERS = 5  # shorter mailbox names are too easily another person's after one edit
 JARO_WINKLER_SIMILAR = 0.9
 
-_CACHE = 1 << 16  # values (or pairs of names) per cache: a few MB each, bounded whatever the table size
+_CACHE = 1 << 16  # values per cache: a few MB each, bounded whatever the table size
+# pairs of names: a call works out each distinct pair once, so few repeat beyond it
+_PAIR_CACHE = 1 << 12
 _SEPARATORS = re.compile(r"[._\-]")
 _NAME_SPLIT = re.compile(r"[\s,]+")
 TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "mme", "mlle"})
@@ -286,7 +288,7 @@ def phone_level(a: str, b: str) -> str:
     return "last7" if len(a) >= 7 and a[-7:] == b[-7:] else "else"
 
 
-@lru_cache(maxsize=_CACHE)
+@lru_cache(maxsize=_PAIR_CACHE)
 def name_level(a: str, b: str) -> str:
     """The level of two unequal normalised names."""
     (words_a, suffix_a), (words_b, suffix_b) = name_words(a), name_words(b)

@@ -1,15 +1,22 @@
 """The review band: possible duplicates that a person confirms or rejects, and the decisions kept.
 
 The dedupe step lists every pair between the rule's ``review_threshold`` and its ``threshold``
-(``import_control.review_pairs``, a CSV under ``<data>/reports/<run>/``, a table in the run's
-metadata) and holds the record back from the load until a person decides; a decision is kept for
-the pair, so on the next run an accepted pair merges and a rejected one never does.
+(``import_control.review_pairs``, a CSV under ``<data>/reports/<run>/``, the first
+:data:`SHOWN_PAIRS` in a table in the run's metadata) and holds the record back from the load
+until a person decides; a decision is kept for the pair, so on the next run an accepted pair
+merges and a rejected one never does.
+
+The pairs a rule lists wait in a temporary table of the session (:class:`ReviewPairs`) until
+the transaction that listed them ends; storing them, holding their records back and writing
+the CSV read them from there set-based or a chunk at a time, so that a run listing many pairs
+holds none of them in memory.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,6 +29,10 @@ from import_pipelines.settings import data_dir
 
 CandidateKind = Literal["source", "target"]
 Decision = Literal["accepted", "rejected"]
+
+SHOWN_PAIRS = 200
+"""Review pairs a run's metadata lists (its CSV holds them all)."""
+_CHUNK = 10_000  # pairs read at a time
 
 
 @dataclass(frozen=True)
@@ -66,42 +77,79 @@ def load_decisions(conn: psycopg.Connection, *, profile: str, entity: str) -> De
                      waiting=frozenset((s, k, c) for s, k, c, d in rows if d is None))
 
 
-def record_review(conn: psycopg.Connection, pairs: list[ReviewPair], *, profile: str, entity: str,
-                  run_id: str) -> list[int]:
-    """Store the pairs listed by a run (a pair listed before keeps its id and decision); return their ids.
+@dataclass(frozen=True)
+class ReviewPairs:
+    """The pairs a rule listed for review, in the session's temporary table ``table``, in order.
 
-    One COPY and one statement, whatever the number of pairs.
+    The table (``ord``, ``source_id``, ``candidate_kind``, ``candidate``, ``confidence``,
+    ``fields`` as JSON text, ``review_id`` once stored) is dropped when the transaction that
+    listed the pairs ends; with no pair listed there may be none.
+    """
+
+    count: int = 0
+    table: str = "_review_pairs"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, conn: psycopg.Connection, *,
+             limit: int | None = None) -> Iterator[tuple[int | None, ReviewPair]]:
+        """The pairs in order with their review ids (None until stored), a chunk at a time."""
+        if not self.count:
+            return
+        with conn.cursor(name="import_pipelines_review_pairs") as cursor:
+            cursor.execute(sql.SQL("SELECT review_id, source_id, candidate_kind, candidate, confidence, fields"
+                                   " FROM {} ORDER BY ord LIMIT %s").format(ident(self.table)), (limit,))
+            while rows := cursor.fetchmany(_CHUNK):
+                for review_id, source_id, kind, candidate, confidence, fields in rows:
+                    yield review_id, ReviewPair(source_id=source_id, candidate_kind=kind, candidate=candidate,
+                                                confidence=confidence, fields=json.loads(fields))
+
+
+def list_for_review(conn: psycopg.Connection, query: sql.Composable, *,
+                    table: str = ReviewPairs.table) -> ReviewPairs:
+    """Keep the pairs ``query`` gives, in its order, for review (see :class:`ReviewPairs`).
+
+    ``query`` returns ``ord`` (the order of the pairs), ``source_id``, ``candidate_kind``,
+    ``candidate``, ``confidence`` and ``fields`` (JSON text). Pairs an earlier rule of the same
+    transaction listed make way.
+    """
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(table)))
+    count = conn.execute(sql.SQL(
+        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT ord::bigint AS ord, source_id::text AS source_id,"
+        " candidate_kind::text AS candidate_kind, candidate::text AS candidate, confidence::float8 AS confidence,"
+        " fields::text AS fields, NULL::bigint AS review_id FROM ({}) AS listed").format(ident(table), query)).rowcount
+    return ReviewPairs(count=count, table=table)
+
+
+def record_review(conn: psycopg.Connection, pairs: ReviewPairs, *, profile: str, entity: str, run_id: str) -> None:
+    """Store the pairs listed by a run (a pair listed before keeps its id and decision), and their ids beside them.
+
+    A pair listed twice is stored once, with its highest confidence, in the order of its first
+    listing. One statement, whatever the number of pairs.
     """
     if not pairs:
-        return []
-    unique: dict[tuple[str, str, str], ReviewPair] = {}
-    for pair in pairs:
-        key = (pair.source_id, pair.candidate_kind, pair.candidate)
-        if key not in unique or pair.confidence > unique[key].confidence:
-            unique[key] = pair
-    conn.execute("CREATE TEMP TABLE _review_listed (ord int, source_id text, candidate_kind text, candidate text,"
-                 " confidence real, match_fields jsonb) ON COMMIT DROP")
-    with conn.cursor().copy("COPY _review_listed FROM STDIN") as copy:
-        for k, pair in enumerate(unique.values()):
-            copy.write_row((k, pair.source_id, pair.candidate_kind, pair.candidate, pair.confidence,
-                            json.dumps(pair.fields)))
-    rows = conn.execute(
-        "INSERT INTO import_control.review_pairs (profile, entity, source_id, candidate_kind, candidate, confidence,"
-        " match_fields, run_id) SELECT %s, %s, source_id, candidate_kind, candidate, confidence, match_fields, %s"
-        " FROM _review_listed ORDER BY ord"
-        " ON CONFLICT (profile, entity, source_id, candidate_kind, candidate) DO UPDATE SET"
-        " confidence = EXCLUDED.confidence, match_fields = EXCLUDED.match_fields, run_id = EXCLUDED.run_id,"
-        " updated_at = now() RETURNING review_id, source_id, candidate_kind, candidate", (profile, entity, run_id)
-    ).fetchall()
-    conn.execute("DROP TABLE _review_listed")
-    ids = {(source_id, kind, candidate): review_id for review_id, source_id, kind, candidate in rows}
-    return [ids[(pair.source_id, pair.candidate_kind, pair.candidate)] for pair in pairs]
+        return
+    conn.execute(sql.SQL(
+        "WITH listed AS (SELECT DISTINCT ON (source_id, candidate_kind, candidate) source_id, candidate_kind,"
+        "   candidate, confidence, fields, min(ord) OVER (PARTITION BY source_id, candidate_kind, candidate) AS first"
+        "   FROM {t} ORDER BY source_id, candidate_kind, candidate, confidence DESC, ord),"
+        " stored AS (INSERT INTO import_control.review_pairs (profile, entity, source_id, candidate_kind, candidate,"
+        "   confidence, match_fields, run_id) SELECT %s, %s, source_id, candidate_kind, candidate, confidence,"
+        "   fields::jsonb, %s FROM listed ORDER BY first"
+        "   ON CONFLICT (profile, entity, source_id, candidate_kind, candidate) DO UPDATE SET"
+        "   confidence = EXCLUDED.confidence, match_fields = EXCLUDED.match_fields, run_id = EXCLUDED.run_id,"
+        "   updated_at = now() RETURNING review_id, source_id, candidate_kind, candidate)"
+        " UPDATE {t} AS p SET review_id = s.review_id FROM stored AS s WHERE p.source_id = s.source_id"
+        " AND p.candidate_kind = s.candidate_kind AND p.candidate = s.candidate").format(t=ident(pairs.table)),
+        (profile, entity, run_id))
 
 
 REPORT_COLUMNS = ["review_id", "source_id", "candidate_kind", "candidate", "confidence", "fields"]
 
 
-def write_review_report(pairs: list[ReviewPair], ids: list[int], *, profile: str, entity: str, run_id: str) -> str:
+def write_review_report(conn: psycopg.Connection, pairs: ReviewPairs, *, profile: str, entity: str,
+                        run_id: str) -> str:
     """The run's review pairs as ``<data>/reports/<run>/<profile>_<entity>_review.csv``; returns the path."""
     folder = data_dir() / "reports" / run_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,7 +157,7 @@ def write_review_report(pairs: list[ReviewPair], ids: list[int], *, profile: str
     with Path(path).open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(REPORT_COLUMNS)
-        for review_id, pair in zip(ids, pairs):
+        for review_id, pair in pairs.read(conn):
             writer.writerow([review_id, pair.source_id, pair.candidate_kind, pair.candidate, f"{pair.confidence:.2f}",
                              describe_fields(pair.fields)])
     return str(path)
@@ -161,27 +209,31 @@ def decide(conn: psycopg.Connection, review_ids: list[int], decision: Decision) 
     return sorted(row[0] for row in rows)
 
 
-def hold_for_review(conn: psycopg.Connection, *, staging: sql.Composable, source_id: str, pairs: list[ReviewPair],
-                    ids: list[int] | None) -> int:
-    """Hold the records of ``pairs`` (review ids ``ids``) back from the load; returns how many.
+def hold_for_review(conn: psycopg.Connection, *, staging: sql.Composable, source_id: str, pairs: ReviewPairs) -> int:
+    """Hold the records of ``pairs`` back from the load; returns how many.
 
     The load engine records a staged row with ``_hold`` as skipped, with ``_hold`` as its reason,
-    and writes nothing for it. The reason names the likeliest candidate and the commands that
-    decide (without ``ids``, a preview that stores no pairs, just the candidate). A record
-    already marked a duplicate, matched or failed stays as it is.
+    and writes nothing for it. The reason names the likeliest candidate and, once the pairs are
+    stored (:func:`record_review`), the commands that decide (a preview stores none: just the
+    candidate). A record already marked a duplicate, matched or failed stays as it is.
     """
-    held: dict[str, list[tuple[int, ReviewPair]]] = {}
-    for review_id, pair in zip(ids if ids is not None else [0] * len(pairs), pairs):
-        held.setdefault(pair.source_id, []).append((review_id, pair))
+    if not pairs:
+        return 0
     conn.execute("CREATE TEMP TABLE _review_held (sid text, message text) ON COMMIT DROP")
-    with conn.cursor().copy("COPY _review_held FROM STDIN") as copy:
-        for sid, found in held.items():
-            review_id, best = max(found, key=lambda item: (item[1].confidence, -item[0]))
-            more = f" (and {len(found) - 1} other pair{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
-            decide = (f" (pair {review_id}){more}; decide with `python -m import_pipelines review accept {review_id}`"
-                      f" or `review reject {review_id}`") if ids is not None else more
-            copy.write_row((sid, f"waiting for review: possible duplicate of {best.candidate_kind} record"
-                                 f" {best.candidate}, confidence {best.confidence:.1f}{decide}"))
+    # per record its likeliest pair (ties to the lowest review id, then the first listed) and how many it has
+    with conn.cursor(name="import_pipelines_review_held") as cursor:
+        cursor.execute(sql.SQL(
+            "SELECT DISTINCT ON (source_id) source_id, candidate_kind, candidate, confidence, review_id,"
+            " count(*) OVER (PARTITION BY source_id) FROM {} ORDER BY source_id, confidence DESC, review_id, ord"
+            ).format(ident(pairs.table)))
+        while rows := cursor.fetchmany(_CHUNK):
+            with conn.cursor().copy("COPY _review_held FROM STDIN") as copy:
+                for sid, kind, candidate, confidence, review_id, listed in rows:
+                    more = f" (and {listed - 1} other pair{'s' if listed > 2 else ''})" if listed > 1 else ""
+                    decide = (f" (pair {review_id}){more}; decide with `python -m import_pipelines review accept"
+                              f" {review_id}` or `review reject {review_id}`") if review_id is not None else more
+                    copy.write_row((sid, f"waiting for review: possible duplicate of {kind} record {candidate},"
+                                         f" confidence {confidence:.1f}{decide}"))
     count = conn.execute(sql.SQL(
         "UPDATE {stg} AS s SET _hold = h.message FROM _review_held AS h WHERE (s.{sid})::text = h.sid"
         " AND s._dup_of IS NULL AND s._match_tid IS NULL AND s._error IS NULL").format(

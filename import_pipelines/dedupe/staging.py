@@ -12,13 +12,14 @@ record's best match in the target and its review pairs. Clusters are their conne
 components, found in SQL, and the survivor rule (:func:`~.survivor.cluster_matches`) reads
 back a run of whole clusters at a time; which record takes a target row, and which review
 pairs are listed, is decided set-based. Memory is therefore a chunk, whatever the tables and
-the duplicates found, but for the review pairs returned (and a float per duplicate); the
-findings are those of :func:`~.survivor.find_duplicates_within` and
+the duplicates found; the findings are those of :func:`~.survivor.find_duplicates_within` and
 :func:`~.matching.match_against` on the whole tables.
 
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
-where the merge turns them into actions by mode. Pairs in the review band are returned; the
-caller records them and holds their records back (:func:`~.review.hold_for_review`).
+where the merge turns them into actions by mode, and their confidences are summed up in SQL
+(:class:`~.confidences.Confidences`). Pairs in the review band stay in a temporary table
+(:class:`~.review.ReviewPairs`); the caller records them and holds their records back
+(:func:`~.review.hold_for_review`) before its transaction ends.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from psycopg import sql
 
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
+from import_pipelines.dedupe.confidences import BUCKET, LAST_BUCKET, Confidences
 from import_pipelines.dedupe.frequency import record_frequency_keys, value_hashes
 from import_pipelines.dedupe.matching import (
     DEFAULT_MAX_BLOCK_SIZE,
@@ -47,14 +49,18 @@ from import_pipelines.dedupe.matching import (
     score_pairs,
 )
 from import_pipelines.dedupe.normalize import prepare_frame
-from import_pipelines.dedupe.review import Decisions, ReviewPair
+from import_pipelines.dedupe.review import Decisions, ReviewPairs, list_for_review
 from import_pipelines.dedupe.survivor import cluster_matches, survivor_ranks
 
-CHUNK_ROWS = 20_000
-"""Rows (staged records, target records) worked on at a time."""
+CHUNK_ROWS = 5_000
+"""Rows (staged records, target records, clustered records) worked on at a time."""
 PAIRS_PER_ROW_CHUNK = 4
 """Candidate pairs scored at a time, per row of ``CHUNK_ROWS``: a pair is two ids, and the records
 a chunk of pairs names (at most twice as many, in practice far fewer) are read and normalised once."""
+REVIEW_ORDER_CHUNKS = 4
+"""The review pairs against the target are listed in runs of this many chunks of pairs, the
+likeliest first within a run, then in pair order (the order the list has had since the chunks
+of pairs were four times larger; it is the review ids' order and the CSV's)."""
 
 _INTEGER_OIDS = {20, 21, 23}  # int8, int2, int4: ids that travel as binary bigint
 # COPY ... (FORMAT BINARY): signature, flags, header extension length; a field count of -1 ends it
@@ -68,14 +74,15 @@ _VALID = sql.SQL("s._dup_of IS NULL AND s._error IS NULL")  # the staged rows th
 
 @dataclass(frozen=True)
 class DedupeOutcome:
-    """What the rule found: duplicates inside the batch, matches against the target, their confidences."""
+    """What the rule found: duplicates inside the batch, matches against the target, their confidences,
+    and the pairs listed for review."""
 
     within: int = 0
     against_target: int = 0
     of_loaded: int = 0  # duplicates of records this import loaded before (met as target rows)
     pairs_compared: int = 0
-    confidences: list[float] = field(default_factory=list)
-    review: list[ReviewPair] = field(default_factory=list)
+    confidences: Confidences = field(default_factory=Confidences)
+    review: ReviewPairs = field(default_factory=ReviewPairs)
 
     @property
     def found(self) -> int:
@@ -85,7 +92,7 @@ class DedupeOutcome:
     @property
     def mean_confidence(self) -> float | None:
         """Mean confidence (0-100) of the duplicates found."""
-        return float(np.mean(self.confidences)) if self.confidences else None
+        return self.confidences.mean
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,10 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
     ``conn`` takes in their keys, so that reading, computing keys and the server's intake
     overlap. It sees committed rows only. Without it ``conn`` does all of it in turn.
 
-    Pairs in the review band are returned in ``review`` (the record held back first) and never
+    Pairs in the review band are listed in ``review`` (the record held back first) and never
     merged; ``decisions`` taken on earlier runs merge accepted pairs and keep rejected ones apart.
+    The listed pairs are kept until the caller's transaction ends (``conn`` is in one, or this
+    function's own transaction ends when it returns): read, record and hold them within it.
     """
     present = {d.name for d in conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(staging)).description}
     ctx = _Context(conn=conn, reader=reader, staging=staging, target=target, primary_key=primary_key,
@@ -176,17 +185,25 @@ def apply_rule(conn: psycopg.Connection, *, staging: sql.Identifier, target: sql
             within, within_pairs = _within_batch(ctx)
             against, own, target_pairs = _against_target(ctx, target_rows=target_rows)
             _write_back(conn, staging=staging)
-            review = [ReviewPair(source_id=source, candidate_kind=kind, candidate=candidate, confidence=confidence,
-                                 fields=json.loads(fields)) for source, kind, candidate, confidence, fields
-                      in conn.execute("SELECT source_id, kind, candidate, confidence, fields FROM _dedupe_review"
-                                      " ORDER BY part, seq")]
-            confidences = [c for (c,) in conn.execute("SELECT confidence FROM _dedupe_findings ORDER BY seq")]
+            review = list_for_review(conn, sql.SQL(
+                "SELECT row_number() OVER (ORDER BY part, seq) AS ord, source_id, kind AS candidate_kind, candidate,"
+                " confidence, fields FROM _dedupe_review"))
             outcome = DedupeOutcome(within=within, against_target=against, of_loaded=own,
-                                    pairs_compared=within_pairs + target_pairs, confidences=confidences,
+                                    pairs_compared=within_pairs + target_pairs, confidences=_confidences(conn),
                                     review=review)
         # ON COMMIT DROP alone would keep them, and their disk, until the caller's transaction ends
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(ident(t) for t in _TEMP_TABLES)))
     return outcome
+
+
+def _confidences(conn: psycopg.Connection) -> Confidences:
+    """The confidences of ``_dedupe_findings`` summed up (in the order of the findings) and counted by bucket."""
+    count, total = conn.execute("SELECT count(*), coalesce(sum(confidence ORDER BY seq), 0) FROM _dedupe_findings"
+                                ).fetchone()
+    buckets = conn.execute("SELECT least(%(last)s, floor(confidence / %(width)s)::int * %(width)s) AS low, count(*)"
+                           " FROM _dedupe_findings GROUP BY low ORDER BY low",
+                           {"last": LAST_BUCKET, "width": BUCKET}).fetchall()
+    return Confidences(count=count, total=total, buckets=tuple(buckets))
 
 
 def _frame(rows: list[tuple], *, columns: list[str], rule: DedupeRule, id_column: str | None = None) -> pd.DataFrame:
@@ -325,7 +342,7 @@ def _binary_rows(columns: list[np.ndarray]) -> bytes:
 
 def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left_table: sql.Composable,
                   right: list[str], right_table: sql.Composable, decisions_of: Callable,
-                  ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
+                  ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame, PairScores, PairScores]]:
     """Score the pairs that ``pairs`` streams, a chunk at a time; yield the matched and the review ones.
 
     ``pairs`` gives a left and a right record id per row: the ids of ``left_table`` and
@@ -341,7 +358,9 @@ def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left
     with ctx.conn.cursor(name="import_pipelines_dedupe_pairs") as cursor:
         cursor.itersize = ctx.chunk_rows * PAIRS_PER_ROW_CHUNK
         cursor.execute(pairs)
+        number = -1
         while chunk := cursor.fetchmany(ctx.chunk_rows * PAIRS_PER_ROW_CHUNK):
+            number += 1
             a_records, i = _records(ctx, [row[0] for row in chunk], columns=left, table=left_table)
             b_records, j = _records(ctx, [row[1] for row in chunk], columns=right, table=right_table)
             present = np.flatnonzero((i >= 0) & (j >= 0))  # a record gone since the pair was listed: no pair
@@ -366,7 +385,8 @@ def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left
                 kept = replace(kept, left=renumbered, right=renumbered,
                                confidence=np.where(accepted[keep], np.maximum(kept.confidence, ctx.rule.threshold),
                                                    kept.confidence))
-                yield (a_records.iloc[i[keep]].reset_index(drop=True), b_records.iloc[j[keep]].reset_index(drop=True),
+                yield (number, a_records.iloc[i[keep]].reset_index(drop=True),
+                       b_records.iloc[j[keep]].reset_index(drop=True),
                        kept.select(matched_mask[keep]), kept.select(review_mask[keep]))
 
 
@@ -423,7 +443,7 @@ def _within_batch(ctx: _Context) -> tuple[int, int]:
     conn.execute("CREATE TEMP TABLE _dedupe_band (seq bigint, x bigint, y bigint, held text, other text,"
                  " confidence float8, fields text) ON COMMIT DROP")
     seq = 0
-    for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT a, b FROM _dedupe_pairs"), left=record,
+    for _, a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT a, b FROM _dedupe_pairs"), left=record,
                                             left_table=ctx.staging, right=record, right_table=ctx.staging,
                                             decisions_of=decisions_of):
         if len(hits.left):
@@ -622,10 +642,10 @@ def _against_target(ctx: _Context, *, target_rows: int) -> tuple[int, int, int]:
     conn.execute("CREATE TEMP TABLE _dedupe_best ON COMMIT DROP AS SELECT 0::bigint AS seq, 0::bigint AS rn,"
                  " ''::text AS sid, id AS tid, ''::text AS tid_text, 0::float8 AS raw, 0::float8 AS confidence,"
                  " ''::text AS fields, ''::text AS own FROM _dedupe_target_keys WITH NO DATA")
-    conn.execute("CREATE TEMP TABLE _dedupe_target_band (seq bigint, rn bigint, source_id text, candidate text,"
-                 " confidence float8, fields text) ON COMMIT DROP")
-    best_seq = band_seq = 0
-    for a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT rn, id FROM _dedupe_target_pairs"),
+    conn.execute("CREATE TEMP TABLE _dedupe_target_band (run int, raw float8, chunk int, k int, rn bigint,"
+                 " source_id text, candidate text, confidence float8, fields text) ON COMMIT DROP")
+    best_seq = 0
+    for number, a, b, hits, doubts in _scored_pairs(ctx, pairs=sql.SQL("SELECT rn, id FROM _dedupe_target_pairs"),
                                             left=incoming, left_table=ctx.staging, right=existing,
                                             right_table=ctx.target, decisions_of=decisions_of):
         if len(hits.left):
@@ -646,15 +666,15 @@ def _against_target(ctx: _Context, *, target_rows: int) -> tuple[int, int, int]:
         if len(doubts.left):
             fields = _fields_of(doubts)
             rows = []
-            for k in np.argsort(-doubts.confidence, kind="stable").tolist():
+            for k in range(len(doubts.left)):
                 source = str(a[ctx.source_id].iat[doubts.left[k]])
                 external = b[id_column].iat[doubts.right[k]]
                 if (b[system_column].iat[doubts.right[k]] == ctx.source_system and external is not None
                         and (source, "source", str(external)) in ctx.decisions.waiting):
                     continue  # already waiting as a pair of two records of this import: one pair, one decision
-                rows.append((band_seq, int(a["_rn"].iat[doubts.left[k]]), source, str(b[pk].iat[doubts.right[k]]),
+                rows.append((number // REVIEW_ORDER_CHUNKS, float(doubts.confidence[k]), number, k,
+                             int(a["_rn"].iat[doubts.left[k]]), source, str(b[pk].iat[doubts.right[k]]),
                              float(round(doubts.confidence[k], 2)), json.dumps(fields[k])))
-                band_seq += 1
             _copy_rows(conn, "_dedupe_target_band", rows)
     return (*_settle_target(ctx), pairs)
 
@@ -668,7 +688,8 @@ def _settle_target(ctx: _Context) -> tuple[int, int]:
     when the rule updates such rows) makes that record's duplicate; otherwise a target row goes
     to its best match (highest confidence, then lowest row number) and its other matches become
     that record's duplicates. Findings are numbered in that order. A record matched, or waiting
-    for review within the batch, lists no pairs of its own; the others list their first three.
+    for review within the batch, lists no pairs of its own; the others list their first three
+    (in the order of :data:`REVIEW_ORDER_CHUNKS`).
     Returns the records matched to the target and those matched to this import's own records.
     """
     conn = ctx.conn
@@ -702,8 +723,10 @@ def _settle_target(ctx: _Context) -> tuple[int, int]:
         stg=ctx.staging, sid=ident(ctx.source_id)),
         {"any_loaded": ctx.rule.on_loaded_match != "update", "start": start}).fetchone()
     conn.execute("INSERT INTO _dedupe_review SELECT 1, seq, source_id, 'target', candidate, confidence, fields FROM ("
-                 " SELECT t.*, row_number() OVER (PARTITION BY t.source_id ORDER BY t.seq) AS n"
-                 " FROM _dedupe_target_band AS t WHERE NOT EXISTS (SELECT 1 FROM _dedupe_best AS b WHERE b.rn = t.rn)"
+                 " SELECT t.*, row_number() OVER (PARTITION BY t.source_id ORDER BY t.seq) AS n FROM ("
+                 "  SELECT b.*, row_number() OVER (ORDER BY b.run, b.raw DESC, b.chunk, b.k) AS seq"
+                 "  FROM _dedupe_target_band AS b) AS t"
+                 " WHERE NOT EXISTS (SELECT 1 FROM _dedupe_best AS b WHERE b.rn = t.rn)"
                  " AND NOT EXISTS (SELECT 1 FROM _dedupe_review AS r WHERE r.source_id = t.source_id)) AS listed"
                  " WHERE n <= 3")
     return against, own

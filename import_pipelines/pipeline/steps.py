@@ -19,6 +19,7 @@ from psycopg import sql
 from import_pipelines.control import ACTIONS, CONTROL_SCHEMA, ensure_control_schema
 from import_pipelines.db.connect import configure_bulk_session, connect
 from import_pipelines.db.sql import ident, shown_value
+from import_pipelines.dedupe.confidences import Confidences
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.budget import ErrorBudget
 from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
@@ -94,8 +95,9 @@ class Staged:
     duplicates: int = 0
     extract_seconds: float = 0.0
     matched_target: int = 0
-    confidences: tuple[float, ...] = ()
-    review: tuple[dict, ...] = ()  # pairs held for review: review_id, source_id, candidate, confidence, fields
+    confidences: Confidences = field(default_factory=Confidences)
+    review: tuple[dict, ...] = ()  # the first pairs held for review: review_id, source_id, candidate, confidence, fields
+    review_count: int = 0  # every pair held for review (the CSV of review_report lists them)
     review_report: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
     mapping_method: str | None = None  # template, preset, ai or heuristic
@@ -116,7 +118,7 @@ class LoadResult:
     preview: list[dict] = field(default_factory=list)
     preview_columns: list[str] = field(default_factory=list)
     matched_target: int = 0
-    confidences: tuple[float, ...] = ()
+    confidences: Confidences = field(default_factory=Confidences)
     dry_run: bool = False
     report: str | None = None
     error_report: str | None = None  # the rejected rows' CSV (pipeline/row_errors.py)
@@ -356,6 +358,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
     survivor rule applied, and records matching a row the target already holds.
     """
     from import_pipelines.dedupe.review import (
+        SHOWN_PAIRS,
         describe_fields,
         hold_for_review,
         hold_undecided,
@@ -374,7 +377,7 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
         duplicates = mark_repeated_source_ids(conn, entity, table)
         log(f"{run.entity_name} dedupe: {duplicates:,} repeated source ids ({entity.source_id})")
         if entity.dedupe is None:
-            return replace(staged, duplicates=duplicates, confidences=(100.0,) * duplicates)
+            return replace(staged, duplicates=duplicates, confidences=Confidences.certain(duplicates))
         plan = run.plan(conn)
         nk = run.template.natural_key
         decisions = load_decisions(conn, profile=run.profile, entity=run.entity_name)
@@ -384,29 +387,28 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
                                  primary_key=plan.table.primary_key, natural_key=(nk.system_column, nk.id_column),
                                  source_system=plan.source_system, source_id=entity.source_id, rule=entity.dedupe,
                                  survivor_updated=entity.survivor_updated, reader=reader, decisions=decisions)
-            ids = record_review(conn, outcome.review, profile=run.profile, entity=run.entity_name,
-                                run_id=run.run_id)
-            held = hold_for_review(conn, staging=table, source_id=entity.source_id, pairs=outcome.review, ids=ids)
+            record_review(conn, outcome.review, profile=run.profile, entity=run.entity_name, run_id=run.run_id)
+            held = hold_for_review(conn, staging=table, source_id=entity.source_id, pairs=outcome.review)
             held += hold_undecided(conn, staging=table, source_id=entity.source_id, profile=run.profile,
                                    entity=run.entity_name)
-        review = tuple({"review_id": i, "source_id": p.source_id, "candidate": f"{p.candidate_kind} {p.candidate}",
-                        "confidence": p.confidence, "fields": describe_fields(p.fields)}
-                       for i, p in zip(ids, outcome.review))
-        report = write_review_report(outcome.review, ids, profile=run.profile, entity=run.entity_name,
-                                     run_id=run.run_id) if outcome.review else None
+            review = tuple({"review_id": i, "source_id": p.source_id, "candidate": f"{p.candidate_kind} {p.candidate}",
+                            "confidence": p.confidence, "fields": describe_fields(p.fields)}
+                           for i, p in outcome.review.read(conn, limit=SHOWN_PAIRS))
+            report = write_review_report(conn, outcome.review, profile=run.profile, entity=run.entity_name,
+                                         run_id=run.run_id) if outcome.review else None
     mean = f", mean confidence {outcome.mean_confidence:.1f}" if outcome.mean_confidence is not None else ""
     loaded = f", {outcome.of_loaded:,} of records loaded before" if outcome.of_loaded else ""
     log(f"{run.entity_name} dedupe ({entity.dedupe.strategy}): {outcome.within:,} duplicates within the batch{loaded},"
         f" {outcome.against_target:,} matching target rows, {outcome.pairs_compared:,} pairs compared{mean}"
         f" in {time.perf_counter() - started:.2f} s")
     if held:
-        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(review):,} pairs listed by this run"
+        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(outcome.review):,} pairs listed by this run"
             + (f", {report}" if report else "") + f"); list them with `python -m import_pipelines review list"
             f" --profile {run.profile}`")
     return replace(staged, duplicates=duplicates + outcome.within + outcome.of_loaded,
                    matched_target=outcome.against_target,
-                   confidences=(100.0,) * duplicates + tuple(outcome.confidences), review=review,
-                   review_report=report)
+                   confidences=Confidences.certain(duplicates) + outcome.confidences, review=review,
+                   review_count=len(outcome.review), review_report=report)
 
 
 def mark_repeated_source_ids(conn: psycopg.Connection, entity: Entity, staging: sql.Identifier) -> int:
