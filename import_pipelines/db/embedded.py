@@ -80,6 +80,9 @@ def stop_embedded_server(data_dir: Path) -> bool:
             # by the fast-shutdown signal, as pg_ctl stop -m fast would
             return _fast_shutdown(data_dir)
     server.stop()
+    # the package's stop may return before the postmaster has gone (a loaded machine, a client
+    # still attached): make sure it has, so that "stopped" means the data folder is free
+    _fast_shutdown(data_dir)
     return True
 
 
