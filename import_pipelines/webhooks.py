@@ -95,14 +95,7 @@ class WebhookEndpoint(BaseModel):
 
     def signer(self) -> Webhook:
         """The Standard Webhooks signer under the secret in ``secret_env``."""
-        secret = os.environ.get(self.secret_env, "")
-        if not secret:
-            raise WebhookError(f"the notify secret's environment variable {self.secret_env} is not set")
-        try:
-            return Webhook(secret)
-        except Exception:  # the library raises binascii.Error, EmptyWebhookSecretError, RuntimeError
-            raise WebhookError(f"the notify secret in {self.secret_env} is not a Standard Webhooks secret"
-                               " (whsec_ followed by base64)") from None
+        return signer_from_env(self.secret_env, what="notify secret")
 
 
 @dataclass(frozen=True)
@@ -119,6 +112,19 @@ class Delivery:
     @property
     def delivered(self) -> bool:
         return self.already_delivered or (self.status_code is not None and 200 <= self.status_code < 300)
+
+
+def signer_from_env(variable: str, *, what: str) -> Webhook:
+    """The Standard Webhooks signer (and verifier) under the secret held by the environment ``variable``."""
+    secret = os.environ.get(variable, "")
+    if not secret:
+        raise WebhookError(f"the {what}'s environment variable {variable} is not set"
+                           " (python -m import_pipelines webhook-secret prints a new one)")
+    try:
+        return Webhook(secret)
+    except Exception:  # the library raises binascii.Error, EmptyWebhookSecretError, RuntimeError
+        raise WebhookError(f"the {what} in {variable} is not a Standard Webhooks secret"
+                           " (whsec_ followed by base64)") from None
 
 
 def new_secret() -> str:

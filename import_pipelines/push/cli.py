@@ -106,21 +106,17 @@ def serve(argv: list[str]) -> int:
                         help=f"variable holding the shared signing secret, whsec_... (default {SECRET_ENV})")
     parser.add_argument("--max-mb", type=int, default=64, help="the largest body taken, in MiB (default 64)")
     args = parser.parse_args(argv)
-    secret = os.environ.get(args.secret_env, "")
-    if not secret:
-        print(f"error: set {args.secret_env} to the signing secret the pushing system shares"
-              " (python -m import_pipelines webhook-secret prints a new one)", file=sys.stderr)
-        return 2
     import uvicorn
 
     from import_pipelines.push.receiver import Launcher, receiver_app
+    from import_pipelines.webhooks import WebhookError, signer_from_env
 
     try:
-        app = receiver_app(secret=secret, launcher=Launcher(args.url, args.profile), max_bytes=args.max_mb << 20)
-    except Exception:  # the signing library's refusals: binascii.Error, EmptyWebhookSecretError
-        print(f"error: {args.secret_env} does not hold a Standard Webhooks secret (whsec_ followed by base64)",
-              file=sys.stderr)
+        signer = signer_from_env(args.secret_env, what="push secret")
+    except WebhookError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
+    app = receiver_app(signer=signer, launcher=Launcher(args.url, args.profile), max_bytes=args.max_mb << 20)
     print(f"receiving pushes for {args.profile}_import on http://{args.host}:{args.port}/imports/bulk"
           f" (runs launched through {args.url})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

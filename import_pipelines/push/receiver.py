@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from standardwebhooks.webhooks import Webhook
 
 WEBHOOK_ID_TAG = "import_pipelines/webhook-id"
 PUSH_TAG = "import_pipelines/push"
@@ -103,13 +104,13 @@ class Launcher:
             raise LaunchFailed(f"{self.job} was not launched: {error}") from None
 
 
-def receiver_app(*, secret: str, launcher: Launcher, max_bytes: int = DEFAULT_MAX_MB << 20) -> Starlette:
-    """The HTTP application (see the module)."""
-    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+def receiver_app(*, signer: Webhook, launcher: Launcher, max_bytes: int = DEFAULT_MAX_MB << 20) -> Starlette:
+    """The HTTP application (see the module); ``signer`` holds the shared secret
+    (:func:`import_pipelines.webhooks.signer_from_env`)."""
+    from standardwebhooks.webhooks import WebhookVerificationError
 
     from import_pipelines.push.request import push_run_config
 
-    signer = Webhook(secret)
     one_at_a_time = asyncio.Lock()
 
     async def bulk(request: Request) -> JSONResponse:

@@ -54,7 +54,7 @@ def signed(body: bytes, *, secret: str = SECRET, msg_id: str | None = None,
 def offline_receiver() -> Iterator[str]:
     """A receiver whose Dagster instance is not there (a closed port)."""
     launcher = Launcher(f"http://127.0.0.1:{free_port()}", "contacts_api", timeout_s=5)
-    yield from serve(receiver_app(secret=SECRET, launcher=launcher, max_bytes=20_000))
+    yield from serve(receiver_app(signer=Webhook(SECRET), launcher=launcher, max_bytes=20_000))
 
 
 def test_what_is_not_a_signed_push_is_refused_before_any_launch(offline_receiver: str) -> None:
@@ -85,7 +85,7 @@ def test_what_is_not_a_signed_push_is_refused_before_any_launch(offline_receiver
 def test_a_signed_push_launches_one_run_however_often_it_is_delivered(webserver: str, target: str) -> None:
     from dagster_graphql import DagsterGraphQLClient
 
-    app = receiver_app(secret=SECRET, launcher=Launcher(webserver, "contacts_api"))
+    app = receiver_app(signer=Webhook(SECRET), launcher=Launcher(webserver, "contacts_api"))
     body = json.dumps({"contacts": plain_contacts(25), "external_id": "hook-3"}).encode()
     msg_id = f"msg_{uuid.uuid4().hex}"
     for url in serve(app):
