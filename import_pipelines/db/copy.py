@@ -12,6 +12,8 @@ template's checked literal is then a plain character on every server, as the che
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 from psycopg import sql
 
@@ -29,10 +31,16 @@ def pin_text_format(conn: psycopg.Connection) -> None:
     conn.execute(PINNED_TEXT)
 
 
-def copy_report(conn: psycopg.Connection, query: sql.Composable, *, run_id: str, name: str) -> str:
-    """Stream ``query`` (a ``COPY ... TO STDOUT``) into ``<data>/reports/<run>/<name>``; returns its path."""
+def report_path(run_id: str, name: str) -> Path:
+    """Where a run's report ``name`` goes: ``<data>/reports/<run>/<name>``, its folder made."""
     path = data_dir() / "reports" / run_id / name
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def copy_report(conn: psycopg.Connection, query: sql.Composable, *, run_id: str, name: str) -> str:
+    """Stream ``query`` (a ``COPY ... TO STDOUT``) into ``<data>/reports/<run>/<name>``; returns its path."""
+    path = report_path(run_id, name)
     with path.open("wb") as out, conn.cursor().copy(query) as copy:
         for block in copy:
             out.write(block)

@@ -18,14 +18,13 @@ import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import psycopg
 from psycopg import sql
 
+from import_pipelines.db.copy import report_path
 from import_pipelines.db.sql import ident
-from import_pipelines.settings import data_dir
 
 CandidateKind = Literal["source", "target"]
 Decision = Literal["accepted", "rejected"]
@@ -151,10 +150,8 @@ REPORT_COLUMNS = ["review_id", "source_id", "candidate_kind", "candidate", "conf
 def write_review_report(conn: psycopg.Connection, pairs: ReviewPairs, *, profile: str, entity: str,
                         run_id: str) -> str:
     """The run's review pairs as ``<data>/reports/<run>/<profile>_<entity>_review.csv``; returns the path."""
-    folder = data_dir() / "reports" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{profile}_{entity}_review.csv"
-    with Path(path).open("w", newline="", encoding="utf-8") as out:
+    path = report_path(run_id, f"{profile}_{entity}_review.csv")
+    with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(REPORT_COLUMNS)
         for review_id, pair in pairs.read(conn):
