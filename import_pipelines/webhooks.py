@@ -34,6 +34,8 @@ attempts, error); a message already answered 2xx is not sent again when a sensor
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import json
@@ -55,6 +57,7 @@ EVENTS: tuple[Event, ...] = ("succeeded", "failed", "canceled")
 ATTEMPTS = 5
 GIVE_UP_S = 60.0
 TIMEOUT_S = (5.0, 15.0)  # connect, read
+MIN_SECRET_BYTES = 24  # the Standard Webhooks specification's secrets are 24 to 64 random bytes
 POLICY = RetryPolicy(max_attempts=ATTEMPTS, max_elapsed_s=GIVE_UP_S, rate_limit_penalty_s=5.0, backoff_s=1.0,
                       backoff_max_s=15.0, jitter_s=0.5, retry_statuses=(500, 502, 503, 504))
 
@@ -120,19 +123,25 @@ def signer_from_env(variable: str, *, what: str) -> Webhook:
     if not secret:
         raise WebhookError(f"the {what}'s environment variable {variable} is not set"
                            " (python -m import_pipelines webhook-secret prints a new one)")
+    # the library decodes leniently (characters outside base64 are dropped, so a mistyped secret
+    # becomes a few bytes that no sender signs with); the secret is checked strictly first
+    body = secret.removeprefix("whsec_")
     try:
-        return Webhook(secret)
-    except Exception:  # the library raises binascii.Error, EmptyWebhookSecretError, RuntimeError
-        raise WebhookError(f"the {what} in {variable} is not a Standard Webhooks secret"
-                           " (whsec_ followed by base64)") from None
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) < MIN_SECRET_BYTES:
+        raise WebhookError(f"the {what} in {variable} is not a Standard Webhooks secret: whsec_ followed by the"
+                           f" base64 of {MIN_SECRET_BYTES} to 64 random bytes"
+                           " (python -m import_pipelines webhook-secret prints a new one)")
+    return Webhook(secret)
 
 
 def new_secret() -> str:
     """A fresh signing secret in the Standard Webhooks form (24 random bytes)."""
-    import base64
     import secrets
 
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    return "whsec_" + base64.b64encode(secrets.token_bytes(MIN_SECRET_BYTES)).decode()
 
 
 def shown_endpoint(url: str) -> str:

@@ -167,6 +167,16 @@ def test_an_endpoint_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("BAD_SECRET", "not base64 !!")
     with pytest.raises(WebhookError, match="BAD_SECRET is not a Standard Webhooks secret"):
         WebhookEndpoint(url="http://a/", secret_env="BAD_SECRET").signer()
+    # the library alone would take these as secrets of 2 and 3 bytes, which no sender signs with
+    for mistyped in ("whsec_abc", "whsec_a b c d", "whsec_" + base64.b64encode(b"x" * 23).decode(),
+                     "whsec_" + base64.b64encode(b"x" * 24).decode() + "!"):
+        monkeypatch.setenv("BAD_SECRET", mistyped)
+        with pytest.raises(WebhookError, match="BAD_SECRET is not a Standard Webhooks secret"):
+            WebhookEndpoint(url="http://a/", secret_env="BAD_SECRET").signer()
+    unpadded = base64.b64encode(b"y" * 32).decode().rstrip("=")
+    for fine in ("whsec_" + unpadded, unpadded):
+        monkeypatch.setenv("GOOD_SECRET", fine)
+        WebhookEndpoint(url="http://a/", secret_env="GOOD_SECRET").signer()
     with pytest.raises(WebhookError, match="is not an http"):
         WebhookEndpoint(url="ftp://a/", secret_env="S").resolved_url()
 
