@@ -132,7 +132,7 @@ def signer_from_env(variable: str, *, what: str) -> Webhook:
         key = b""
     if len(key) < MIN_SECRET_BYTES:
         raise WebhookError(f"the {what} in {variable} is not a Standard Webhooks secret: whsec_ followed by the"
-                           f" base64 of {MIN_SECRET_BYTES} to 64 random bytes"
+                           f" base64 of at least {MIN_SECRET_BYTES} random bytes"
                            " (python -m import_pipelines webhook-secret prints a new one)")
     return Webhook(secret)
 
