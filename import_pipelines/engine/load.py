@@ -229,7 +229,9 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
         raise error_budget.error(conn, entity=name, table=plan.table.qualified, run=run, stream_id=stream_id,
                                  counts=counts)
     counts.update(unread)
-    if not dry_run:
+    if dry_run:
+        merger.predict_duplicates(conn)
+    else:
         record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
                        seconds=time.perf_counter() - started)
     return merger, counts, len(ranges)

@@ -527,6 +527,17 @@ class Merger:
                 return f"{value.column}: {message}"
         return message
 
+    def predict_duplicates(self, conn: psycopg.Connection) -> None:
+        """Dry run, once every batch is classified: a duplicate resolves (for references) when its survivor does."""
+        conn.execute(sql.SQL(
+            "UPDATE {predictions} AS d SET resolves = true FROM {staging} AS s"
+            " JOIN {predictions} AS sv ON sv.run_id = %(run)s AND sv.profile = %(profile)s"
+            " AND sv.entity = %(entity)s AND sv.source_id = s._dup_of AND sv.resolves"
+            " WHERE d.run_id = %(run)s AND d.profile = %(profile)s AND d.entity = %(entity)s"
+            " AND d.source_id = {sid} AND s._dup_of IS NOT NULL AND NOT d.resolves").format(
+            predictions=self.predictions, staging=self.staging, sid=self.plan.source_id),
+            {"run": self.run.run_id, "profile": self.plan.profile, "entity": self.plan.entity})
+
     def problems(self, conn: psycopg.Connection, lo: int, hi: int, *, limit: int) -> list[tuple[str, str, str, str]]:
         """Why rows of a merged range failed, structured: (source id, columns, referenced table, missing key).
 
