@@ -76,8 +76,7 @@ def common_errors(conn: psycopg.Connection, *, run: RunRef, stream_id: int) -> l
     Messages name the offending value (``minutes: 'abc' is not a valid integer``, ``no tickets
     with external_id 144``); one kind of error is one line whatever the value.
     """
-    if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
+    conn.rollback()  # a session left in a failed transaction could not read
     return conn.execute(sql.SQL(
         "SELECT kind, count(*) FROM (SELECT regexp_replace(regexp_replace(regexp_replace(coalesce(error,"
         " '(no message)'), %(single)s, %(single_mark)s, 'g'), %(double)s, %(double_mark)s, 'g'),"

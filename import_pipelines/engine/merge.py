@@ -568,7 +568,7 @@ class Merger:
             "SELECT action, count(*) FROM {}.audit_records WHERE run_day = %s AND run_seq = %s AND stream_id = %s"
             " AND record_no > %s AND record_no <= %s GROUP BY action").format(CONTROL),
             (self.run.run_day, self.run.run_seq, self.stream_id, lo, hi)).fetchall()
-        conn.rollback() if not conn.autocommit else None
+        conn.rollback()  # the read's transaction, if the session opened one
         if not rows:
             return None
         counts = Counter(dict(rows))
@@ -601,8 +601,7 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
             if attempt.retry_state.attempt_number > 1:  # a working session, and did the interrupted commit go through?
                 if conn.closed or conn.broken:
                     conn = reconnect()
-                elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.rollback()
+                conn.rollback()  # what the interrupted attempt left open (a no-op on an idle session)
                 if progress.inflight is not None and (done := merger.committed(conn, *progress.inflight)) is not None:
                     progress.done = progress.inflight[1]
                     progress.counts.update(done)

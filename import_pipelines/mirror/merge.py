@@ -140,8 +140,7 @@ class Loader:
         """Session settings for bulk work and the pinned text form of COPY."""
         configure_bulk_session(conn)
         pin_text_format(conn)
-        if not conn.autocommit:
-            conn.commit()
+        conn.commit()
 
     def open_session(self) -> psycopg.Connection:
         """A further configured target session (the caller closes it)."""
@@ -179,8 +178,7 @@ class Loader:
                 self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", copy_slots=tuple(range(len(layout))))
                 create_staging(conn, table=self.loads[table].stage, run_id=self.run_id,
                                columns=[(f"c{slot}", column.data_type) for slot, column in enumerate(layout)])
-        if not conn.autocommit:
-            conn.commit()  # the catalogue reads above opened a transaction the blocks above nested in
+        conn.commit()  # the catalogue reads above opened a transaction the blocks above nested in
 
     def _marker_column(self, table: str) -> str | None:
         """The first plain text column of the natural key: it carries the placeholder marker."""
@@ -205,8 +203,7 @@ class Loader:
         index_staging(conn, load.stage)
         staged = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
             ident(CONTROL_SCHEMA, load.stage))).fetchone()[0]
-        if not conn.autocommit:
-            conn.commit()
+        conn.commit()
         assert self.run is not None
         merger, counts, report.batches = load_staged(
             self.plans[table], conn=conn, connect=self.open_session, staging=load.stage, run=self.run,
@@ -224,8 +221,7 @@ class Loader:
                 self._report_error(ReferenceProblem(table, sid, column, ref_table, missing, "load", (
                     f"{table}: natural key ({column}) is NULL" if not ref_table else
                     f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")))
-            if not conn.autocommit:
-                conn.commit()
+            conn.commit()
         report.seconds += time.perf_counter() - started
         log.info("%s: %d rows, %d created, %d updated, %d skipped, %d unchanged, %d failed (%.0f rows/s)", table,
                  report.rows, report.created, report.updated, report.skipped, report.unchanged, report.failed,
@@ -307,8 +303,7 @@ class Loader:
         try:
             if self.conn.closed:
                 return
-            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                self.conn.rollback()
+            self.conn.rollback()
             with self.conn.transaction():
                 for load in self.loads.values():
                     drop_staging(self.conn, load.stage)
