@@ -50,10 +50,6 @@ class EngineError(RuntimeError):
     """A load that cannot go on; the message says which table, column and why."""
 
 
-class _ReferenceGone(Exception):
-    """A row a batch references was deleted between the batch's snapshot and its lock."""
-
-
 @dataclass
 class Progress:
     """How far the merge of one range got: its committed prefix ``(lo, done]``, what that prefix
@@ -492,21 +488,18 @@ class Merger:
             progress.inflight = (lo, hi)
         params = {"lo": lo, "hi": hi, "run_id": self.run.run_id, "run_group": self.run.run_group,
                   "forced": forced_error}
-        for statement in [self._merge_locking, self._merge]:
-            if statement is None:
-                continue
-            try:
-                with conn.transaction():
-                    if self.probe_joins:
-                        conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-                    if statement is self._merge_locking:
-                        conn.execute("SET LOCAL session_replication_role = replica")
-                    counts = Counter(dict(conn.execute(statement, params).fetchall()))
-                    if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
-                        raise _ReferenceGone
-                break
-            except _ReferenceGone:
-                pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
+        for statement in filter(None, [self._merge_locking, self._merge]):
+            with conn.transaction():
+                if self.probe_joins:
+                    conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+                if statement is self._merge_locking:
+                    conn.execute("SET LOCAL session_replication_role = replica")
+                counts = Counter(dict(conn.execute(statement, params).fetchall()))
+                if not any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
+                    break  # committed
+                # a row the batch references was deleted between the statement's snapshot and its lock:
+                # this batch again, checked by the triggers
+                raise psycopg.Rollback()
         if progress is not None:
             progress.done, progress.inflight = hi, None
             progress.counts.update(counts)
