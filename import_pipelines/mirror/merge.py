@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
 from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed
-from import_pipelines.engine.load import load_staged
+from import_pipelines.engine.load import SessionPool, load_staged
 from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
 from import_pipelines.engine.staging import create_staging, drop_staging, index_staging
@@ -144,8 +145,7 @@ class Loader:
 
     def open_session(self) -> psycopg.Connection:
         """A further configured target session (the caller closes it)."""
-        if self.connect is None:
-            raise MirrorError("concurrent loading needs a connect function")
+        assert self.connect is not None  # tables load side by side only with a connect function
         conn = self.connect()
         self.configure(conn)
         return conn
@@ -153,8 +153,6 @@ class Loader:
     # -- phases ------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Control schema, run and streams, merge plans, staging tables and placeholder rows."""
-        import uuid
-
         conn = self.conn
         self.configure(conn)
         ensure_control_schema(conn)
@@ -190,16 +188,13 @@ class Loader:
                     return value
         return None
 
-    def load_batches(self, table: str, batches: Iterable[list[bytes]], *,
-                     conn: psycopg.Connection | None = None) -> TableReport:
+    def load_batches(self, table: str, batches: Iterable[list[bytes]], *, conn: psycopg.Connection) -> TableReport:
         """Stage every batch of ``table``'s rows, then merge the table through the engine on ``conn``."""
-        conn = conn or self.conn
         report = self.report.tables[table]
         load = self.loads[table]
         started = time.perf_counter()
-        for batch in batches:
-            if batch:
-                self._stage(conn, load, rows=batch, report=report)
+        for batch in batches:  # never empty (batched_rows)
+            self._stage(conn, load, rows=batch, report=report)
         index_staging(conn, load.stage)
         staged = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
             ident(CONTROL_SCHEMA, load.stage))).fetchone()[0]
@@ -246,15 +241,11 @@ class Loader:
         waits_for = {table: {group.ref_table for group in tables[table].groups
                              if not group.deferred and group.ref_table in tables and group.ref_table != table}
                      for table in self.plan.order}
-        sessions: list[psycopg.Connection] = []
-        local = threading.local()
+        sessions = SessionPool(self.open_session, first=None, size=min(workers, len(self.plan.order)))
 
         def run(table: str) -> None:
-            if getattr(local, "conn", None) is None:
-                local.conn = self.open_session()
-                with self._lock:
-                    sessions.append(local.conn)
-            load(table, local.conn)
+            with sessions.session() as (current, _):
+                load(table, current())
 
         position = {table: index for index, table in enumerate(self.plan.order)}
         sorter = TopologicalSorter(waits_for)
@@ -273,8 +264,7 @@ class Loader:
                 for future in running:
                     future.cancel()  # a queued table never starts; the running ones end
         finally:
-            for session in sessions:
-                session.close()
+            sessions.close()
         if failure is not None:
             raise failure
 
