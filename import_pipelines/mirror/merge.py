@@ -110,8 +110,8 @@ class Loader:
     """Loads the tables of a :class:`LoadPlan` into the target through the engine."""
 
     def __init__(self, conn: psycopg.Connection, plan: LoadPlan, *, mode: Mode, run_id: str, profile: str,
-                 batch_rows: int, on_progress: ProgressCallback | None = None,
-                 connect: Callable[[], psycopg.Connection] | None = None) -> None:
+                 batch_rows: int, connect: Callable[[], psycopg.Connection],
+                 on_progress: ProgressCallback | None = None) -> None:
         if mode not in ("create_only", "upsert"):
             raise MirrorError(f"mode must be 'create_only' or 'upsert', not {mode!r}")
         if batch_rows < 1:
@@ -145,7 +145,6 @@ class Loader:
 
     def open_session(self) -> psycopg.Connection:
         """A further configured target session (the caller closes it)."""
-        assert self.connect is not None  # tables load side by side only with a connect function
         conn = self.connect()
         self.configure(conn)
         return conn
@@ -233,7 +232,7 @@ class Loader:
         has finished, so its references resolve; extra sessions come from ``connect``. The first
         failure stops new tables from starting and is re-raised once the running ones have ended.
         """
-        if workers <= 1 or self.connect is None or len(self.plan.order) == 1:
+        if workers <= 1 or len(self.plan.order) == 1:
             for table in self.plan.order:
                 load(table, self.conn)
             return
