@@ -34,8 +34,7 @@ from import_pipelines.authoring.masking import mask_kind, masked
 from import_pipelines.control import CONTROL_SCHEMA
 from import_pipelines.db.connect import connect
 from import_pipelines.db.sql import ident
-from import_pipelines.engine.audit import RunRef
-from import_pipelines.engine.dry_run import predict_duplicates
+from import_pipelines.engine.audit import RunRef, stream_ids
 from import_pipelines.engine.load import is_first_import
 from import_pipelines.engine.merge import Merger
 from import_pipelines.engine.plan import MergePlan
@@ -228,10 +227,7 @@ def _classify(conn: psycopg.Connection, plan: MergePlan, *, staging: sql.Identif
     conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (run_id text, profile text, entity text, source_id text,"
                          " action text, target_id text, duplicate_of text, confidence real, error text,"
                          " resolves boolean)").format(PREDICTIONS))
-    streams = {}
-    if state:
-        streams = dict(conn.execute("SELECT entity, stream_id FROM import_control.streams WHERE profile = %s",
-                                    (profile,)).fetchall())
+    streams = stream_ids(conn, profile) if state else {}
     stream_id = streams.get(plan.entity)
     run = RunRef(run_id=RUN, run_seq=0, run_day=date.today(), run_group=RUN)
     first = stream_id is None and is_first_import(conn, plan, stream_id=None)
@@ -240,7 +236,7 @@ def _classify(conn: psycopg.Connection, plan: MergePlan, *, staging: sql.Identif
     last = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(staging)).fetchone()[0]
     counts = merger.merge(conn, 0, last) if last else {}
     # a duplicate is found through its survivor, as the import's state records it
-    predict_duplicates(conn, plan, staging=staging, run_id=RUN, predictions=PREDICTIONS)
+    merger.predict_duplicates(conn)
     return dict(counts)
 
 

@@ -79,8 +79,7 @@ def record_summary(conn: psycopg.Connection, *, run: RunRef, stream_id: int, sou
         " skipped = EXCLUDED.skipped, failed = EXCLUDED.failed, seconds = EXCLUDED.seconds, recorded_at = now()",
         (run.run_seq, stream_id, source_rows, counts.get("created", 0), counts.get("updated", 0),
          counts.get("unchanged", 0), counts.get("skipped", 0), counts.get("failed", 0), seconds))
-    if not conn.autocommit:
-        conn.commit()
+    conn.commit()
 
 
 def record_failure(conn: psycopg.Connection, *, run: RunRef, stream_id: int, record_no: int, message: str) -> None:

@@ -11,8 +11,7 @@ their audit rows.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -44,31 +43,24 @@ class ErrorBudgetExceeded(EngineError):
 class ErrorBudget:
     """``max_rate`` of failed records, judged once ``floor`` records were processed.
 
-    ``decided`` counts the records settled before the merge, by action: those a sync's key pass
-    found unchanged without reading them, those an earlier attempt of the run committed. They are
-    processed records too: a sync that reads only its 115 new or changed records out of 2,400
+    The counts judged include the records settled before the merge, by action: those a sync's key
+    pass found unchanged without reading them, those an earlier attempt of the run committed. They
+    are processed records too: a sync that reads only its 115 new or changed records out of 2,400
     judges 115 failures against 2,400, as the first import did.
     """
 
     max_rate: float
     floor: int = 100
-    decided: Mapping[str, int] = field(default_factory=dict)
 
-    def totals(self, counts: Mapping[str, int]) -> Counter[str]:
-        """The merge's counts so far with the records decided before it."""
-        return Counter(self.decided) + Counter(counts)
-
-    def exceeded(self, counts: Mapping[str, int]) -> bool:
-        """Whether the merge's counts so far break the budget."""
-        totals = self.totals(counts)
-        processed = sum(totals.values())
-        return processed >= max(1, self.floor) and totals["failed"] > self.max_rate * processed
+    def exceeded(self, counts: Counter[str]) -> bool:
+        """Whether the counts so far break the budget."""
+        processed = sum(counts.values())
+        return processed >= max(1, self.floor) and counts["failed"] > self.max_rate * processed
 
     def error(self, conn: psycopg.Connection, *, entity: str, table: str, run: RunRef, stream_id: int,
               counts: Counter[str]) -> ErrorBudgetExceeded:
         """The stop, with the rate, the budget and the most common errors of the run's failed records."""
-        totals = self.totals(counts)
-        processed, failed = sum(totals.values()), totals["failed"]
+        processed, failed = sum(counts.values()), counts["failed"]
         top = common_errors(conn, run=run, stream_id=stream_id)
         listed = "; ".join(f"{count:,} x {message}" for message, count in top) or "none recorded"
         return ErrorBudgetExceeded(
@@ -84,8 +76,7 @@ def common_errors(conn: psycopg.Connection, *, run: RunRef, stream_id: int) -> l
     Messages name the offending value (``minutes: 'abc' is not a valid integer``, ``no tickets
     with external_id 144``); one kind of error is one line whatever the value.
     """
-    if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()
+    conn.rollback()  # a session left in a failed transaction could not read
     return conn.execute(sql.SQL(
         "SELECT kind, count(*) FROM (SELECT regexp_replace(regexp_replace(regexp_replace(coalesce(error,"
         " '(no message)'), %(single)s, %(single_mark)s, 'g'), %(double)s, %(double_mark)s, 'g'),"

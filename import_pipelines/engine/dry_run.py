@@ -2,7 +2,8 @@
 
 The merge classifies every staged record exactly as a real run would and writes the prediction
 to ``import_control.dry_run_records``; references to records an upstream dry run predicts will
-exist resolve as they would for real. The report is a CSV of every prediction.
+exist resolve as they would for real (a duplicate's as its survivor's). The report is a CSV of
+every prediction.
 """
 
 from __future__ import annotations
@@ -14,21 +15,6 @@ from import_pipelines.control import CONTROL_SCHEMA as CONTROL
 from import_pipelines.db.copy import copy_report
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.plan import MergePlan
-
-
-def predict_duplicates(conn: psycopg.Connection, plan: MergePlan, *, staging: str | sql.Identifier, run_id: str,
-                       predictions: sql.Composable | None = None) -> int:
-    """A duplicate resolves (for references) when its survivor does."""
-    cur = conn.execute(sql.SQL(
-        "UPDATE {predictions} AS d SET resolves = true FROM {staging} AS s"
-        " JOIN {predictions} AS sv ON sv.run_id = %(run)s AND sv.profile = %(profile)s"
-        " AND sv.entity = %(entity)s AND sv.source_id = s._dup_of AND sv.resolves"
-        " WHERE d.run_id = %(run)s AND d.profile = %(profile)s AND d.entity = %(entity)s"
-        " AND d.source_id = {sid} AND s._dup_of IS NOT NULL AND NOT d.resolves").format(
-        predictions=predictions if predictions is not None else ident(CONTROL, "dry_run_records"),
-        staging=staging if isinstance(staging, sql.Identifier) else ident(CONTROL, staging), sid=plan.source_id),
-        {"run": run_id, "profile": plan.profile, "entity": plan.entity})
-    return cur.rowcount
 
 
 def write_dry_run_report(conn: psycopg.Connection, plan: MergePlan, *, run_id: str) -> str:

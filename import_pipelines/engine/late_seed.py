@@ -184,7 +184,7 @@ def _neutral_value(conn: psycopg.Connection, *, table: str, column: ColumnInfo, 
 
 
 def late_seed(conn: psycopg.Connection, *, run: RunRef, plans: Sequence[MergePlan], stream_ids: Mapping[str, int],
-              placeholders: Placeholders | None = None, max_problems: int = 1000) -> LateSeedOutcome:
+              placeholders: Placeholders, max_problems: int = 1000) -> LateSeedOutcome:
     """Resolve every pending reference of the run group, record the rest, remove placeholders.
 
     One transaction: on any error the target is left as the load phase left it (``EngineError``).
@@ -197,7 +197,7 @@ def late_seed(conn: psycopg.Connection, *, run: RunRef, plans: Sequence[MergePla
                 for ref in plan.deferred:
                     _resolve(conn, run=run, plan=plan, ref=ref, stream_id=stream_ids[plan.entity], outcome=outcome,
                              max_problems=max_problems)
-            if placeholders is not None and placeholders.rows:
+            if placeholders.rows:
                 _remove_placeholders(conn, run=run, plans=plans, stream_ids=stream_ids, placeholders=placeholders,
                                      outcome=outcome)
             conn.execute(sql.SQL("DELETE FROM {}.pending_references WHERE run_group = %s").format(CONTROL),

@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 
 import psycopg
 from psycopg import sql
@@ -154,8 +153,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     merger = Merger(plan, staging=staging, run=run, stream_id=stream_id, streams=streams, dry_run=dry_run,
                     first_import=is_first_import(conn, plan, stream_id=stream_id),
                     set_based_references=refusal is None, placeholders=placeholders)
-    error_budget = (None if dry_run or error_budget is None
-                    else replace(error_budget, decided={**error_budget.decided, **unread}))
+    error_budget = None if dry_run else error_budget
     started = time.perf_counter()
     ranges = batch_ranges(rows, batch_rows=batch_rows, workers=workers)
     merger.probe_joins = is_small_change(conn, plan, rows)
@@ -175,7 +173,7 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                                          f"{str(error).strip()[:200]}), retry {attempt} on a new session")
 
     over_budget = threading.Event()
-    judged: Counter[str] = Counter()  # what the finished batches did, as the budget sees it
+    judged = Counter(unread)  # what the budget sees: the records decided before the merge, the finished batches
     judging = threading.Lock()
 
     def merge_range(bounds: tuple[int, int]) -> tuple[int, Counter[str]] | None:
@@ -225,11 +223,13 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
                     task.result()
     finally:
         pool.close()
+    counts.update(unread)
     if over_budget.is_set():
         raise error_budget.error(conn, entity=name, table=plan.table.qualified, run=run, stream_id=stream_id,
                                  counts=counts)
-    counts.update(unread)
-    if not dry_run:
+    if dry_run:
+        merger.predict_duplicates(conn)
+    else:
         record_summary(conn, run=run, stream_id=stream_id, source_rows=sum(counts.values()), counts=counts,
                        seconds=time.perf_counter() - started)
     return merger, counts, len(ranges)

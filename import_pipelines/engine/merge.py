@@ -50,10 +50,6 @@ class EngineError(RuntimeError):
     """A load that cannot go on; the message says which table, column and why."""
 
 
-class _ReferenceGone(Exception):
-    """A row a batch references was deleted between the batch's snapshot and its lock."""
-
-
 @dataclass
 class Progress:
     """How far the merge of one range got: its committed prefix ``(lo, done]``, what that prefix
@@ -492,21 +488,18 @@ class Merger:
             progress.inflight = (lo, hi)
         params = {"lo": lo, "hi": hi, "run_id": self.run.run_id, "run_group": self.run.run_group,
                   "forced": forced_error}
-        for statement in [self._merge_locking, self._merge]:
-            if statement is None:
-                continue
-            try:
-                with conn.transaction():
-                    if self.probe_joins:
-                        conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-                    if statement is self._merge_locking:
-                        conn.execute("SET LOCAL session_replication_role = replica")
-                    counts = Counter(dict(conn.execute(statement, params).fetchall()))
-                    if any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
-                        raise _ReferenceGone
-                break
-            except _ReferenceGone:
-                pass  # a referenced row was deleted meanwhile: this batch again, checked by the triggers
+        for statement in filter(None, [self._merge_locking, self._merge]):
+            with conn.transaction():
+                if self.probe_joins:
+                    conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+                if statement is self._merge_locking:
+                    conn.execute("SET LOCAL session_replication_role = replica")
+                counts = Counter(dict(conn.execute(statement, params).fetchall()))
+                if not any(counts.pop(key) for key in [k for k in counts if k.startswith(_UNLOCKED)]):
+                    break  # committed
+                # a row the batch references was deleted between the statement's snapshot and its lock:
+                # this batch again, checked by the triggers
+                raise psycopg.Rollback()
         if progress is not None:
             progress.done, progress.inflight = hi, None
             progress.counts.update(counts)
@@ -526,6 +519,17 @@ class Merger:
             except psycopg.errors.DataError:
                 return f"{value.column}: {message}"
         return message
+
+    def predict_duplicates(self, conn: psycopg.Connection) -> None:
+        """Dry run, once every batch is classified: a duplicate resolves (for references) when its survivor does."""
+        conn.execute(sql.SQL(
+            "UPDATE {predictions} AS d SET resolves = true FROM {staging} AS s"
+            " JOIN {predictions} AS sv ON sv.run_id = %(run)s AND sv.profile = %(profile)s"
+            " AND sv.entity = %(entity)s AND sv.source_id = s._dup_of AND sv.resolves"
+            " WHERE d.run_id = %(run)s AND d.profile = %(profile)s AND d.entity = %(entity)s"
+            " AND d.source_id = {sid} AND s._dup_of IS NOT NULL AND NOT d.resolves").format(
+            predictions=self.predictions, staging=self.staging, sid=self.plan.source_id),
+            {"run": self.run.run_id, "profile": self.plan.profile, "entity": self.plan.entity})
 
     def problems(self, conn: psycopg.Connection, lo: int, hi: int, *, limit: int) -> list[tuple[str, str, str, str]]:
         """Why rows of a merged range failed, structured: (source id, columns, referenced table, missing key).
@@ -557,7 +561,7 @@ class Merger:
             "SELECT action, count(*) FROM {}.audit_records WHERE run_day = %s AND run_seq = %s AND stream_id = %s"
             " AND record_no > %s AND record_no <= %s GROUP BY action").format(CONTROL),
             (self.run.run_day, self.run.run_seq, self.stream_id, lo, hi)).fetchall()
-        conn.rollback() if not conn.autocommit else None
+        conn.rollback()  # the read's transaction, if the session opened one
         if not rows:
             return None
         counts = Counter(dict(rows))
@@ -590,8 +594,7 @@ def merge_with_retries(merger: Merger, session: Callable[[], psycopg.Connection]
             if attempt.retry_state.attempt_number > 1:  # a working session, and did the interrupted commit go through?
                 if conn.closed or conn.broken:
                     conn = reconnect()
-                elif not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.rollback()
+                conn.rollback()  # what the interrupted attempt left open (a no-op on an idle session)
                 if progress.inflight is not None and (done := merger.committed(conn, *progress.inflight)) is not None:
                     progress.done = progress.inflight[1]
                     progress.counts.update(done)

@@ -19,7 +19,7 @@ Every expression in a plan is composed SQL over the staging row, aliased ``s``:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from psycopg import sql
@@ -86,11 +86,11 @@ class MergePlan:
     key_null: sql.Composable  # when a staged record's natural key is incomplete
     key_message: str  # its error
     values: tuple[Value, ...]
+    source_id: sql.Composable  # the record's id in its source, as text: what the audit and record_state name
     refs: tuple[Ref, ...] = ()
     touch: tuple[str, ...] = ()  # set to now() when a row is updated
     change: ChangeDetection = "hash"
     mode: Mode = "upsert"
-    source_id: sql.Composable = field(default_factory=lambda: sql.SQL("NULL::text"))
     unlinked_key: tuple[str, ...] = ()  # key columns a create_new insert leaves NULL (an unlinked copy)
     dedupes: bool = False  # the staging rows carry duplicate and match decisions
 

@@ -84,6 +84,5 @@ def sweep_staging(conn: psycopg.Connection, *, dead: Callable[[str, str | None, 
     if not dry_run:
         for name in dropped:
             drop_staging(conn, name)
-    if not conn.autocommit:
-        conn.commit()
+    conn.commit()
     return dropped

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from import_pipelines.db.copy import pin_text_format
 from import_pipelines.db.sql import ident
 from import_pipelines.engine.audit import RunRef, record_failure, register_run, register_stream
 from import_pipelines.engine.late_seed import TEXT_TYPES, Placeholders, create_placeholders, late_seed
-from import_pipelines.engine.load import load_staged
+from import_pipelines.engine.load import SessionPool, load_staged
 from import_pipelines.engine.merge import MAX_ISOLATED, EngineError, describe_error, id_text, key_text
 from import_pipelines.engine.plan import MergePlan, Ref, Value
 from import_pipelines.engine.staging import create_staging, drop_staging, index_staging
@@ -109,8 +110,8 @@ class Loader:
     """Loads the tables of a :class:`LoadPlan` into the target through the engine."""
 
     def __init__(self, conn: psycopg.Connection, plan: LoadPlan, *, mode: Mode, run_id: str, profile: str,
-                 batch_rows: int, on_progress: ProgressCallback | None = None,
-                 connect: Callable[[], psycopg.Connection] | None = None) -> None:
+                 batch_rows: int, connect: Callable[[], psycopg.Connection],
+                 on_progress: ProgressCallback | None = None) -> None:
         if mode not in ("create_only", "upsert"):
             raise MirrorError(f"mode must be 'create_only' or 'upsert', not {mode!r}")
         if batch_rows < 1:
@@ -140,13 +141,10 @@ class Loader:
         """Session settings for bulk work and the pinned text form of COPY."""
         configure_bulk_session(conn)
         pin_text_format(conn)
-        if not conn.autocommit:
-            conn.commit()
+        conn.commit()
 
     def open_session(self) -> psycopg.Connection:
         """A further configured target session (the caller closes it)."""
-        if self.connect is None:
-            raise MirrorError("concurrent loading needs a connect function")
         conn = self.connect()
         self.configure(conn)
         return conn
@@ -154,8 +152,6 @@ class Loader:
     # -- phases ------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Control schema, run and streams, merge plans, staging tables and placeholder rows."""
-        import uuid
-
         conn = self.conn
         self.configure(conn)
         ensure_control_schema(conn)
@@ -179,8 +175,7 @@ class Loader:
                 self.loads[table] = TableLoad(stage=f"mirror_{tag}_{index}_stage", copy_slots=tuple(range(len(layout))))
                 create_staging(conn, table=self.loads[table].stage, run_id=self.run_id,
                                columns=[(f"c{slot}", column.data_type) for slot, column in enumerate(layout)])
-        if not conn.autocommit:
-            conn.commit()  # the catalogue reads above opened a transaction the blocks above nested in
+        conn.commit()  # the catalogue reads above opened a transaction the blocks above nested in
 
     def _marker_column(self, table: str) -> str | None:
         """The first plain text column of the natural key: it carries the placeholder marker."""
@@ -192,21 +187,17 @@ class Loader:
                     return value
         return None
 
-    def load_batches(self, table: str, batches: Iterable[list[bytes]], *,
-                     conn: psycopg.Connection | None = None) -> TableReport:
+    def load_batches(self, table: str, batches: Iterable[list[bytes]], *, conn: psycopg.Connection) -> TableReport:
         """Stage every batch of ``table``'s rows, then merge the table through the engine on ``conn``."""
-        conn = conn or self.conn
         report = self.report.tables[table]
         load = self.loads[table]
         started = time.perf_counter()
-        for batch in batches:
-            if batch:
-                self._stage(conn, load, rows=batch, report=report)
+        for batch in batches:  # never empty (batched_rows)
+            self._stage(conn, load, rows=batch, report=report)
         index_staging(conn, load.stage)
         staged = conn.execute(sql.SQL("SELECT coalesce(max(_rn), 0) FROM {}").format(
             ident(CONTROL_SCHEMA, load.stage))).fetchone()[0]
-        if not conn.autocommit:
-            conn.commit()
+        conn.commit()
         assert self.run is not None
         merger, counts, report.batches = load_staged(
             self.plans[table], conn=conn, connect=self.open_session, staging=load.stage, run=self.run,
@@ -224,8 +215,7 @@ class Loader:
                 self._report_error(ReferenceProblem(table, sid, column, ref_table, missing, "load", (
                     f"{table}: natural key ({column}) is NULL" if not ref_table else
                     f"{table} {sid}: {column} -> {ref_table} has no row with natural key {missing}")))
-            if not conn.autocommit:
-                conn.commit()
+            conn.commit()
         report.seconds += time.perf_counter() - started
         log.info("%s: %d rows, %d created, %d updated, %d skipped, %d unchanged, %d failed (%.0f rows/s)", table,
                  report.rows, report.created, report.updated, report.skipped, report.unchanged, report.failed,
@@ -242,7 +232,7 @@ class Loader:
         has finished, so its references resolve; extra sessions come from ``connect``. The first
         failure stops new tables from starting and is re-raised once the running ones have ended.
         """
-        if workers <= 1 or self.connect is None or len(self.plan.order) == 1:
+        if workers <= 1 or len(self.plan.order) == 1:
             for table in self.plan.order:
                 load(table, self.conn)
             return
@@ -250,15 +240,11 @@ class Loader:
         waits_for = {table: {group.ref_table for group in tables[table].groups
                              if not group.deferred and group.ref_table in tables and group.ref_table != table}
                      for table in self.plan.order}
-        sessions: list[psycopg.Connection] = []
-        local = threading.local()
+        sessions = SessionPool(self.open_session, first=None, size=min(workers, len(self.plan.order)))
 
         def run(table: str) -> None:
-            if getattr(local, "conn", None) is None:
-                local.conn = self.open_session()
-                with self._lock:
-                    sessions.append(local.conn)
-            load(table, local.conn)
+            with sessions.session() as (current, _):
+                load(table, current())
 
         position = {table: index for index, table in enumerate(self.plan.order)}
         sorter = TopologicalSorter(waits_for)
@@ -277,8 +263,7 @@ class Loader:
                 for future in running:
                     future.cancel()  # a queued table never starts; the running ones end
         finally:
-            for session in sessions:
-                session.close()
+            sessions.close()
         if failure is not None:
             raise failure
 
@@ -307,8 +292,7 @@ class Loader:
         try:
             if self.conn.closed:
                 return
-            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                self.conn.rollback()
+            self.conn.rollback()
             with self.conn.transaction():
                 for load in self.loads.values():
                     drop_staging(self.conn, load.stage)

@@ -22,7 +22,7 @@ from import_pipelines.db.sql import ident, shown_value
 from import_pipelines.dedupe.confidences import Confidences
 from import_pipelines.engine.audit import RunRef, record_summary, register_run, register_stream
 from import_pipelines.engine.budget import ErrorBudget
-from import_pipelines.engine.dry_run import dry_run_preview, predict_duplicates, write_dry_run_report
+from import_pipelines.engine.dry_run import dry_run_preview, write_dry_run_report
 from import_pipelines.engine.late_seed import create_placeholders
 from import_pipelines.engine.load import (
     is_small_change,
@@ -465,7 +465,6 @@ def load(run: EntityRun, staged: Staged, *, log: Log = print, preview_rows: int 
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
         report = error_report = None
         if run.dry_run:
-            predict_duplicates(conn, plan.merge, staging=staged.staging, run_id=run.run_id)
             preview, columns = dry_run_preview(conn, plan.merge, run.run_id, preview_rows)
             report = write_dry_run_report(conn, plan.merge, run_id=run.run_id)
             log(f"{run.entity_name} dry run: nothing written to {plan.table.qualified}; report {report}")
