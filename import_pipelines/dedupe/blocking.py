@@ -52,14 +52,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import combinations, permutations
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from import_pipelines.dedupe.comparison import email_mailbox, email_parts
+from import_pipelines.dedupe.comparison import email_mailbox, email_parts, value_cache
 from import_pipelines.dedupe.normalize import PreparedFrame, fold_accents, prepare_frame
 
 if TYPE_CHECKING:
@@ -189,7 +188,7 @@ def _words(text: str) -> list[str]:
     return text.split()[:_MAX_NAME_WORDS]
 
 
-@lru_cache(maxsize=1 << 16)
+@value_cache()
 def soundex(word: str) -> str:
     """American Soundex of an ASCII lower-case word (``robert`` and ``rupert`` -> ``r163``).
 

@@ -90,6 +90,7 @@ JARO_WINKLER_SIMILAR = 0.9
 _CACHE = 1 << 16  # values per cache: a few MB each, bounded whatever the table size
 # pairs of names: a call works out each distinct pair once, so few repeat beyond it
 _PAIR_CACHE = 1 << 12
+_VALUE_CACHES: list[Callable] = []
 _SEPARATORS = re.compile(r"[._\-]")
 _NAME_SPLIT = re.compile(r"[\s,]+")
 TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "mme", "mlle"})
@@ -135,9 +136,34 @@ def population_correction(population: int) -> float:
     return max(0.0, math.log2(population / REFERENCE_POPULATION)) if population > 0 else 0.0
 
 
+def value_cache(maxsize: int = _CACHE) -> Callable[[Callable], Callable]:
+    """An LRU cache of a per-value feature (an address's parts, a name's words), emptied by :func:`clear_value_caches`.
+
+    Names and addresses repeat across the pairs of a table, so a feature is worked out once for
+    up to ``maxsize`` values and read back after.
+    """
+    def decorate(function: Callable) -> Callable:
+        cached = lru_cache(maxsize=maxsize)(function)
+        _VALUE_CACHES.append(cached)
+        return cached
+    return decorate
+
+
+def clear_value_caches() -> None:
+    """Empty every cache of :func:`value_cache`.
+
+    The in-memory engine keeps them full: its tables are in memory anyway, and a value met again
+    anywhere in them is read back. The streaming path empties them as each chunk starts, so that
+    what it holds is one chunk's values and never grows with the table; within a chunk, where a
+    name or an address meets most of its pairs, they still work each value out once.
+    """
+    for cached in _VALUE_CACHES:
+        cached.cache_clear()
+
+
 # -- per-value features ---------------------------------------------------------------------------
 
-@lru_cache(maxsize=_CACHE)
+@value_cache()
 def email_parts(address: str) -> tuple[str, str, str, str, str]:
     """``(local, domain, mailbox, letters, digits)`` of a normalised address.
 
@@ -166,7 +192,7 @@ def email_mailbox(address: str) -> str:
     return email_parts(address)[2]
 
 
-@lru_cache(maxsize=_CACHE)
+@value_cache()
 def name_words(name: str) -> tuple[tuple[str, ...], str]:
     """The words of a name in lower-case Latin letters, and its generational suffix (``jr``, ``ii`` ...).
 
@@ -186,7 +212,7 @@ def name_words(name: str) -> tuple[tuple[str, ...], str]:
     return tuple("".join(c for c in w if c.isalpha()) for w in words if any(c.isalpha() for c in w)), suffix
 
 
-@lru_cache(maxsize=_CACHE)
+@value_cache()
 def name_letters(name: str) -> str:
     """A name reduced to its lower-case Latin letters (see :func:`name_words`), its suffix aside.
 
@@ -195,7 +221,7 @@ def name_letters(name: str) -> str:
     return "".join(name_words(name)[0])
 
 
-@lru_cache(maxsize=_CACHE)
+@value_cache()
 def _umlauts_folded(letters: str) -> str:
     return re.sub(r"(?<=[^aeiou])([aou])e", r"\1", letters)
 
@@ -288,7 +314,7 @@ def phone_level(a: str, b: str) -> str:
     return "last7" if len(a) >= 7 and a[-7:] == b[-7:] else "else"
 
 
-@lru_cache(maxsize=_PAIR_CACHE)
+@value_cache(_PAIR_CACHE)
 def name_level(a: str, b: str) -> str:
     """The level of two unequal normalised names."""
     (words_a, suffix_a), (words_b, suffix_b) = name_words(a), name_words(b)

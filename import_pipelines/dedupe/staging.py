@@ -11,8 +11,10 @@ COPY into more temporary tables: the matched pairs and the review band within th
 record's best match in the target and its review pairs. Clusters are their connected
 components, found in SQL, and the survivor rule (:func:`~.survivor.cluster_matches`) reads
 back a run of whole clusters at a time; which record takes a target row, and which review
-pairs are listed, is decided set-based. Memory is therefore a chunk, whatever the tables and
-the duplicates found; the findings are those of :func:`~.survivor.find_duplicates_within` and
+pairs are listed, is decided set-based. Each chunk starts with empty value caches
+(:func:`~.comparison.clear_value_caches`): the features of the values it meets (an address's
+parts, a name's words) are worked out once within it and go with it. Memory is therefore a
+chunk, whatever the tables and the duplicates found; the findings are those of :func:`~.survivor.find_duplicates_within` and
 :func:`~.matching.match_against` on the whole tables.
 
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
@@ -37,6 +39,7 @@ from psycopg import sql
 
 from import_pipelines.db.sql import ident, ident_list
 from import_pipelines.dedupe.blocking import fallback_cap, hashed_keys
+from import_pipelines.dedupe.comparison import clear_value_caches
 from import_pipelines.dedupe.confidences import BUCKET, LAST_BUCKET, Confidences
 from import_pipelines.dedupe.frequency import record_frequency_keys, value_hashes
 from import_pipelines.dedupe.matching import (
@@ -252,6 +255,7 @@ def _stage_keys(ctx: _Context, *, table: str, query: sql.Composable, id_column: 
         def keys_of(chunk: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             nonlocal rows
             rows += len(chunk)
+            clear_value_caches()
             frame = _frame(chunk, columns=[id_column, *rule.columns, *lists], rule=rule, id_column=id_column)
             prepared = prepare_frame(frame, rule, id_column=id_column, side=side)
             positions, hashes, fallback = hashed_keys(prepared, rule)
@@ -361,6 +365,7 @@ def _scored_pairs(ctx: _Context, *, pairs: sql.Composable, left: list[str], left
         number = -1
         while chunk := cursor.fetchmany(ctx.chunk_rows * PAIRS_PER_ROW_CHUNK):
             number += 1
+            clear_value_caches()
             a_records, i = _records(ctx, [row[0] for row in chunk], columns=left, table=left_table)
             b_records, j = _records(ctx, [row[1] for row in chunk], columns=right, table=right_table)
             present = np.flatnonzero((i >= 0) & (j >= 0))  # a record gone since the pair was listed: no pair
@@ -528,6 +533,7 @@ def _survivors(ctx: _Context, *, record: list[str]) -> int:
 
     def settle(members: list[tuple[int, int]]) -> None:
         nonlocal found
+        clear_value_caches()
         rns = [rn for _, rn in members]
         frame, positions = _records(ctx, rns, columns=record, table=ctx.staging)
         labels = np.array([label for label, _ in members], dtype=np.int64)

@@ -12,9 +12,11 @@ from psycopg import sql
 
 from import_pipelines.db import connect, ident
 from import_pipelines.dedupe import DedupeRule, find_duplicates_within, match_against
+from import_pipelines.dedupe.blocking import soundex
+from import_pipelines.dedupe.comparison import email_parts, name_letters, name_level, name_words
 from import_pipelines.dedupe.frequency import Frequencies
 from import_pipelines.dedupe.normalize import prepare_frame
-from import_pipelines.dedupe.staging import DedupeOutcome, apply_rule
+from import_pipelines.dedupe.staging import PAIRS_PER_ROW_CHUNK, DedupeOutcome, apply_rule
 
 RULE = DedupeRule(strategy="fuzzy", primary=["email", "phone"], secondary=["first_name", "last_name"])
 STAGING, TARGET = ident("stg"), ident("people")
@@ -166,6 +168,22 @@ def test_chunk_size_does_not_change_the_findings(target_url: str) -> None:
             conn.execute("UPDATE stg SET _dup_of = NULL, _match_tid = NULL, _confidence = NULL, _match = NULL"
                          " WHERE _rn <> 41")
     assert results[0] == results[1] == results[2] and len(results[0][0]) > 30
+
+
+def test_the_value_caches_hold_a_chunk_of_values_not_the_tables(target_url: str) -> None:
+    """The streaming path starts each chunk with empty value caches, so what they hold does not grow with
+    the tables; the in-memory engine keeps every value it met."""
+    caches = (email_parts, name_words, name_letters, name_level, soundex)
+    with connect(target_url, autocommit=True) as conn:
+        _setup(conn, seed=5)
+        _in_memory(conn, max_block_size=40)
+        filled = {cached.__name__: cached.cache_info().currsize for cached in caches}
+        _apply(conn, chunk_rows=7, max_block_size=40)
+    held = {cached.__name__: cached.cache_info().currsize for cached in caches}
+    # the in-memory engine keeps every address it met, the streaming path at most those of the last
+    # chunk of pairs: 28 pairs of two records
+    assert filled["email_parts"] > 2 * 7 * PAIRS_PER_ROW_CHUNK >= held["email_parts"], (filled, held)
+    assert all(held[name] <= filled[name] for name in held), (filled, held)
 
 
 def test_blocks_above_the_cap_are_skipped_counting_both_sides(target_url: str) -> None:
