@@ -14,8 +14,8 @@ back a run of whole clusters at a time; which record takes a target row, and whi
 pairs are listed, is decided set-based. Each chunk starts with empty value caches
 (:func:`~.comparison.clear_value_caches`): the features of the values it meets (an address's
 parts, a name's words) are worked out once within it and go with it. Memory is therefore a
-chunk, whatever the tables and the duplicates found; the findings are those of :func:`~.survivor.find_duplicates_within` and
-:func:`~.matching.match_against` on the whole tables.
+chunk, whatever the tables and the duplicates found; the findings are those of
+:func:`~.survivor.find_duplicates_within` and :func:`~.matching.match_against` on the whole tables.
 
 Findings go back to the staging table (``_dup_of``, ``_match_tid``, ``_confidence``, ``_match``),
 where the merge turns them into actions by mode, and their confidences are summed up in SQL
