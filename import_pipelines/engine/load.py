@@ -88,7 +88,13 @@ class SessionPool:
     def __init__(self, connect: Callable[[], psycopg.Connection], *, first: psycopg.Connection | None, size: int):
         self._connect = connect
         self._own = first is None  # whether every session is the pool's (else the first is the caller's)
-        self.sessions = ([] if first is None else [first]) + [self._open() for _ in range(size - (first is not None))]
+        self.sessions = [] if first is None else [first]
+        try:
+            for _ in range(size - len(self.sessions)):
+                self.sessions.append(self._open())
+        except BaseException:
+            self.close()  # those opened before the one that could not be
+            raise
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(size):
             self._idle.put(index)
@@ -134,9 +140,9 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     them; returns the merger, the counts by action and the number of batches.
 
     ``conn`` is the caller's session; with ``merge_on_caller`` it is the first merging session
-    (what it holds uncommitted is what the merge must see), otherwise every merging session comes
-    from ``connect``, and ``conn``, which may hold a lock, is never one a dropped connection takes
-    away. When the batches are handed out, the first session out of work analyses the target
+    (each batch commits on it, the first with what the caller left open), otherwise every merging
+    session comes from ``connect``, and ``conn``, which may hold a lock, is never one a dropped
+    connection takes away. When the batches are handed out, the first session out of work analyses the target
     table (the next entities join against it) and then runs ``epilogue``.
 
     ``error_budget`` (:mod:`~import_pipelines.engine.budget`) is judged after every batch, never

@@ -484,6 +484,12 @@ class Merger:
     def _commit(self, conn: psycopg.Connection, lo: int, hi: int, *, progress: Progress | None,
                 forced_error: str | None = None) -> Counter[str]:
         """Merge ``lo < _rn <= hi`` in one transaction; ``progress`` knows it while it commits."""
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+            # a session out of autocommit holds a transaction opened by what it read since its last
+            # batch (the load's own reads, a refused row's source id): end it, so that the batch is
+            # a transaction of its own, committed as it ends, and a retry's rollback takes nothing
+            # already counted as committed with it (inside an open transaction it was a savepoint)
+            conn.commit()
         if progress is not None:
             progress.inflight = (lo, hi)
         params = {"lo": lo, "hi": hi, "run_id": self.run.run_id, "run_group": self.run.run_group,

@@ -210,6 +210,32 @@ def test_a_row_the_target_refuses_is_isolated(seeded_source: str, empty_target: 
     assert report.tables["events_tags"].created == 16 - blue_links
 
 
+def test_a_transient_failure_retries_its_batch_and_keeps_the_batches_before(seeded_source: str,
+                                                                             empty_target: str) -> None:
+    """A serialisation failure in the second batch of users (a real one, raised by the target) rolls
+    back that batch alone: it is merged again and the first batch, committed before it, stays."""
+    with connection(empty_target) as conn:
+        conn.execute("CREATE SEQUENCE users_written")  # counts every attempt; a rollback does not undo it
+        conn.execute("CREATE FUNCTION fail_tenth_user() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                     " IF nextval('users_written') = 10 THEN"
+                     " RAISE EXCEPTION 'injected conflict' USING ERRCODE = 'serialization_failure'; END IF;"
+                     " RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER fail_tenth_user BEFORE INSERT ON users FOR EACH ROW"
+                     " EXECUTE FUNCTION fail_tenth_user()")
+        conn.execute("ALTER TABLE users ENABLE ALWAYS TRIGGER fail_tenth_user")  # also as a replica
+        conn.commit()
+
+    report = mirror(seeded_source, empty_target, mode="upsert", overrides=OVERRIDES, run_id="retried",
+                    batch_rows=7, workers=1)
+
+    with connection(empty_target) as conn:
+        assert conn.execute("SELECT last_value FROM users_written").fetchone()[0] > 20  # the failure happened
+    assert counts(empty_target) == counts(seeded_source)
+    assert content(empty_target) == content(seeded_source)
+    assert report.total("created") == report.rows == sum(counts(seeded_source).values())
+    assert audit_actions(empty_target, "retried") == {(table, "created"): n for table, n in counts(seeded_source).items()}
+
+
 def test_failed_late_seed_rolls_back_and_a_later_run_repairs(seeded_source: str, empty_target: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from import_pipelines.engine import late_seed
