@@ -240,15 +240,15 @@ class Loader:
         waits_for = {table: {group.ref_table for group in tables[table].groups
                              if not group.deferred and group.ref_table in tables and group.ref_table != table}
                      for table in self.plan.order}
+        position = {table: index for index, table in enumerate(self.plan.order)}
+        sorter = TopologicalSorter(waits_for)
+        sorter.prepare()
         sessions = SessionPool(self.open_session, first=None, size=min(workers, len(self.plan.order)))
 
         def run(table: str) -> None:
             with sessions.session() as (current, _):
                 load(table, current())
 
-        position = {table: index for index, table in enumerate(self.plan.order)}
-        sorter = TopologicalSorter(waits_for)
-        sorter.prepare()
         running: dict[Future[None], str] = {}
         failure: BaseException | None = None
         try:
