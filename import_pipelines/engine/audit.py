@@ -70,7 +70,8 @@ def stream_ids(conn: psycopg.Connection, profile: str) -> dict[str, int]:
 
 def record_summary(conn: psycopg.Connection, *, run: RunRef, stream_id: int, source_rows: int,
                    counts: Mapping[str, int], seconds: float | None = None) -> None:
-    """Write (or, for a retried step, replace) what the run did to one stream."""
+    """Write (or, for a retried step, replace) what the run did to one stream, and commit: never
+    inside a ``conn.transaction()`` block, where psycopg refuses a commit."""
     conn.execute(
         "INSERT INTO import_control.run_summaries (run_seq, stream_id, source_rows, created, updated, unchanged,"
         " skipped, failed, seconds) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"

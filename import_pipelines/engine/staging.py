@@ -76,6 +76,7 @@ def sweep_staging(conn: psycopg.Connection, *, dead: Callable[[str, str | None, 
 
     ``run_group`` is the run the table's run re-executes (None for a run never registered in
     ``import_control.runs``). With ``dry_run`` nothing is dropped. Returns the (would-be) dropped names.
+    Commits: never inside a ``conn.transaction()`` block.
     """
     rows = conn.execute("SELECT s.name, s.run_id, r.run_group, extract(epoch FROM now() - s.created_at) / 3600"
                         " FROM import_control.staging_tables AS s LEFT JOIN import_control.runs AS r USING (run_id)"
