@@ -119,7 +119,7 @@ class Delivery:
 
 def signer_from_env(variable: str, *, what: str) -> Webhook:
     """The Standard Webhooks signer (and verifier) under the secret held by the environment ``variable``."""
-    secret = os.environ.get(variable, "")
+    secret = os.environ.get(variable, "").strip()  # a secret read from a file often ends in a newline
     if not secret:
         raise WebhookError(f"the {what}'s environment variable {variable} is not set"
                            " (python -m import_pipelines webhook-secret prints a new one)")

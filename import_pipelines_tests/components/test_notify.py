@@ -174,7 +174,7 @@ def test_an_endpoint_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> N
         with pytest.raises(WebhookError, match="BAD_SECRET is not a Standard Webhooks secret"):
             WebhookEndpoint(url="http://a/", secret_env="BAD_SECRET").signer()
     unpadded = base64.b64encode(b"y" * 32).decode().rstrip("=")
-    for fine in ("whsec_" + unpadded, unpadded):
+    for fine in ("whsec_" + unpadded, unpadded, f"whsec_{unpadded}\n"):
         monkeypatch.setenv("GOOD_SECRET", fine)
         WebhookEndpoint(url="http://a/", secret_env="GOOD_SECRET").signer()
     with pytest.raises(WebhookError, match="is not an http"):
