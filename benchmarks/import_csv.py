@@ -16,11 +16,12 @@ stage; map: field rules; dedupe: repeated ids and the email/phone rule within th
 against the target; load: merge with the audit) into a fresh Service Vault database.
 ``rows_per_s`` is the file's rows over the import's seconds. The reference, in the same run on the
 same file: ``COPY <plain table of 18 text columns> FROM STDIN (FORMAT csv, HEADER true)``, the
-file streamed in 1 MiB chunks; ``ratio`` is ours over COPY's rows/s. A second reference bounds
-what any import into this target can reach: ``floor_ratio`` is the rows/s of the bare write of the
-file's rows into ``customer_users`` (one ``INSERT ... SELECT`` from that plain table, values as
-they are: no parsing, normalising, dedupe, audit or state, the target's five indexes kept) over
-COPY's. With ``--repeat`` the import and the references alternate and each figure is the median. Server: ``IMPORT_PIPELINES_PG_URL``, or
+file streamed in 1 MiB chunks; ``ratio`` is ours over COPY's rows/s. A second reference, of what
+writing these rows into this target costs at all: ``bare_write_ratio`` is the rows/s of one
+``INSERT ... SELECT`` of the file's rows, values as they are (no parsing, normalising, dedupe,
+audit or state), from a plain table into ``customer_users`` with its indexes in place, over
+COPY's; in a database of its own, after the import, so neither pays for the other's WAL. With
+``--repeat`` the import and the references alternate and each figure is the median. Server: ``IMPORT_PIPELINES_PG_URL``, or
 the embedded server under ``.data/bench-postgres``. Progress on stderr, one JSON line on stdout.
 """
 
@@ -91,7 +92,7 @@ def generate(path: Path, rows: int) -> None:
 
 
 def bare_write(url: str, path: Path) -> float:
-    """Seconds of the bare write of the file's rows into ``customer_users``, which is left empty again."""
+    """Seconds of the bare write of the file's rows into ``url``'s empty ``customer_users``."""
     from import_pipelines.db import connect
 
     with connect(url) as conn:
@@ -107,10 +108,7 @@ def bare_write(url: str, path: Path) -> float:
                      " website, notes) SELECT 'bench', c0, c1, c2, concat_ws(' ', c1, c2), c3, c4, c5, c6, c7, c8,"
                      " c9, c10, c11, c12, c13, c14 FROM raw")
         conn.commit()
-        elapsed = time.perf_counter() - started
-        conn.execute("TRUNCATE customer_users CASCADE")
-        conn.commit()
-    return elapsed
+        return time.perf_counter() - started
 
 
 def import_in_child(path: str, url: str, queue) -> None:
@@ -156,33 +154,38 @@ def main() -> None:
     configured = os.environ.get(SERVER_URL_ENV)
     server = configured or settings_server_url("bench-postgres")
     where = (conninfo_to_dict(configured).get("host") or "localhost") if configured else "embedded"
-    imports, copies, floors = [], [], []
+    imports, copies, bare = [], [], []
     with tempfile.TemporaryDirectory(prefix="import_csv_") as folder:
         path = Path(folder) / "contacts.csv"
         progress(f"generating {args.rows:,} rows")
         generate(path, args.rows)
         for attempt in range(1, args.repeat + 1):
-            database = f"bench_import_csv_{uuid.uuid4().hex[:8]}"
+            database, other = (f"bench_import_csv_{uuid.uuid4().hex[:8]}" for _ in range(2))
             url = ensure_database(server, database)
             try:
                 migrate(url)
                 copies.append(copy_once(url, path, columns=[f"c{i}" for i in range(len(HEADER))]))
-                floors.append(bare_write(url, path))
-                progress(f"run {attempt}: COPY {copies[-1][0] / copies[-1][1]:,.0f} rows/s,"
-                         f" bare write into customer_users {args.rows / floors[-1]:,.0f} rows/s")
+                progress(f"run {attempt}: COPY {copies[-1][0] / copies[-1][1]:,.0f} rows/s")
                 imports.append(run_in_child(import_in_child, str(path), url))
                 done = imports[-1]
                 progress(f"run {attempt}: import {args.rows / done['seconds']:,.0f} rows/s {done['steps']},"
                          f" {done['counts']}, {done['peak_rss_mb']:.0f} MB")
             finally:
                 drop_database(server, database)
+            other_url = ensure_database(server, other)
+            try:
+                migrate(other_url)
+                bare.append(bare_write(other_url, path))
+                progress(f"run {attempt}: bare write into customer_users {args.rows / bare[-1]:,.0f} rows/s")
+            finally:
+                drop_database(server, other)
         csv_mb = round(path.stat().st_size / 2 ** 20, 1)
     copy_rate = statistics.median(rows / seconds for rows, seconds in copies)
     rate = statistics.median(args.rows / done["seconds"] for done in imports)
     print(json.dumps({"rows": args.rows, "csv_mb": csv_mb, "server": where, "rows_per_s": round(rate),
                       "peak_rss_mb": round(max(done["peak_rss_mb"] for done in imports), 1),
                       "copy_rows_per_s": round(copy_rate), "ratio": round(rate / copy_rate, 3),
-                      "floor_ratio": round(statistics.median(args.rows / seconds for seconds in floors) / copy_rate, 3),
+                      "bare_write_ratio": round(statistics.median(args.rows / seconds for seconds in bare) / copy_rate, 3),
                       "counts": imports[-1]["counts"], "steps_s": imports[-1]["steps"]}))
 
 
