@@ -134,7 +134,7 @@ def signer_from_env(variable: str, *, what: str) -> Webhook:
         raise WebhookError(f"the {what} in {variable} is not a Standard Webhooks secret: whsec_ followed by the"
                            f" base64 of at least {MIN_SECRET_BYTES} random bytes"
                            " (python -m import_pipelines webhook-secret prints a new one)")
-    return Webhook(secret)
+    return Webhook(key)  # the checked key itself: the library's own decoding is the lenient one
 
 
 def new_secret() -> str:
