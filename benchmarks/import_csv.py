@@ -21,8 +21,9 @@ writing these rows into this target costs at all: ``bare_write_ratio`` is the ro
 ``INSERT ... SELECT`` of the file's rows, values as they are (no parsing, normalising, dedupe,
 audit or state), from a plain table into ``customer_users`` with its indexes in place, over
 COPY's; in a database of its own, after the import, so neither pays for the other's WAL. With
-``--repeat`` the import and the references alternate and each figure is the median. Server: ``IMPORT_PIPELINES_PG_URL``, or
-the embedded server under ``.data/bench-postgres``. Progress on stderr, one JSON line on stdout.
+``--repeat`` the import and the references alternate and each figure is the median. Server:
+``IMPORT_PIPELINES_PG_URL``, or the embedded server under ``.data/bench-postgres``. Progress on
+stderr, one JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from read_files import CITIES, COMPANIES, FIRST, LAST, copy_once, peak_rss_mb, progress, run_in_child  # noqa: E402
+from read_files import (  # noqa: E402
+    CITIES, COMPANIES, FIRST, LAST, copy_file, copy_once, peak_rss_mb, progress, run_in_child)
 
 HEADER = ["Contact ID", "First Name", "Last Name", "E-mail Address", "Phone", "Mobile Phone", "Company", "Job Title",
           "Street", "City", "State", "Postal Code", "Country", "Website", "Notes", "Created Date", "Tags",
@@ -97,10 +99,7 @@ def bare_write(url: str, path: Path) -> float:
 
     with connect(url) as conn:
         conn.execute(f"CREATE TEMP TABLE raw ({', '.join(f'c{i} text' for i in range(len(HEADER)))})")
-        with conn.cursor() as cursor, open(path, "rb") as handle:
-            with cursor.copy("COPY raw FROM STDIN (FORMAT csv, HEADER true)") as copy:
-                while chunk := handle.read(1 << 20):
-                    copy.write(chunk)
+        copy_file(conn, "raw", path)
         conn.commit()
         started = time.perf_counter()
         conn.execute("INSERT INTO customer_users (source_system, external_id, first_name, last_name, display_name,"
@@ -182,10 +181,11 @@ def main() -> None:
         csv_mb = round(path.stat().st_size / 2 ** 20, 1)
     copy_rate = statistics.median(rows / seconds for rows, seconds in copies)
     rate = statistics.median(args.rows / done["seconds"] for done in imports)
+    bare_rate = statistics.median(args.rows / seconds for seconds in bare)
     print(json.dumps({"rows": args.rows, "csv_mb": csv_mb, "server": where, "rows_per_s": round(rate),
                       "peak_rss_mb": round(max(done["peak_rss_mb"] for done in imports), 1),
                       "copy_rows_per_s": round(copy_rate), "ratio": round(rate / copy_rate, 3),
-                      "bare_write_ratio": round(statistics.median(args.rows / seconds for seconds in bare) / copy_rate, 3),
+                      "bare_write_ratio": round(bare_rate / copy_rate, 3),
                       "counts": imports[-1]["counts"], "steps_s": imports[-1]["steps"]}))
 
 

@@ -130,6 +130,19 @@ def run_in_child(target, *args: object) -> tuple[int, float, float]:
     return result
 
 
+def copy_file(conn, table: str, path: Path) -> int:
+    """``COPY table FROM STDIN (FORMAT csv, HEADER true)`` of the file, streamed in 1 MiB chunks; the rows."""
+    from psycopg import sql
+
+    from import_pipelines.db import ident
+
+    with conn.cursor() as cursor, open(path, "rb") as handle:
+        with cursor.copy(sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(ident(table))) as copy:
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        return cursor.rowcount
+
+
 def copy_once(url: str, path: Path, columns: list[str] = COLUMNS) -> tuple[int, float]:
     """COPY the CSV into a fresh plain table of ``columns`` (text); (rows, seconds)."""
     from psycopg import sql
@@ -142,11 +155,7 @@ def copy_once(url: str, path: Path, columns: list[str] = COLUMNS) -> tuple[int, 
             ident(table), sql.SQL(", ").join(sql.SQL("{} text").format(ident(name)) for name in columns)))
         conn.commit()
         started = time.perf_counter()
-        with conn.cursor() as cursor, open(path, "rb") as handle:
-            with cursor.copy(sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(ident(table))) as copy:
-                while chunk := handle.read(1 << 20):
-                    copy.write(chunk)
-            rows = cursor.rowcount
+        rows = copy_file(conn, table, path)
         conn.commit()
         elapsed = time.perf_counter() - started
         conn.execute(sql.SQL("DROP TABLE {}").format(ident(table)))
