@@ -142,8 +142,8 @@ def load_staged(plan: MergePlan, *, conn: psycopg.Connection, connect: Callable[
     ``conn`` is the caller's session; with ``merge_on_caller`` it is the first merging session
     (each batch commits on it, the first with what the caller left open), otherwise every merging
     session comes from ``connect``, and ``conn``, which may hold a lock, is never one a dropped
-    connection takes away. When the batches are handed out, the first session out of work analyses the target
-    table (the next entities join against it) and then runs ``epilogue``.
+    connection takes away. When the batches are handed out, the first session out of work analyses
+    the target table (the next entities join against it) and then runs ``epilogue``.
 
     ``error_budget`` (:mod:`~import_pipelines.engine.budget`) is judged after every batch, never
     in a dry run. ``unread`` counts records decided before staging, by action (a sync's key pass

@@ -96,7 +96,9 @@ class Staged:
     extract_seconds: float = 0.0
     matched_target: int = 0
     confidences: Confidences = field(default_factory=Confidences)
-    review: tuple[dict, ...] = ()  # the first pairs held for review: review_id, source_id, candidate, confidence, fields
+    # the first pairs held for review (at most dedupe.review.SHOWN_PAIRS): review_id, source_id, candidate,
+    # confidence, fields
+    review: tuple[dict, ...] = ()
     review_count: int = 0  # every pair held for review (the CSV of review_report lists them)
     review_report: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)  # a records entity: input -> the column it was read from
@@ -402,9 +404,9 @@ def dedupe(run: EntityRun, staged: Staged, *, log: Log = print) -> Staged:
         f" {outcome.against_target:,} matching target rows, {outcome.pairs_compared:,} pairs compared{mean}"
         f" in {time.perf_counter() - started:.2f} s")
     if held:
-        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(outcome.review):,} pairs listed by this run"
-            + (f", {report}" if report else "") + f"); list them with `python -m import_pipelines review list"
-            f" --profile {run.profile}`")
+        log(f"{run.entity_name} dedupe: {held:,} records wait for review ({len(outcome.review):,} pairs listed by"
+            " this run" + (f", {report}" if report else "") + f"); list them with `python -m import_pipelines review"
+            f" list --profile {run.profile}`")
     return replace(staged, duplicates=duplicates + outcome.within + outcome.of_loaded,
                    matched_target=outcome.against_target,
                    confidences=Confidences.certain(duplicates) + outcome.confidences, review=review,
